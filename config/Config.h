@@ -1,0 +1,49 @@
+#pragma once
+// The in-memory configuration. YAML is the source of truth; the legacy flag
+// shim builds the same structure.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "Duration.h"
+
+namespace sink {
+
+struct LogConfig {
+  std::string path;            // empty = stderr
+  std::string level = "info";  // debug, info, warn, error
+  bool connections = false;    // the original's Open:/Recv:/Close: lines
+};
+
+struct GroupConfig {
+  std::string name;
+  std::string transport = "tcp";
+  std::vector<std::string> listen; // empty = all IPv4 and IPv6 addresses
+  std::vector<uint16_t> ports;
+  Duration timeout = std::chrono::minutes(1); // 0 = no absolute deadline
+  Duration idle_timeout{0};                   // 0 = off
+  size_t capture_bytes = 2048;
+  nlohmann::json transport_options = nlohmann::json::object();
+  int line = 0; // 1-based line in the config file, 0 if generated
+};
+
+struct OutputConfig {
+  std::string plugin;                                  // bare name or path
+  nlohmann::json options = nlohmann::json::object();   // everything but "plugin"
+  int line = 0;
+};
+
+struct Config {
+  std::string source = "<built-in>"; // file name, for messages
+  LogConfig log;
+  std::vector<std::string> plugin_path; // empty = beside the binary
+  std::vector<GroupConfig> groups;
+  std::vector<OutputConfig> outputs;
+};
+
+// Largest capture_bytes we accept: bounds memory per connection.
+inline constexpr size_t kMaxCaptureBytes = 16 * 1024 * 1024;
+
+} // namespace sink

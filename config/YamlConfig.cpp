@@ -1,0 +1,291 @@
+#include "YamlConfig.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "ConfigError.h"
+#include "ConfigValidation.h"
+#include "PortList.h"
+
+namespace sink {
+namespace {
+
+// Builds error messages of the form "file:line: key: what".
+class Reader {
+public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const YAML::Node &at, const std::string &key, const std::string &what) const {
+    std::string where = source_;
+    if (at.IsDefined() && at.Mark().line >= 0) where += ":" + std::to_string(at.Mark().line + 1);
+    throw ConfigError(where + ": " + key + ": " + what);
+  }
+
+  void expect_map(const YAML::Node &n, const std::string &key) const {
+    if (!n.IsMap()) fail(n, key, "expected a mapping");
+  }
+
+  // Rejects keys outside `allowed`, so a typo never silently does nothing.
+  void only_keys(const YAML::Node &map, const std::string &key, const std::set<std::string> &allowed) const {
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      auto k = it->first.as<std::string>();
+      if (!allowed.count(k)) {
+        std::string list;
+        for (const auto &a : allowed) list += (list.empty() ? "" : ", ") + a;
+        fail(it->first, key.empty() ? k : key + "." + k, "unknown key (expected one of " + list + ")");
+      }
+    }
+  }
+
+  std::string scalar(const YAML::Node &n, const std::string &key) const {
+    if (!n.IsScalar()) fail(n, key, "expected a single value");
+    return n.Scalar();
+  }
+
+  bool boolean(const YAML::Node &n, const std::string &key) const {
+    auto s = scalar(n, key);
+    if (s == "true" || s == "yes" || s == "on") return true;
+    if (s == "false" || s == "no" || s == "off") return false;
+    fail(n, key, "expected true or false, got \"" + s + "\"");
+  }
+
+  Duration duration(const YAML::Node &n, const std::string &key) const {
+    auto s = scalar(n, key);
+    std::string why;
+    auto d = parse_go_duration(s, &why);
+    if (!d) fail(n, key, "invalid duration \"" + s + "\" (expected " + why + ")");
+    return *d;
+  }
+
+  size_t size(const YAML::Node &n, const std::string &key) const {
+    auto s = scalar(n, key);
+    size_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size())
+      fail(n, key, "expected a non-negative integer, got \"" + s + "\"");
+    return v;
+  }
+
+  std::vector<std::string> strings(const YAML::Node &n, const std::string &key) const {
+    std::vector<std::string> out;
+    if (n.IsSequence()) {
+      for (size_t i = 0; i < n.size(); ++i) out.push_back(scalar(n[i], key + "[" + std::to_string(i) + "]"));
+    } else {
+      out.push_back(scalar(n, key));
+    }
+    return out;
+  }
+
+  std::vector<uint16_t> ports(const YAML::Node &n, const std::string &key) const {
+    std::vector<uint16_t> out;
+    std::string why;
+    if (n.IsSequence()) {
+      for (size_t i = 0; i < n.size(); ++i)
+        if (!append_port_spec(scalar(n[i], key), out, &why)) fail(n[i], key, why);
+    } else {
+      auto parsed = parse_port_list(scalar(n, key), &why);
+      if (!parsed) fail(n, key, why);
+      out = *parsed;
+    }
+    return out;
+  }
+
+  // A YAML subtree as JSON, for plugin options. Quoted scalars stay strings;
+  // plain ones become bools/numbers when they read as such.
+  nlohmann::json to_json(const YAML::Node &n) const {
+    if (n.IsMap()) {
+      auto obj = nlohmann::json::object();
+      for (auto it = n.begin(); it != n.end(); ++it) obj[it->first.as<std::string>()] = to_json(it->second);
+      return obj;
+    }
+    if (n.IsSequence()) {
+      auto arr = nlohmann::json::array();
+      for (const auto &e : n) arr.push_back(to_json(e));
+      return arr;
+    }
+    if (n.IsNull()) return nullptr;
+    const std::string &s = n.Scalar();
+    if (n.Tag() == "!") return s; // quoted
+    if (s == "true") return true;
+    if (s == "false") return false;
+    int64_t i = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
+    if (!s.empty() && ec == std::errc() && p == s.data() + s.size()) return i;
+    double d = 0;
+    auto [p2, ec2] = std::from_chars(s.data(), s.data() + s.size(), d);
+    if (!s.empty() && ec2 == std::errc() && p2 == s.data() + s.size()) return d;
+    return s;
+  }
+
+  const std::string &source() const { return source_; }
+
+private:
+  std::string source_;
+};
+
+GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
+  const std::string key = "groups[" + std::to_string(index) + "]";
+  r.expect_map(n, key);
+  GroupConfig g;
+  g.line = n.Mark().line + 1;
+  if (n["transport"]) g.transport = r.scalar(n["transport"], key + ".transport");
+  // A group may carry one options block named after its transport (tls: ...).
+  r.only_keys(n, key, {"name", "transport", "listen", "ports", "timeout", "idle_timeout", "capture_bytes", g.transport});
+  if (!n["name"]) r.fail(n, key + ".name", "missing required key");
+  g.name = r.scalar(n["name"], key + ".name");
+  if (g.name.empty()) r.fail(n["name"], key + ".name", "must not be empty");
+  if (!n["ports"]) r.fail(n, key + ".ports", "missing required key");
+  g.ports = r.ports(n["ports"], key + ".ports");
+  if (g.ports.empty()) r.fail(n["ports"], key + ".ports", "at least one port is required");
+  if (n["listen"]) g.listen = r.strings(n["listen"], key + ".listen");
+  if (n["timeout"]) g.timeout = r.duration(n["timeout"], key + ".timeout");
+  if (n["idle_timeout"]) g.idle_timeout = r.duration(n["idle_timeout"], key + ".idle_timeout");
+  if (n["capture_bytes"]) g.capture_bytes = r.size(n["capture_bytes"], key + ".capture_bytes");
+  if (n[g.transport]) {
+    r.expect_map(n[g.transport], key + "." + g.transport);
+    g.transport_options = r.to_json(n[g.transport]);
+  }
+  return g;
+}
+
+Config read_config(const YAML::Node &root, const std::string &source) {
+  Reader r(source);
+  Config c;
+  c.source = source;
+  if (!root.IsDefined() || root.IsNull()) throw ConfigError(source + ": the file is empty");
+  r.expect_map(root, "(top level)");
+  r.only_keys(root, "", {"log", "plugin_path", "groups", "outputs"});
+
+  if (auto log = root["log"]) {
+    r.expect_map(log, "log");
+    r.only_keys(log, "log", {"path", "level", "connections"});
+    if (log["path"]) c.log.path = r.scalar(log["path"], "log.path");
+    if (log["level"]) c.log.level = r.scalar(log["level"], "log.level");
+    if (log["connections"]) c.log.connections = r.boolean(log["connections"], "log.connections");
+  }
+  if (auto pp = root["plugin_path"]) c.plugin_path = r.strings(pp, "plugin_path");
+
+  auto groups = root["groups"];
+  if (!groups) r.fail(root, "groups", "missing required key");
+  if (!groups.IsSequence() || groups.size() == 0) r.fail(groups, "groups", "expected a non-empty list of groups");
+  for (size_t i = 0; i < groups.size(); ++i) c.groups.push_back(read_group(r, groups[i], i));
+
+  auto outputs = root["outputs"];
+  if (!outputs) r.fail(root, "outputs", "missing required key");
+  if (!outputs.IsSequence() || outputs.size() == 0)
+    r.fail(outputs, "outputs", "expected a non-empty list of outputs");
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const auto &o = outputs[i];
+    const std::string key = "outputs[" + std::to_string(i) + "]";
+    r.expect_map(o, key);
+    if (!o["plugin"]) r.fail(o, key + ".plugin", "missing required key");
+    OutputConfig oc;
+    oc.line = o.Mark().line + 1;
+    oc.plugin = r.scalar(o["plugin"], key + ".plugin");
+    oc.options = r.to_json(o);
+    oc.options.erase("plugin");
+    c.outputs.push_back(std::move(oc));
+  }
+  validate_config(c);
+  return c;
+}
+
+YAML::Node parse_text(const std::string &text, const std::string &source) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception &e) {
+    throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+}
+
+} // namespace
+
+Config parse_yaml_config(const std::string &text, const std::string &source) {
+  return read_config(parse_text(text, source), source);
+}
+
+Config load_yaml_config(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot read config file: " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_yaml_config(ss.str(), path);
+}
+
+namespace {
+void emit_json(YAML::Emitter &out, const nlohmann::json &j) {
+  if (j.is_object()) {
+    out << YAML::BeginMap;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      emit_json(out, it.value());
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    out << YAML::BeginSeq;
+    for (const auto &e : j) emit_json(out, e);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    out << YAML::DoubleQuoted << j.get<std::string>();
+  } else if (j.is_null()) {
+    out << YAML::Null;
+  } else {
+    out << j.dump();
+  }
+}
+} // namespace
+
+std::string render_yaml_config(const Config &c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "log" << YAML::Value << YAML::BeginMap;
+  if (!c.log.path.empty()) out << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted << c.log.path;
+  out << YAML::Key << "level" << YAML::Value << c.log.level;
+  out << YAML::Key << "connections" << YAML::Value << c.log.connections;
+  out << YAML::EndMap;
+  if (!c.plugin_path.empty()) {
+    out << YAML::Key << "plugin_path" << YAML::Value << YAML::BeginSeq;
+    for (const auto &p : c.plugin_path) out << YAML::DoubleQuoted << p;
+    out << YAML::EndSeq;
+  }
+  out << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
+  for (const auto &g : c.groups) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << g.name;
+    out << YAML::Key << "transport" << YAML::Value << g.transport;
+    if (!g.listen.empty()) {
+      out << YAML::Key << "listen" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (const auto &a : g.listen) out << YAML::DoubleQuoted << a;
+      out << YAML::EndSeq;
+    }
+    out << YAML::Key << "ports" << YAML::Value << YAML::DoubleQuoted << format_port_list(g.ports);
+    out << YAML::Key << "timeout" << YAML::Value << format_go_duration(g.timeout);
+    out << YAML::Key << "idle_timeout" << YAML::Value << format_go_duration(g.idle_timeout);
+    out << YAML::Key << "capture_bytes" << YAML::Value << g.capture_bytes;
+    if (!g.transport_options.empty()) {
+      out << YAML::Key << g.transport << YAML::Value;
+      emit_json(out, g.transport_options);
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "outputs" << YAML::Value << YAML::BeginSeq;
+  for (const auto &o : c.outputs) {
+    out << YAML::BeginMap << YAML::Key << "plugin" << YAML::Value << o.plugin;
+    for (auto it = o.options.begin(); it != o.options.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      emit_json(out, it.value());
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+} // namespace sink

@@ -1,0 +1,189 @@
+#include "Connection.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "GoText.h"
+#include "RecordFormat.h"
+#include "Server.h"
+
+namespace sink {
+namespace {
+
+// Bounds what one connection may buffer in user space; the read callback
+// drains everything, so this is only reached within one read pass.
+constexpr size_t kReadHighWatermark = 256 * 1024;
+// A flood is read in chunks this large.
+constexpr size_t kMaxSingleRead = 64 * 1024;
+// At a server-side close we read what the kernel still holds, up to this
+// much, so it is counted and the close is less likely to become a RST.
+constexpr size_t kFinalDrainLimit = 4 * 1024 * 1024;
+
+int64_t unix_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+} // namespace
+
+Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer)
+    : server_(server), group_(group), fd_(fd), local_(local_endpoint(fd)), remote_(Endpoint::from_sockaddr(peer)),
+      accept_unix_ns_(unix_now_ns()), accept_mono_(std::chrono::steady_clock::now()) {}
+
+Connection::~Connection() {
+  bev_.reset();
+  if (group_.ops->conn_free) group_.ops->conn_free(group_.instance, conn_state_);
+}
+
+void Connection::start() {
+  if (server_.log_connections())
+    server_.logger().plain("Open:  " + local_.to_string() + " <-- " + remote_.to_string());
+  bev_.reset(group_.ops->accept(group_.instance, server_.base(), fd_, &conn_state_));
+  if (!bev_) {
+    ::close(fd_);
+    fd_ = -1;
+    finish(SINK_CLOSE_ERROR, 0, "transport " + group_.transport_name + " could not take the connection");
+    return;
+  }
+  bufferevent_setcb(bev_.get(), on_read, nullptr, on_event, this);
+  bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHighWatermark);
+  // With connection logging on, read like the original: at most capture_bytes
+  // per read, one Recv line each.
+  size_t single = kMaxSingleRead;
+  if (server_.log_connections() && group_.config.capture_bytes > 0) single = group_.config.capture_bytes;
+  bufferevent_set_max_single_read(bev_.get(), single);
+  if (group_.idle.tv_sec || group_.idle.tv_usec) bufferevent_set_timeouts(bev_.get(), &group_.idle, nullptr);
+  // Reading only: the transport may write its own handshake, we never write.
+  bufferevent_enable(bev_.get(), EV_READ);
+  if (group_.deadline) {
+    deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
+    evtimer_add(deadline_.get(), group_.deadline);
+  }
+}
+
+void Connection::take(const uint8_t *data, size_t len) {
+  const size_t cap = group_.config.capture_bytes;
+  if (captured_.size() < cap) {
+    size_t n = std::min(len, cap - captured_.size());
+    captured_.insert(captured_.end(), data, data + n);
+  }
+  total_ += len;
+  if (server_.log_connections())
+    server_.logger().plain("Recv:  " + local_.to_string() + " <-- " + remote_.to_string() + ": " +
+                           go_quote(data, len) + " (" + format::hex(data, len) + "), " + std::to_string(len) +
+                           " bytes");
+}
+
+void Connection::consume_input() {
+  if (!bev_) return;
+  evbuffer *in = bufferevent_get_input(bev_.get());
+  size_t len = evbuffer_get_length(in);
+  if (len == 0) return;
+  if (server_.log_connections()) {
+    // One contiguous chunk per read, as the original logged it.
+    take(evbuffer_pullup(in, static_cast<ev_ssize_t>(len)), len);
+    evbuffer_drain(in, len);
+    return;
+  }
+  // Copy only what is still wanted; count the rest without touching it.
+  const size_t cap = group_.config.capture_bytes;
+  if (captured_.size() < cap) {
+    size_t n = std::min(len, cap - captured_.size());
+    size_t old = captured_.size();
+    captured_.resize(old + n);
+    evbuffer_copyout(in, captured_.data() + old, n);
+  }
+  total_ += len;
+  evbuffer_drain(in, len);
+}
+
+void Connection::drain_socket() {
+  if (!bev_ || !group_.ops->reads_plain_socket) return;
+  int fd = bufferevent_getfd(bev_.get());
+  if (fd < 0) return;
+  uint8_t buf[16384];
+  size_t drained = 0;
+  while (drained < kFinalDrainLimit) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) break;
+    take(buf, static_cast<size_t>(n));
+    drained += static_cast<size_t>(n);
+  }
+}
+
+void Connection::on_read(bufferevent *, void *self) { static_cast<Connection *>(self)->consume_input(); }
+
+void Connection::on_event(bufferevent *, short events, void *self) {
+  auto *c = static_cast<Connection *>(self);
+  if (events & BEV_EVENT_EOF) {
+    c->finish(SINK_CLOSE_CLIENT_FIN, events, "");
+  } else if (events & BEV_EVENT_ERROR) {
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err == ECONNRESET)
+      c->finish(SINK_CLOSE_CLIENT_RST, events, "connection reset by peer");
+    else
+      c->finish(SINK_CLOSE_ERROR, events, err ? std::strerror(err) : "transport error");
+  } else if (events & BEV_EVENT_TIMEOUT) {
+    c->finish(SINK_CLOSE_IDLE_TIMEOUT, events, "i/o timeout");
+  }
+}
+
+void Connection::on_deadline(evutil_socket_t, short, void *self) {
+  static_cast<Connection *>(self)->finish(SINK_CLOSE_TIMEOUT, 0, "i/o timeout");
+}
+
+void Connection::finish(sink_close_reason reason, short events, std::string detail) {
+  consume_input();
+  if (reason == SINK_CLOSE_TIMEOUT || reason == SINK_CLOSE_IDLE_TIMEOUT || reason == SINK_CLOSE_SHUTDOWN)
+    drain_socket();
+
+  Record r;
+  if (group_.ops->conn_finish && bev_) {
+    sink_extra_writer writer{&r.extras, [](void *ctx, const char *k, const char *v) {
+                               if (k && v) static_cast<decltype(r.extras) *>(ctx)->emplace_back(k, v);
+                             }};
+    group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, &writer);
+  }
+  r.duration_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - accept_mono_).count();
+  r.accept_unix_ns = accept_unix_ns_;
+  r.group = &group_.config.name;
+  r.transport = &group_.transport_name;
+  r.local = local_;
+  r.remote = remote_;
+  r.payload = std::move(captured_);
+  r.total_bytes = total_;
+  r.close_reason = reason;
+  r.close_detail = std::move(detail);
+  if (server_.log_connections()) log_close(reason, r.close_detail, r.duration_ns);
+
+  deadline_.reset();
+  bev_.reset(); // closes the socket
+  server_.queue().push(std::move(r));
+  server_.remove(*this); // destroys *this
+}
+
+void Connection::log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns) {
+  const std::string secs = go_float(static_cast<double>(duration_ns) / 1e9);
+  const std::string tail = ". Received " + std::to_string(total_) + " bytes in total";
+  if (reason == SINK_CLOSE_CLIENT_FIN) {
+    server_.logger().plain("Close: " + local_.to_string() + " <-- " + remote_.to_string() + ", by client after " +
+                           secs + " seconds" + tail);
+    return;
+  }
+  std::string why;
+  switch (reason) {
+  case SINK_CLOSE_SHUTDOWN: why = "server shutdown"; break;
+  case SINK_CLOSE_CLIENT_RST:
+    why = "read tcp " + local_.to_string() + "->" + remote_.to_string() + ": read: " + detail;
+    break;
+  default: why = "read tcp " + local_.to_string() + "->" + remote_.to_string() + ": " + detail; break;
+  }
+  server_.logger().plain("Close: " + local_.to_string() + " --> " + remote_.to_string() + ", by server after " +
+                         secs + " seconds, due to " + why + tail);
+}
+
+} // namespace sink

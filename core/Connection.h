@@ -1,0 +1,58 @@
+#pragma once
+// One accepted connection: reads and counts everything, keeps the first
+// capture_bytes, and at its end builds exactly one record.
+#include <sink/plugin.h>
+
+#include <chrono>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "Endpoint.h"
+#include "LibeventHandles.h"
+#include "TransportGroup.h"
+
+namespace sink {
+
+class Server;
+
+class Connection {
+public:
+  Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer);
+  ~Connection();
+  Connection(const Connection &) = delete;
+  Connection &operator=(const Connection &) = delete;
+
+  // Hands the socket to the transport and arms callbacks and timers. On
+  // failure the connection has already been finished (and destroyed).
+  void start();
+  // Ends the connection: final drain, record, close. Destroys *this.
+  void finish(sink_close_reason reason, short events, std::string detail);
+
+  std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by ConnectionTable
+
+private:
+  static void on_read(bufferevent *bev, void *self);
+  static void on_event(bufferevent *bev, short events, void *self);
+  static void on_deadline(evutil_socket_t, short, void *self);
+
+  void consume_input();
+  void take(const uint8_t *data, size_t len);
+  void drain_socket();
+  void log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns);
+
+  Server &server_;
+  TransportGroup &group_;
+  int fd_;
+  Endpoint local_, remote_;
+  int64_t accept_unix_ns_;
+  std::chrono::steady_clock::time_point accept_mono_;
+  BufferEventPtr bev_;
+  EventPtr deadline_;
+  void *conn_state_ = nullptr;
+  std::vector<uint8_t> captured_;
+  uint64_t total_ = 0;
+};
+
+} // namespace sink

@@ -1,0 +1,41 @@
+#include "Endpoint.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+namespace sink {
+
+Endpoint Endpoint::from_sockaddr(const sockaddr *sa) {
+  Endpoint e;
+  char buf[INET6_ADDRSTRLEN] = "";
+  if (sa->sa_family == AF_INET) {
+    const auto *in = reinterpret_cast<const sockaddr_in *>(sa);
+    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf);
+    e.port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(sa);
+    e.port = ntohs(in6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf, sizeof buf);
+    } else {
+      inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+      e.v6 = true;
+    }
+  }
+  e.ip = buf;
+  return e;
+}
+
+std::string Endpoint::to_string() const {
+  return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
+
+Endpoint local_endpoint(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) != 0) return {};
+  return Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
+}
+
+} // namespace sink

@@ -1,0 +1,24 @@
+#pragma once
+// The services table handed to plugins, and the per-instance context that
+// tells the host which plugin is speaking.
+#include <sink/plugin.h>
+
+#include <string>
+
+#include "Logger.h"
+
+struct sink_host_ctx {
+  sink::Logger *logger;
+  std::string label; // e.g. "output csv" or "transport tcp (group web)"
+};
+
+namespace sink {
+
+const sink_host_api &host_api();
+
+// Calls a plugin's create with a host context and an error buffer. Throws
+// PluginError("<where>: <plugin's message>") when it fails.
+void *create_plugin_instance(int (*create)(const sink_create_args *, void **), sink_host_ctx &ctx,
+                             const std::string &config_json, const std::string &where);
+
+} // namespace sink

@@ -1,0 +1,61 @@
+#include "Logger.h"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+namespace sink {
+
+Logger::Logger(const std::string &path, sink_log_level min_level)
+    : path_(path), file_(stderr), min_level_(min_level) {
+  if (!path.empty()) {
+    file_ = std::fopen(path.c_str(), "ae");
+    if (!file_) throw std::runtime_error("cannot open log file \"" + path + "\": " + std::strerror(errno));
+  }
+}
+
+Logger::~Logger() {
+  if (file_ != stderr) std::fclose(file_);
+}
+
+sink_log_level Logger::parse_level(const std::string &name) {
+  if (name == "debug") return SINK_LOG_DEBUG;
+  if (name == "warn") return SINK_LOG_WARN;
+  if (name == "error") return SINK_LOG_ERROR;
+  return SINK_LOG_INFO;
+}
+
+void Logger::plain(const std::string &message) { write_line("", message); }
+
+void Logger::log(sink_log_level level, const std::string &message) {
+  if (!enabled(level)) return;
+  static const char *const kTags[] = {"debug: ", "", "warning: ", "error: "};
+  write_line(kTags[level], message);
+}
+
+void Logger::write_line(const char *tag, const std::string &message) {
+  time_t now = std::time(nullptr);
+  struct tm tm {};
+  localtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S ", &tm);
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::fputs(stamp, file_);
+  std::fputs(tag, file_);
+  std::fwrite(message.data(), 1, message.size(), file_);
+  std::fputc('\n', file_);
+  std::fflush(file_);
+}
+
+bool Logger::reopen() {
+  if (path_.empty()) return true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  FILE *f = std::fopen(path_.c_str(), "ae");
+  if (!f) return false;
+  std::fclose(file_);
+  file_ = f;
+  return true;
+}
+
+} // namespace sink

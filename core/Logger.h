@@ -1,0 +1,41 @@
+#pragma once
+// Log lines in Go's log format ("2006/01/02 15:04:05 message"), as the
+// original wrote them; scripts grep these. Thread-safe.
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <sink/plugin.h>
+
+namespace sink {
+
+class Logger {
+public:
+  // Empty path = stderr. Throws std::runtime_error when the file cannot be opened.
+  Logger(const std::string &path, sink_log_level min_level);
+  ~Logger();
+  Logger(const Logger &) = delete;
+  Logger &operator=(const Logger &) = delete;
+
+  static sink_log_level parse_level(const std::string &name);
+
+  bool enabled(sink_log_level level) const { return level >= min_level_; }
+  // Connection lines and other messages the original printed without a level tag.
+  void plain(const std::string &message);
+  void log(sink_log_level level, const std::string &message);
+  void info(const std::string &m) { log(SINK_LOG_INFO, m); }
+  void warn(const std::string &m) { log(SINK_LOG_WARN, m); }
+  void error(const std::string &m) { log(SINK_LOG_ERROR, m); }
+  // Reopens the file (after rotation); no-op for stderr.
+  bool reopen();
+
+private:
+  void write_line(const char *tag, const std::string &message);
+  std::string path_;
+  FILE *file_;
+  sink_log_level min_level_;
+  std::mutex mutex_;
+};
+
+} // namespace sink

@@ -1,0 +1,100 @@
+#include "PluginLoader.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "Logger.h"
+
+namespace sink {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The smallest descriptor / ops tables an ABI 1.x plugin can have.
+constexpr size_t kMinDescriptorSize = offsetof(sink_plugin_descriptor, transport) + sizeof(void *);
+constexpr size_t kMinOutputOpsSize = offsetof(sink_output_ops, destroy) + sizeof(void *);
+constexpr size_t kMinTransportOpsSize = offsetof(sink_transport_ops, reads_plain_socket) + sizeof(int);
+
+const char *kind_name(sink_plugin_kind k) {
+  return k == SINK_PLUGIN_OUTPUT ? "an output" : k == SINK_PLUGIN_TRANSPORT ? "a transport" : "an unknown kind of";
+}
+
+} // namespace
+
+PluginLoader::PluginLoader(std::vector<std::string> search_path, Logger *logger)
+    : search_path_(std::move(search_path)), logger_(logger) {}
+
+std::vector<std::string> PluginLoader::default_search_path() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {"plugins"};
+  fs::path dir = exe.parent_path();
+  return {(dir / "plugins").string(), (dir / SINK_PLUGIN_DIR_FROM_BINDIR).lexically_normal().string()};
+}
+
+std::string PluginLoader::resolve(const std::string &name) const {
+  if (name.find('/') != std::string::npos || fs::path(name).extension() == ".so") {
+    if (!fs::exists(name)) throw PluginError(name + ": plugin file does not exist");
+    return name;
+  }
+  std::string looked;
+  for (const auto &dir : search_path_) {
+    fs::path candidate = fs::path(dir) / (name + ".so");
+    if (fs::exists(candidate)) return candidate.string();
+    looked += (looked.empty() ? "" : ", ") + candidate.string();
+  }
+  throw PluginError("unknown plugin \"" + name + "\" (looked for " + looked + ")");
+}
+
+const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plugin_kind kind) {
+  const std::string file = resolve(name_or_path);
+  std::error_code ec;
+  std::string canonical = fs::canonical(file, ec).string();
+  if (ec) canonical = file;
+  auto found = by_file_.find(canonical);
+  if (found == by_file_.end()) {
+    // RTLD_LOCAL: plugins never see each other's symbols. Never dlclose:
+    // thread-local and atexit destructors inside a plugin outlive any unload.
+    void *handle = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) throw PluginError(file + ": not a loadable plugin: " + dlerror());
+    auto entry = reinterpret_cast<sink_plugin_entry_fn>(dlsym(handle, SINK_PLUGIN_ENTRY_SYMBOL));
+    if (!entry) throw PluginError(file + ": not a sink plugin: it does not export " SINK_PLUGIN_ENTRY_SYMBOL);
+    const sink_plugin_descriptor *d = entry();
+    if (!d) throw PluginError(file + ": " SINK_PLUGIN_ENTRY_SYMBOL " returned no descriptor");
+    const std::string host_abi = std::to_string(SINK_ABI_MAJOR) + "." + std::to_string(SINK_ABI_MINOR);
+    if (d->abi_major != SINK_ABI_MAJOR || d->abi_minor > SINK_ABI_MINOR)
+      throw PluginError(file + ": built for plugin ABI " + std::to_string(d->abi_major) + "." +
+                        std::to_string(d->abi_minor) + ", this sink supports ABI " + host_abi);
+    if (d->struct_size < kMinDescriptorSize)
+      throw PluginError(file + ": descriptor is " + std::to_string(d->struct_size) + " bytes, smaller than ABI " +
+                        std::to_string(SINK_ABI_MAJOR) + ".0 requires");
+    if (!d->name || !*d->name) throw PluginError(file + ": descriptor has no name");
+    if (d->kind == SINK_PLUGIN_OUTPUT) {
+      const auto *o = d->output;
+      if (!o || o->struct_size < kMinOutputOpsSize || !o->create || !o->write || !o->flush || !o->destroy)
+        throw PluginError(file + ": output plugin \"" + d->name + "\" has an incomplete sink_output_ops table");
+    } else if (d->kind == SINK_PLUGIN_TRANSPORT) {
+      const auto *t = d->transport;
+      if (!t || t->struct_size < kMinTransportOpsSize || !t->create || !t->accept || !t->destroy)
+        throw PluginError(file + ": transport plugin \"" + d->name + "\" has an incomplete sink_transport_ops table");
+    } else {
+      throw PluginError(file + ": descriptor has unknown plugin kind " + std::to_string(d->kind));
+    }
+    if (auto dup = by_name_.find(d->name); dup != by_name_.end())
+      throw PluginError(file + ": plugin name \"" + d->name + "\" is already taken by " + dup->second);
+    by_name_[d->name] = canonical;
+    if (logger_)
+      logger_->info("loaded plugin " + std::string(d->name) + " " + (d->version ? d->version : "?") + " (ABI " +
+                    std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) + ") from " + file);
+    found = by_file_.emplace(canonical, LoadedPlugin{file, d}).first;
+  }
+  const LoadedPlugin &p = found->second;
+  if (p.descriptor->kind != kind)
+    throw PluginError(p.file + ": \"" + p.descriptor->name + "\" is " + kind_name(p.descriptor->kind) +
+                      " plugin, not " + kind_name(kind) + " plugin");
+  return p;
+}
+
+} // namespace sink

@@ -1,0 +1,196 @@
+#include "Server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <csignal>
+#include <cstring>
+
+namespace sink {
+namespace {
+
+// How long accepting pauses after the process ran out of descriptors.
+constexpr timeval kAcceptRetry{0, 100 * 1000};
+
+// Owns a socket until it is handed to libevent.
+struct SocketGuard {
+  int fd;
+  ~SocketGuard() {
+    if (fd >= 0) ::close(fd);
+  }
+  int release() { return std::exchange(fd, -1); }
+};
+
+// Opens a listening socket on addr ("" = all IPv4 and IPv6) and port.
+int open_listener(const std::string &addr, uint16_t port, std::string *why) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  bool dual = false;
+  auto *in4 = reinterpret_cast<sockaddr_in *>(&ss);
+  auto *in6 = reinterpret_cast<sockaddr_in6 *>(&ss);
+  if (!addr.empty() && inet_pton(AF_INET, addr.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(port);
+    len = sizeof(sockaddr_in);
+  } else {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    if (!addr.empty()) inet_pton(AF_INET6, addr.c_str(), &in6->sin6_addr);
+    dual = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+    len = sizeof(sockaddr_in6);
+  }
+  SocketGuard s{::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+  if (s.fd < 0 && addr.empty() && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
+    // No IPv6 on this host: all addresses means all IPv4 addresses.
+    return open_listener("0.0.0.0", port, why);
+  }
+  if (s.fd < 0) {
+    *why = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  int one = 1, zero = 0;
+  setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss.ss_family == AF_INET6)
+    setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof one);
+  if (::bind(s.fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
+    *why = std::strerror(errno);
+    return -1;
+  }
+  if (::listen(s.fd, SOMAXCONN) != 0) {
+    *why = std::string("listen: ") + std::strerror(errno);
+    return -1;
+  }
+  return s.release();
+}
+
+std::string upper(std::string s) {
+  for (auto &c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+} // namespace
+
+Server::Server(const Config &config, PluginLoader &loader, Logger &logger, RecordQueue &queue)
+    : config_(config), logger_(logger), queue_(queue), log_connections_(config.log.connections),
+      base_(event_base_new()) {
+  if (!base_) throw std::runtime_error("cannot create an event base");
+  for (size_t i = 0; i < config.groups.size(); ++i) {
+    const auto &g = config.groups[i];
+    std::string where = config.source + (g.line ? ":" + std::to_string(g.line) : "") + ": groups[" +
+                        std::to_string(i) + "].transport (" + g.transport + ")";
+    const LoadedPlugin *p = nullptr;
+    try {
+      p = &loader.load(g.transport, SINK_PLUGIN_TRANSPORT);
+    } catch (const PluginError &e) {
+      throw PluginError(where + ": " + e.what());
+    }
+    auto group = std::make_unique<TransportGroup>(g, *p->descriptor, logger, where);
+    if (g.timeout.count() > 0) {
+      // Every connection of a group has the same timeout: a common-timeout
+      // queue makes adding and firing these timers O(1).
+      timeval tv = to_timeval(g.timeout);
+      group->deadline = event_base_init_common_timeout(base_.get(), &tv);
+    }
+    groups_.push_back(std::move(group));
+  }
+}
+
+Server::~Server() {
+  listeners_.clear();
+  while (!connections_.empty()) connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+  signals_.clear();
+}
+
+void Server::bind_all() {
+  for (auto &group : groups_) {
+    const auto &g = group->config;
+    std::vector<std::string> addrs = g.listen;
+    if (addrs.empty()) addrs.push_back("");
+    for (const auto &addr : addrs) {
+      for (uint16_t port : g.ports) {
+        std::string why;
+        int fd = open_listener(addr, port, &why);
+        std::string shown = addr.empty() ? "all addresses" : addr;
+        if (fd < 0)
+          throw BindError("cannot listen on " + shown + " port " + std::to_string(port) + " (group \"" + g.name +
+                          "\"): " + why);
+        auto l = std::make_unique<Listener>();
+        l->group = group.get();
+        l->server = this;
+        l->local = local_endpoint(fd);
+        l->lev.reset(evconnlistener_new(base_.get(), on_accept, l.get(),
+                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd));
+        if (!l->lev) {
+          ::close(fd);
+          throw BindError("cannot watch " + shown + " port " + std::to_string(port));
+        }
+        evconnlistener_set_error_cb(l->lev.get(), on_accept_error);
+        l->resume.reset(evtimer_new(
+            base_.get(), [](evutil_socket_t, short, void *p) { evconnlistener_enable(static_cast<Listener *>(p)->lev.get()); },
+            l.get()));
+        logger_.plain(upper(group->transport_name) + " server is listening on " + l->local.to_string() +
+                      ", timeout value: " + format_go_duration(g.timeout));
+        listeners_.push_back(std::move(l));
+      }
+    }
+  }
+}
+
+void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *arg) {
+  auto *l = static_cast<Listener *>(arg);
+  auto conn = std::make_unique<Connection>(*l->server, *l->group, fd, peer);
+  Connection &c = *conn;
+  l->server->add(std::move(conn));
+  c.start();
+}
+
+void Server::on_accept_error(evconnlistener *lev, void *arg) {
+  auto *l = static_cast<Listener *>(arg);
+  int err = EVUTIL_SOCKET_ERROR();
+  l->server->logger_.warn("accept on " + l->local.to_string() + ": " + std::strerror(err));
+  if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+    // The pending connection stays queued in the kernel; retry shortly
+    // instead of spinning on the same error.
+    evconnlistener_disable(lev);
+    evtimer_add(l->resume.get(), &kAcceptRetry);
+  }
+}
+
+void Server::add(std::unique_ptr<Connection> c) {
+  connections_.push_front(std::move(c));
+  connections_.front()->table_slot = connections_.begin();
+}
+
+void Server::remove(Connection &c) { connections_.erase(c.table_slot); }
+
+void Server::on_signal(evutil_socket_t sig, short, void *self) {
+  auto *s = static_cast<Server *>(self);
+  if (sig == SIGHUP) {
+    s->logger_.info("SIGHUP: reopening log and output files");
+    if (s->on_reopen_) s->on_reopen_();
+    return;
+  }
+  s->logger_.info(std::string("received ") + strsignal(static_cast<int>(sig)) + ", closing " +
+                  std::to_string(s->connections_.size()) + " open connections");
+  s->stop();
+}
+
+void Server::stop() {
+  listeners_.clear(); // stop accepting first
+  while (!connections_.empty()) connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+  event_base_loopexit(base_.get(), nullptr);
+}
+
+void Server::run(std::function<void()> on_reopen) {
+  on_reopen_ = std::move(on_reopen);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    signals_.emplace_back(evsignal_new(base_.get(), sig, on_signal, this));
+    evsignal_add(signals_.back().get(), nullptr);
+  }
+  event_base_dispatch(base_.get());
+}
+
+} // namespace sink

@@ -1,0 +1,73 @@
+#pragma once
+// The network side: one event_base, a listener per group address and port,
+// the table of open connections, and the signals that stop or reopen.
+#include <functional>
+#include <list>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "Config.h"
+#include "Connection.h"
+#include "LibeventHandles.h"
+#include "Logger.h"
+#include "PluginLoader.h"
+#include "RecordQueue.h"
+#include "TransportGroup.h"
+
+namespace sink {
+
+// A listening socket could not be set up; exit code 1.
+class BindError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+class Server {
+public:
+  // Loads the transports and creates one instance per group (PluginError).
+  Server(const Config &config, PluginLoader &loader, Logger &logger, RecordQueue &queue);
+  ~Server();
+  Server(const Server &) = delete;
+  Server &operator=(const Server &) = delete;
+
+  // Binds every listening socket, or none (BindError).
+  void bind_all();
+  // Runs until SIGINT/SIGTERM, then closes every connection as "shutdown".
+  void run(std::function<void()> on_reopen);
+
+  // For Connection.
+  Logger &logger() { return logger_; }
+  RecordQueue &queue() { return queue_; }
+  event_base *base() { return base_.get(); }
+  bool log_connections() const { return log_connections_; }
+  void add(std::unique_ptr<Connection> c);
+  void remove(Connection &c);
+
+private:
+  struct Listener {
+    TransportGroup *group;
+    Server *server;
+    Endpoint local;
+    ListenerPtr lev;
+    EventPtr resume; // re-enables accepting after EMFILE
+  };
+  static void on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *listener);
+  static void on_accept_error(evconnlistener *lev, void *listener);
+  static void on_signal(evutil_socket_t sig, short, void *self);
+  void stop();
+
+  const Config &config_;
+  Logger &logger_;
+  RecordQueue &queue_;
+  bool log_connections_;
+  EventBasePtr base_;
+  std::vector<std::unique_ptr<TransportGroup>> groups_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::list<std::unique_ptr<Connection>> connections_;
+  std::vector<EventPtr> signals_;
+  std::function<void()> on_reopen_;
+};
+
+} // namespace sink

@@ -1,0 +1,37 @@
+#pragma once
+// A config group at run time: its limits, its transport plugin instance and
+// the timer settings its connections share.
+#include <sink/plugin.h>
+
+#include <sys/time.h>
+
+#include <memory>
+#include <string>
+
+#include "Config.h"
+#include "HostApi.h"
+
+namespace sink {
+
+inline timeval to_timeval(Duration d) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+}
+
+struct TransportGroup {
+  TransportGroup(const GroupConfig &cfg, const sink_plugin_descriptor &plugin, Logger &logger, const std::string &where);
+  ~TransportGroup();
+  TransportGroup(const TransportGroup &) = delete;
+  TransportGroup &operator=(const TransportGroup &) = delete;
+
+  const GroupConfig &config;
+  const std::string transport_name;
+  const sink_transport_ops *ops;
+  std::unique_ptr<sink_host_ctx> ctx;
+  void *instance = nullptr;
+  const timeval *deadline = nullptr; // libevent common timeout; nullptr = none
+  timeval idle{};                    // zero = no idle timeout
+  size_t max_single_read = 0;
+};
+
+} // namespace sink

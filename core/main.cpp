@@ -1,0 +1,83 @@
+// sink: accept connections, never answer, record everything that arrives.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "CommandLine.h"
+#include "OutputDispatcher.h"
+#include "PluginLoader.h"
+#include "Server.h"
+#include "YamlConfig.h"
+
+namespace {
+
+// Exit codes: 2 for anything the user must fix in flags/config/plugins,
+// 1 when the environment refused (bind, I/O).
+constexpr int kExitUsage = 2;
+constexpr int kExitRuntime = 1;
+// Records waiting for the output thread before the network thread waits.
+constexpr size_t kQueueCapacity = 16384;
+
+int run(const sink::Config &config) {
+  std::unique_ptr<sink::Logger> logger;
+  try {
+    logger = std::make_unique<sink::Logger>(config.log.path, sink::Logger::parse_level(config.log.level));
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "sink: %s: log.path: %s\n", config.source.c_str(), e.what());
+    return kExitUsage;
+  }
+  sink::PluginLoader loader(
+      config.plugin_path.empty() ? sink::PluginLoader::default_search_path() : config.plugin_path, logger.get());
+  sink::RecordQueue queue(kQueueCapacity);
+  try {
+    // Outputs are declared first so they outlive the server, whose last
+    // connections still produce records on the way down.
+    sink::OutputDispatcher outputs(config, loader, *logger, queue);
+    sink::Server server(config, loader, *logger, queue);
+    server.bind_all();
+    outputs.start();
+    server.run([&] {
+      if (!logger->reopen()) logger->error("cannot reopen log file " + config.log.path);
+      outputs.request_reopen();
+    });
+    return 0;
+  } catch (const sink::PluginError &e) {
+    std::fprintf(stderr, "sink: %s\n", e.what());
+    logger->error(e.what());
+    return kExitUsage;
+  } catch (const sink::BindError &e) {
+    std::fprintf(stderr, "sink: %s\n", e.what());
+    logger->error(e.what());
+    return kExitRuntime;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "sink: %s\n", e.what());
+    logger->error(e.what());
+    return kExitRuntime;
+  }
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  // We never write to peers, but a closed stdout must be an error, not death.
+  std::signal(SIGPIPE, SIG_IGN);
+  const std::string program = argc > 0 ? argv[0] : "sink";
+  sink::CommandLine cl;
+  try {
+    cl = sink::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const sink::UsageError &e) {
+    std::fprintf(stderr, "%s\n%s", e.what(), sink::usage_text(program).c_str());
+    return kExitUsage;
+  } catch (const sink::ConfigError &e) {
+    std::fprintf(stderr, "sink: %s\n", e.what());
+    return kExitUsage;
+  }
+  switch (cl.action) {
+  case sink::CommandLine::Action::kHelp: std::fputs(sink::usage_text(program).c_str(), stdout); return 0;
+  case sink::CommandLine::Action::kPrintConfig:
+    std::fputs(sink::render_yaml_config(cl.config).c_str(), stdout);
+    return 0;
+  case sink::CommandLine::Action::kRun: break;
+  }
+  return run(cl.config);
+}

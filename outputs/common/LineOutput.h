@@ -1,0 +1,27 @@
+#pragma once
+// The shared body of line-oriented file outputs (CSV, JSON Lines): one line
+// per record appended to an OutputFile, an optional header, a flush policy.
+// Each plugin supplies its LineFormat and wires these into sink_output_ops.
+#include <sink/plugin.h>
+
+#include <string>
+
+namespace sink::plugin {
+
+struct LineFormat {
+  std::string (*line)(const sink_record &record);
+  const std::string *header; // nullptr: the format has no "header" option
+};
+
+// Options: path ("-" = stdout, default), flush (default true), and header
+// (default false) when the format has one.
+int line_output_create(const sink_create_args *args, void **instance, const LineFormat &format) noexcept;
+int line_output_write(void *instance, const sink_record *record) noexcept;
+int line_output_flush(void *instance) noexcept;
+int line_output_reopen(void *instance) noexcept;
+void line_output_destroy(void *instance) noexcept;
+
+// Copies msg into args->error, truncating to fit.
+void set_create_error(const sink_create_args *args, const std::string &msg) noexcept;
+
+} // namespace sink::plugin

@@ -1,0 +1,54 @@
+#pragma once
+// Reads a plugin's JSON options with messages that name the option.
+#include <nlohmann/json.hpp>
+
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+
+namespace sink::plugin {
+
+class OptionError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+class PluginOptions {
+public:
+  explicit PluginOptions(const char *json_text)
+      : json_(nlohmann::json::parse(json_text ? json_text : "{}", nullptr, false)) {
+    if (json_.is_discarded() || !json_.is_object()) throw OptionError("options are not a JSON object");
+  }
+
+  // Refuses options outside `known`, so a typo is an error, not a default.
+  void only(std::initializer_list<const char *> known) const {
+    for (auto it = json_.begin(); it != json_.end(); ++it) {
+      bool ok = false;
+      std::string list;
+      for (const char *k : known) {
+        ok = ok || it.key() == k;
+        list += std::string(list.empty() ? "" : ", ") + k;
+      }
+      if (!ok) throw OptionError("unknown option \"" + it.key() + "\" (expected one of " + list + ")");
+    }
+  }
+
+  std::string string(const char *key, const std::string &fallback) const {
+    if (!json_.contains(key)) return fallback;
+    const auto &v = json_[key];
+    if (!v.is_string()) throw OptionError(std::string("option \"") + key + "\" must be a string");
+    return v.get<std::string>();
+  }
+
+  bool boolean(const char *key, bool fallback) const {
+    if (!json_.contains(key)) return fallback;
+    const auto &v = json_[key];
+    if (!v.is_boolean()) throw OptionError(std::string("option \"") + key + "\" must be true or false");
+    return v.get<bool>();
+  }
+
+private:
+  nlohmann::json json_;
+};
+
+} // namespace sink::plugin

@@ -1,0 +1,95 @@
+#include "RecordFormat.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <ctime>
+
+namespace sink::format {
+
+std::string hex(const uint8_t *data, size_t len) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(len * 2, '\0');
+  for (size_t i = 0; i < len; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 0xf];
+  }
+  return out;
+}
+
+std::string rfc3339_utc_ms(int64_t unix_ns) {
+  int64_t ms = unix_ns >= 0 ? unix_ns / 1000000 : -((-unix_ns + 999999) / 1000000);
+  time_t secs = static_cast<time_t>(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+  int frac = static_cast<int>(ms - static_cast<int64_t>(secs) * 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  return buf;
+}
+
+std::string csv_field(const std::string &f) {
+  bool quote = f == "\\.";
+  if (!f.empty() && (f[0] == ' ' || f[0] == '\t' || f[0] == '\n' || f[0] == '\r' || f[0] == '\v' || f[0] == '\f'))
+    quote = true;
+  if (f.find_first_of(",\"\r\n") != std::string::npos) quote = true;
+  if (!quote) return f;
+  std::string out = "\"";
+  for (char c : f) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+const std::string &csv_header() {
+  static const std::string h = "ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration\n";
+  return h;
+}
+
+std::string csv_row(const sink_record &r) {
+  char dur[32];
+  std::snprintf(dur, sizeof dur, "%.3f", static_cast<double>(r.duration_ns) / 1e9);
+  const std::string fields[] = {
+      std::to_string(r.accept_unix_ns / 1000000),
+      r.local_ip,
+      std::to_string(r.local_port),
+      r.remote_ip,
+      std::to_string(r.remote_port),
+      hex(r.payload, r.captured_len),
+      std::to_string(r.total_bytes),
+      dur,
+  };
+  std::string line;
+  for (const auto &f : fields) {
+    if (!line.empty()) line += ',';
+    line += csv_field(f);
+  }
+  return line + "\n";
+}
+
+std::string jsonl_line(const sink_record &r) {
+  nlohmann::ordered_json j;
+  j["ts"] = rfc3339_utc_ms(r.accept_unix_ns);
+  j["ts_ms"] = r.accept_unix_ns / 1000000;
+  j["group"] = r.group;
+  j["transport"] = r.transport;
+  j["local_ip"] = r.local_ip;
+  j["local_port"] = r.local_port;
+  j["remote_ip"] = r.remote_ip;
+  j["remote_port"] = r.remote_port;
+  j["payload_hex"] = hex(r.payload, r.captured_len);
+  j["payload_len"] = r.total_bytes;
+  j["captured_len"] = r.captured_len;
+  j["truncated"] = r.total_bytes > r.captured_len;
+  j["duration"] = static_cast<double>(r.duration_ns) / 1e9;
+  j["close_reason"] = sink_close_reason_name(r.close_reason);
+  auto extra = nlohmann::ordered_json::object();
+  for (size_t i = 0; i < r.extras_count; ++i) extra[r.extras[i].key] = r.extras[i].value;
+  j["extra"] = std::move(extra);
+  // Peer-controlled text (e.g. a TLS SNI) may be invalid UTF-8: replace, never throw.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+} // namespace sink::format

@@ -1,0 +1,29 @@
+#pragma once
+// Pure encoders from a sink_record to the bytes our outputs write. Kept
+// apart from the plugins so unit tests can check them byte for byte.
+#include <sink/plugin.h>
+
+#include <string>
+
+namespace sink::format {
+
+// Lowercase hex, no separators.
+std::string hex(const uint8_t *data, size_t len);
+
+// "2026-11-28T02:45:57.123Z"
+std::string rfc3339_utc_ms(int64_t unix_ns);
+
+// Quotes a CSV field the way Go's encoding/csv does (RFC 4180).
+std::string csv_field(const std::string &field);
+
+// The original's CSV header line, with "\n".
+const std::string &csv_header();
+
+// One CSV row, with "\n":
+// ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration
+std::string csv_row(const sink_record &r);
+
+// One JSON object and "\n".
+std::string jsonl_line(const sink_record &r);
+
+} // namespace sink::format

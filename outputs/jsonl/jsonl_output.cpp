@@ -1,0 +1,35 @@
+// outputs/jsonl: one JSON object per record, every field of the record.
+#include <sink/plugin.h>
+
+#include "../common/LineOutput.h"
+#include "../common/RecordFormat.h"
+
+namespace {
+
+const sink::plugin::LineFormat kJsonl{&sink::format::jsonl_line, nullptr};
+
+int jsonl_create(const sink_create_args *args, void **instance) noexcept {
+  return sink::plugin::line_output_create(args, instance, kJsonl);
+}
+
+const sink_output_ops kOps{
+    sizeof(sink_output_ops),          jsonl_create,
+    sink::plugin::line_output_write,  sink::plugin::line_output_flush,
+    sink::plugin::line_output_reopen, sink::plugin::line_output_destroy,
+};
+
+const sink_plugin_descriptor kDescriptor{
+    sizeof(sink_plugin_descriptor),
+    SINK_ABI_MAJOR,
+    SINK_ABI_MINOR,
+    SINK_PLUGIN_OUTPUT,
+    "jsonl",
+    "1.0.0",
+    "JSON Lines with every record field and transport extras",
+    &kOps,
+    nullptr,
+};
+
+} // namespace
+
+SINK_PLUGIN_DEFINE_ENTRY(kDescriptor)

@@ -1,0 +1,59 @@
+// plugins/tcp: plain TCP. The socket bufferevent reads straight from the
+// kernel; the host does the rest.
+#include <sink/plugin.h>
+
+#include <event2/bufferevent.h>
+
+#include <cstring>
+#include <string>
+
+namespace {
+
+int tcp_create(const sink_create_args *args, void **instance) noexcept {
+  // No options: refuse any, so a misplaced block is an error.
+  const char *cfg = args->config_json ? args->config_json : "{}";
+  std::string s(cfg);
+  if (s != "{}" && s != "null") {
+    const char msg[] = "the tcp transport takes no options";
+    if (args->error && args->error_size) {
+      std::strncpy(args->error, msg, args->error_size - 1);
+      args->error[args->error_size - 1] = '\0';
+    }
+    return SINK_ERR_CONFIG;
+  }
+  *instance = nullptr;
+  return SINK_OK;
+}
+
+bufferevent *tcp_accept(void *, event_base *base, int fd, void **conn_state) noexcept {
+  *conn_state = nullptr;
+  return bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+}
+
+void tcp_destroy(void *) noexcept {}
+
+const sink_transport_ops kOps{
+    sizeof(sink_transport_ops),
+    tcp_create,
+    tcp_accept,
+    nullptr, // conn_finish: the host's classification is exact for TCP
+    nullptr, // conn_free
+    tcp_destroy,
+    1, // reads_plain_socket
+};
+
+const sink_plugin_descriptor kDescriptor{
+    sizeof(sink_plugin_descriptor),
+    SINK_ABI_MAJOR,
+    SINK_ABI_MINOR,
+    SINK_PLUGIN_TRANSPORT,
+    "tcp",
+    "1.0.0",
+    "plain TCP",
+    nullptr,
+    &kOps,
+};
+
+} // namespace
+
+SINK_PLUGIN_DEFINE_ENTRY(kDescriptor)
