@@ -1,0 +1,31 @@
+#pragma once
+// A blocking TCP client for driving the sink from tests.
+#include <cstdint>
+#include <string>
+
+namespace sinktest {
+
+class TestClient {
+public:
+  // Connects to ip:port (IPv4 or IPv6 literal); throws on failure.
+  TestClient(const std::string &ip, uint16_t port);
+  ~TestClient();
+  TestClient(const TestClient &) = delete;
+  TestClient &operator=(const TestClient &) = delete;
+
+  uint16_t local_port() const { return local_port_; }
+  void send(const std::string &bytes);
+  // Orderly close (FIN).
+  void close();
+  // Abortive close (RST): SO_LINGER with a zero timeout.
+  void reset();
+  // Reads until the server closes or `seconds` pass; returns what arrived.
+  // *closed tells whether the server closed.
+  std::string read_until_closed(double seconds, bool *closed);
+
+private:
+  int fd_ = -1;
+  uint16_t local_port_ = 0;
+};
+
+} // namespace sinktest

@@ -1,0 +1,131 @@
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "RecordFormat.h"
+
+namespace {
+
+struct RecordFixture {
+  std::vector<uint8_t> payload{'a', ',', '"', '\n', 0x00, 0xff};
+  sink_extra extras[2] = {{"tls.sni", "example.org"}, {"tls.alpn", "h2,http/1.1"}};
+  sink_record r{};
+  RecordFixture() {
+    r.struct_size = sizeof r;
+    r.accept_unix_ns = 1700000000123456789LL;
+    r.duration_ns = 1000191334;
+    r.group = "web";
+    r.transport = "tcp";
+    r.local_ip = "127.0.0.1";
+    r.local_port = 23010;
+    r.remote_ip = "::1";
+    r.remote_port = 39772;
+    r.payload = payload.data();
+    r.captured_len = payload.size();
+    r.total_bytes = 9000;
+    r.close_reason = SINK_CLOSE_TIMEOUT;
+    r.close_detail = "i/o timeout";
+    r.extras = extras;
+    r.extras_count = 2;
+  }
+};
+
+} // namespace
+
+TEST(CsvFormat, HeaderIsTheOriginals) {
+  EXPECT_EQ(sink::format::csv_header(), "ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration\n");
+}
+
+TEST(CsvFormat, RowMatchesTheOriginalByteForByte) {
+  RecordFixture f;
+  EXPECT_EQ(sink::format::csv_row(f.r), "1700000000123,127.0.0.1,23010,::1,39772,612c220a00ff,9000,1.000\n");
+}
+
+TEST(CsvFormat, EmptyPayloadAndRounding) {
+  RecordFixture f;
+  f.r.captured_len = 0;
+  f.r.total_bytes = 0;
+  f.r.duration_ns = 571000; // 0.000571 s
+  EXPECT_EQ(sink::format::csv_row(f.r), "1700000000123,127.0.0.1,23010,::1,39772,,0,0.001\n");
+  f.r.duration_ns = 1999600000;
+  EXPECT_EQ(sink::format::csv_row(f.r), "1700000000123,127.0.0.1,23010,::1,39772,,0,2.000\n");
+}
+
+TEST(CsvFormat, QuotesLikeGoEncodingCsv) {
+  EXPECT_EQ(sink::format::csv_field("plain"), "plain");
+  EXPECT_EQ(sink::format::csv_field(""), "");
+  EXPECT_EQ(sink::format::csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(sink::format::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(sink::format::csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(sink::format::csv_field("cr\r"), "\"cr\r\"");
+  EXPECT_EQ(sink::format::csv_field(" lead"), "\" lead\"");
+  EXPECT_EQ(sink::format::csv_field("\\."), "\"\\.\"");
+}
+
+TEST(CsvFormat, HexCoversEveryByte) {
+  std::vector<uint8_t> all(256);
+  std::string expected;
+  for (int i = 0; i < 256; ++i) {
+    all[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+    char b[3];
+    std::snprintf(b, sizeof b, "%02x", i);
+    expected += b;
+  }
+  EXPECT_EQ(sink::format::hex(all.data(), all.size()), expected);
+}
+
+TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {
+  RecordFixture f;
+  std::string line = sink::format::jsonl_line(f.r);
+  ASSERT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+  auto j = nlohmann::ordered_json::parse(line);
+  std::vector<std::string> keys;
+  for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"ts", "ts_ms", "group", "transport", "local_ip", "local_port",
+                                            "remote_ip", "remote_port", "payload_hex", "payload_len",
+                                            "captured_len", "truncated", "duration", "close_reason", "extra"}));
+  EXPECT_EQ(j["ts"], "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(j["ts_ms"], 1700000000123LL);
+  EXPECT_EQ(j["group"], "web");
+  EXPECT_EQ(j["transport"], "tcp");
+  EXPECT_EQ(j["local_ip"], "127.0.0.1");
+  EXPECT_EQ(j["local_port"], 23010);
+  EXPECT_EQ(j["remote_ip"], "::1");
+  EXPECT_EQ(j["remote_port"], 39772);
+  EXPECT_EQ(j["payload_hex"], "612c220a00ff");
+  EXPECT_EQ(j["payload_len"], 9000);
+  EXPECT_EQ(j["captured_len"], 6);
+  EXPECT_EQ(j["truncated"], true);
+  EXPECT_DOUBLE_EQ(j["duration"].get<double>(), 1.000191334);
+  EXPECT_EQ(j["close_reason"], "timeout");
+  EXPECT_EQ(j["extra"], (nlohmann::ordered_json{{"tls.sni", "example.org"}, {"tls.alpn", "h2,http/1.1"}}));
+}
+
+TEST(JsonlFormat, NotTruncatedWhenEverythingCaptured) {
+  RecordFixture f;
+  f.r.total_bytes = f.r.captured_len;
+  f.r.extras_count = 0;
+  auto j = nlohmann::json::parse(sink::format::jsonl_line(f.r));
+  EXPECT_EQ(j["truncated"], false);
+  EXPECT_TRUE(j["extra"].is_object());
+  EXPECT_TRUE(j["extra"].empty());
+}
+
+TEST(JsonlFormat, InvalidUtf8FromPeersNeverThrows) {
+  RecordFixture f;
+  sink_extra bad[1] = {{"tls.sni", "\xff\xfe"}};
+  f.r.extras = bad;
+  f.r.extras_count = 1;
+  std::string line;
+  EXPECT_NO_THROW(line = sink::format::jsonl_line(f.r));
+  EXPECT_TRUE(nlohmann::json::accept(line));
+}
+
+TEST(JsonlFormat, CloseReasonNames) {
+  RecordFixture f;
+  const char *names[] = {"client_fin", "client_rst", "timeout", "idle_timeout", "shutdown", "error"};
+  for (int i = 0; i < 6; ++i) {
+    f.r.close_reason = static_cast<sink_close_reason>(i);
+    EXPECT_EQ(nlohmann::json::parse(sink::format::jsonl_line(f.r))["close_reason"], names[i]);
+  }
+}
