@@ -132,7 +132,17 @@ void Connection::on_event(bufferevent *, short events, void *self) {
 }
 
 void Connection::on_deadline(evutil_socket_t, short, void *self) {
-  static_cast<Connection *>(self)->finish(SINK_CLOSE_TIMEOUT, 0, "i/o timeout");
+  auto *c = static_cast<Connection *>(self);
+  // libevent schedules from its cached loop time, which can be a little older
+  // than our accept timestamp. The deadline is accept + timeout exactly, so
+  // wait out any remainder.
+  auto left = c->group_.config.timeout - (std::chrono::steady_clock::now() - c->accept_mono_);
+  if (left.count() > 0) {
+    timeval tv = to_timeval(left + std::chrono::microseconds(1));
+    evtimer_add(c->deadline_.get(), &tv);
+    return;
+  }
+  c->finish(SINK_CLOSE_TIMEOUT, 0, "i/o timeout");
 }
 
 void Connection::finish(sink_close_reason reason, short events, std::string detail) {
@@ -151,7 +161,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - accept_mono_).count();
   r.accept_unix_ns = accept_unix_ns_;
   r.group = &group_.config.name;
-  r.transport = &group_.transport_name;
+  r.transport = group_.plugin_name;
   r.local = local_;
   r.remote = remote_;
   r.payload = std::move(captured_);

@@ -5,8 +5,6 @@
 
 #include <filesystem>
 
-#include "Logger.h"
-
 namespace sink {
 namespace fs = std::filesystem;
 
@@ -23,8 +21,7 @@ const char *kind_name(sink_plugin_kind k) {
 
 } // namespace
 
-PluginLoader::PluginLoader(std::vector<std::string> search_path, Logger *logger)
-    : search_path_(std::move(search_path)), logger_(logger) {}
+PluginLoader::PluginLoader(std::vector<std::string> search_path) : search_path_(std::move(search_path)) {}
 
 std::vector<std::string> PluginLoader::default_search_path() {
   std::error_code ec;
@@ -85,9 +82,7 @@ const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plu
     if (auto dup = by_name_.find(d->name); dup != by_name_.end())
       throw PluginError(file + ": plugin name \"" + d->name + "\" is already taken by " + dup->second);
     by_name_[d->name] = canonical;
-    if (logger_)
-      logger_->info("loaded plugin " + std::string(d->name) + " " + (d->version ? d->version : "?") + " (ABI " +
-                    std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) + ") from " + file);
+
     found = by_file_.emplace(canonical, LoadedPlugin{file, d}).first;
   }
   const LoadedPlugin &p = found->second;

@@ -10,7 +10,6 @@
 
 namespace sink {
 
-class Logger;
 
 // A plugin was refused; what() names the file and the reason.
 class PluginError : public std::runtime_error {
@@ -25,14 +24,15 @@ struct LoadedPlugin {
 
 class PluginLoader {
 public:
-  // logger may be null; otherwise each plugin's name and version is logged at load.
-  PluginLoader(std::vector<std::string> search_path, Logger *logger);
+  explicit PluginLoader(std::vector<std::string> search_path);
 
   // name_or_path: a bare name ("csv", looked up as csv.so on the search
   // path) or a file path. Throws PluginError.
   const LoadedPlugin &load(const std::string &name_or_path, sink_plugin_kind kind);
 
   const std::vector<std::string> &search_path() const { return search_path_; }
+  // Everything loaded so far, by file.
+  const std::map<std::string, LoadedPlugin> &loaded() const { return by_file_; }
 
   // <directory of the running binary>/plugins, then the installed location.
   static std::vector<std::string> default_search_path();
@@ -40,7 +40,6 @@ public:
 private:
   std::string resolve(const std::string &name_or_path) const;
   std::vector<std::string> search_path_;
-  Logger *logger_;
   std::map<std::string, LoadedPlugin> by_file_; // canonical path -> plugin
   std::map<std::string, std::string> by_name_;  // plugin name -> canonical path
 };

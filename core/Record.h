@@ -15,7 +15,7 @@ struct Record {
   int64_t accept_unix_ns = 0;
   int64_t duration_ns = 0;
   const std::string *group = nullptr;     // owned by the config, which outlives records
-  const std::string *transport = nullptr; // ditto
+  const char *transport = nullptr;        // the plugin's name: plugins are never unloaded
   Endpoint local;
   Endpoint remote;
   std::vector<uint8_t> payload; // the first capture_bytes of the stream
@@ -33,7 +33,7 @@ struct Record {
     r.accept_unix_ns = accept_unix_ns;
     r.duration_ns = duration_ns;
     r.group = group->c_str();
-    r.transport = transport->c_str();
+    r.transport = transport;
     r.local_ip = local.ip.c_str();
     r.local_port = local.port;
     r.remote_ip = remote.ip.c_str();

@@ -66,6 +66,15 @@ int open_listener(const std::string &addr, uint16_t port, std::string *why) {
   return s.release();
 }
 
+// Timers must not fire early: ask for the precise monotonic clock rather
+// than the coarse one libevent prefers.
+event_base *make_base() {
+  std::unique_ptr<event_config, void (*)(event_config *)> cfg(event_config_new(), event_config_free);
+  if (!cfg) return nullptr;
+  event_config_set_flag(cfg.get(), EVENT_BASE_FLAG_PRECISE_TIMER);
+  return event_base_new_with_config(cfg.get());
+}
+
 std::string upper(std::string s) {
   for (auto &c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
@@ -75,7 +84,7 @@ std::string upper(std::string s) {
 
 Server::Server(const Config &config, PluginLoader &loader, Logger &logger, RecordQueue &queue)
     : config_(config), logger_(logger), queue_(queue), log_connections_(config.log.connections),
-      base_(event_base_new()) {
+      base_(make_base()) {
   if (!base_) throw std::runtime_error("cannot create an event base");
   for (size_t i = 0; i < config.groups.size(); ++i) {
     const auto &g = config.groups[i];

@@ -26,8 +26,14 @@ int run(const sink::Config &config) {
     std::fprintf(stderr, "sink: %s: log.path: %s\n", config.source.c_str(), e.what());
     return kExitUsage;
   }
-  sink::PluginLoader loader(
-      config.plugin_path.empty() ? sink::PluginLoader::default_search_path() : config.plugin_path, logger.get());
+  sink::PluginLoader loader(config.plugin_path.empty() ? sink::PluginLoader::default_search_path()
+                                                       : config.plugin_path);
+  // Start-up errors go to stderr once; to the log file as well when there is one.
+  auto fail = [&](int code, const std::string &what) {
+    std::fprintf(stderr, "sink: %s\n", what.c_str());
+    if (!config.log.path.empty()) logger->error(what);
+    return code;
+  };
   sink::RecordQueue queue(kQueueCapacity);
   try {
     // Outputs are declared first so they outlive the server, whose last
@@ -35,24 +41,26 @@ int run(const sink::Config &config) {
     sink::OutputDispatcher outputs(config, loader, *logger, queue);
     sink::Server server(config, loader, *logger, queue);
     server.bind_all();
+    for (const auto &[file, p] : loader.loaded())
+      logger->info("plugin " + std::string(p.descriptor->name) + " " + (p.descriptor->version ? p.descriptor->version : "") +
+                   " (ABI " + std::to_string(p.descriptor->abi_major) + "." + std::to_string(p.descriptor->abi_minor) +
+                   ") from " + file);
     outputs.start();
     server.run([&] {
       if (!logger->reopen()) logger->error("cannot reopen log file " + config.log.path);
       outputs.request_reopen();
     });
+    // Every connection is closed by now; write their records while the
+    // groups they point into still exist.
+    outputs.stop();
+    logger->info("stopped after writing " + std::to_string(outputs.records_written()) + " records");
     return 0;
   } catch (const sink::PluginError &e) {
-    std::fprintf(stderr, "sink: %s\n", e.what());
-    logger->error(e.what());
-    return kExitUsage;
+    return fail(kExitUsage, e.what());
   } catch (const sink::BindError &e) {
-    std::fprintf(stderr, "sink: %s\n", e.what());
-    logger->error(e.what());
-    return kExitRuntime;
+    return fail(kExitRuntime, e.what());
   } catch (const std::exception &e) {
-    std::fprintf(stderr, "sink: %s\n", e.what());
-    logger->error(e.what());
-    return kExitRuntime;
+    return fail(kExitRuntime, e.what());
   }
 }
 

@@ -72,10 +72,10 @@ TEST(BadInput, BadConfigsExitTwoNamingKeyAndLine) {
   struct Case {
     std::string yaml, mentions;
   } cases[] = {
-      {config_with("    timeout: forever\n"), "c.yaml:3: groups[0].timeout"},
-      {config_with("    colour: blue\n"), "c.yaml:8: groups[0].colour: unknown key"},
+      {config_with("    timeout: forever\n"), "c.yaml:6: groups[0].timeout: invalid duration \"forever\""},
+      {config_with("    colour: blue\n"), "c.yaml:6: groups[0].colour: unknown key"},
       {config_with("", "  - plugin: nosuch\n"), "unknown plugin \"nosuch\""},
-      {config_with("", "  - plugin: csv\n    path: out.csv\n    hedaer: true\n"), "c.yaml:8: outputs[0] (csv): unknown option \"hedaer\""},
+      {config_with("", "  - plugin: csv\n    path: out.csv\n    hedaer: true\n"), "c.yaml:7: outputs[0] (csv): unknown option \"hedaer\""},
       {config_with("", "  - plugin: tcp\n"), "not an output plugin"},
       {config_with("    transport: csv\n"), "not a transport plugin"},
       {"groups: [unclosed\n", "c.yaml:2: invalid YAML"},
