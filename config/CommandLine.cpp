@@ -81,33 +81,40 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
   auto boolean = [](bool &dst) {
     return [&dst](const std::string &flag, const std::string &v) {
       auto b = parse_go_bool(v);
-      if (!b) throw UsageError("invalid boolean value \"" + v + "\" for -" + flag + ": expected true or false");
+      if (!b)
+        throw UsageError("invalid boolean value \"" + v + "\" for -" + flag + ": expected true or false");
       dst = *b;
     };
   };
   const std::map<std::string, FlagSpec> flags{
       {"ip", {false, true, str(f.ip)}},
-      {"p", {false, true, [&](const std::string &flag, const std::string &v) {
-               std::string why;
-               if (!parse_port_list(v, &why)) bad_value(flag, v, why);
-               f.ports = v;
-             }}},
-      {"timeout", {false, true, [&](const std::string &flag, const std::string &v) {
-                     std::string why;
-                     auto d = parse_go_duration(v, &why);
-                     if (!d) bad_value(flag, v, "expected " + why);
-                     if (d->count() < 0) bad_value(flag, v, "must not be negative");
-                     f.timeout = *d;
-                   }}},
-      {"buffSize", {false, true, [&](const std::string &flag, const std::string &v) {
-                      long long n = 0;
-                      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-                      if (v.empty() || ec != std::errc() || p != v.data() + v.size())
-                        bad_value(flag, v, "expected an integer");
-                      if (n < 0 || static_cast<unsigned long long>(n) > kMaxCaptureBytes)
-                        bad_value(flag, v, "expected 0 to " + std::to_string(kMaxCaptureBytes));
-                      f.buff_size = n;
-                    }}},
+      {"p",
+       {false, true,
+        [&](const std::string &flag, const std::string &v) {
+          std::string why;
+          if (!parse_port_list(v, &why)) bad_value(flag, v, why);
+          f.ports = v;
+        }}},
+      {"timeout",
+       {false, true,
+        [&](const std::string &flag, const std::string &v) {
+          std::string why;
+          auto d = parse_go_duration(v, &why);
+          if (!d) bad_value(flag, v, "expected " + why);
+          if (d->count() < 0) bad_value(flag, v, "must not be negative");
+          f.timeout = *d;
+        }}},
+      {"buffSize",
+       {false, true,
+        [&](const std::string &flag, const std::string &v) {
+          long long n = 0;
+          auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+          if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+            bad_value(flag, v, "expected an integer");
+          if (n < 0 || static_cast<unsigned long long>(n) > kMaxCaptureBytes)
+            bad_value(flag, v, "expected 0 to " + std::to_string(kMaxCaptureBytes));
+          f.buff_size = n;
+        }}},
       {"flush", {true, true, boolean(f.flush)}},
       {"header", {true, true, boolean(f.header)}},
       {"out", {false, true, str(f.out)}},
@@ -163,7 +170,8 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
   }
   if (!config_path.empty()) {
     if (!first_legacy.empty())
-      throw UsageError("flag -" + first_legacy + " cannot be combined with -config (put it in the config file)");
+      throw UsageError("flag -" + first_legacy +
+                       " cannot be combined with -config (put it in the config file)");
     cl.config = load_yaml_config(config_path);
   } else {
     cl.config = build_legacy_config(f);
@@ -175,8 +183,12 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
 
 std::string usage_text(const std::string &program) {
   return "Usage:\n"
-         "    " + program + " [OPTION]...\n"
-         "    " + program + " -config FILE.yaml\n"
+         "    " +
+         program +
+         " [OPTION]...\n"
+         "    " +
+         program +
+         " -config FILE.yaml\n"
          "\n"
          "Description:\n"
          "    Sink server accepts TCP (or TLS with -tls option) handshakes and data packets. "
@@ -186,15 +198,21 @@ std::string usage_text(const std::string &program) {
          "Examples:\n"
          "    Listening on port 3000, 4000, 4001, and 4002 of 127.0.0.1 as a TCP server. "
          "Close each TCP connection after 5 seconds (if the client has not closed it yet):\n"
-         "\t" + program + " -ip 127.0.0.1 -p 3000,4000-4002 -timeout 5s\n"
+         "\t" +
+         program +
+         " -ip 127.0.0.1 -p 3000,4000-4002 -timeout 5s\n"
          "\n"
          "    Listening on port 4000 of 0.0.0.0 as a TLS server. Write CSV output, including the header, "
          "to ouptput.csv. Log to log.txt.\n"
-         "\t" + program + " -tls -tlsCert ./server.crt -tlsKey ./server.key -p 4000 -header=true "
+         "\t" +
+         program +
+         " -tls -tlsCert ./server.crt -tlsKey ./server.key -p 4000 -header=true "
          "-out output.csv -log log.txt\n"
          "\n"
          "    Run several port groups and outputs (CSV, JSON Lines) from a YAML file:\n"
-         "\t" + program + " -config config/examples/basic.yaml\n"
+         "\t" +
+         program +
+         " -config config/examples/basic.yaml\n"
          "\n"
          "Notes:\n"
          "    The CSV field \"len\" records the total number of bytes received in a connection.\n"

@@ -12,9 +12,9 @@
 namespace sink {
 
 struct LogConfig {
-  std::string path;            // empty = stderr
-  std::string level = "info";  // debug, info, warn, error
-  bool connections = false;    // the original's Open:/Recv:/Close: lines
+  std::string path;           // empty = stderr
+  std::string level = "info"; // debug, info, warn, error
+  bool connections = false;   // the original's Open:/Recv:/Close: lines
 };
 
 struct GroupConfig {
@@ -30,8 +30,8 @@ struct GroupConfig {
 };
 
 struct OutputConfig {
-  std::string plugin;                                  // bare name or path
-  nlohmann::json options = nlohmann::json::object();   // everything but "plugin"
+  std::string plugin;                                // bare name or path
+  nlohmann::json options = nlohmann::json::object(); // everything but "plugin"
   int line = 0;
 };
 

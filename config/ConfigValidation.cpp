@@ -49,10 +49,8 @@ std::string group_location(const Config &config, size_t index, const char *key) 
 }
 
 void validate_config(const Config &config) {
-  if (config.groups.empty())
-    throw ConfigError(config.source + ": groups: at least one group is required");
-  if (config.outputs.empty())
-    throw ConfigError(config.source + ": outputs: at least one output is required");
+  if (config.groups.empty()) throw ConfigError(config.source + ": groups: at least one group is required");
+  if (config.outputs.empty()) throw ConfigError(config.source + ": outputs: at least one output is required");
   static const std::set<std::string> levels{"debug", "info", "warn", "error"};
   if (!levels.count(config.log.level))
     throw ConfigError(config.source + ": log.level: \"" + config.log.level +
@@ -68,8 +66,7 @@ void validate_config(const Config &config) {
   for (size_t i = 0; i < config.groups.size(); ++i) {
     const auto &g = config.groups[i];
     if (!names.insert(g.name).second)
-      throw ConfigError(group_location(config, i, "name") + ": group name \"" + g.name +
-                        "\" is used twice");
+      throw ConfigError(group_location(config, i, "name") + ": group name \"" + g.name + "\" is used twice");
     if (g.ports.empty())
       throw ConfigError(group_location(config, i, "ports") + ": at least one port is required");
     for (const auto &a : g.listen) {
@@ -84,9 +81,8 @@ void validate_config(const Config &config) {
     if (g.idle_timeout.count() < 0)
       throw ConfigError(group_location(config, i, "idle_timeout") + ": must not be negative");
     if (g.capture_bytes > kMaxCaptureBytes)
-      throw ConfigError(group_location(config, i, "capture_bytes") + ": " +
-                        std::to_string(g.capture_bytes) + " is above the limit of " +
-                        std::to_string(kMaxCaptureBytes));
+      throw ConfigError(group_location(config, i, "capture_bytes") + ": " + std::to_string(g.capture_bytes) +
+                        " is above the limit of " + std::to_string(kMaxCaptureBytes));
 
     std::vector<std::string> addrs = g.listen;
     if (addrs.empty()) addrs.push_back("");
@@ -97,12 +93,12 @@ void validate_config(const Config &config) {
         for (const auto &t : taken) {
           if (t.port != port || !overlaps(t.bind, b)) continue;
           const auto &other = config.groups[t.group];
-          std::string who = t.group == i ? "this group"
-                                         : "group \"" + other.name + "\"" +
-                                               (other.line ? " (line " + std::to_string(other.line) + ")" : "");
-          throw ConfigError(group_location(config, i, "ports") + ": port " + std::to_string(port) +
-                            " on " + show(addr) + " is already taken by " + who + " on " +
-                            show(t.bind.addr));
+          std::string who = t.group == i
+                                ? "this group"
+                                : "group \"" + other.name + "\"" +
+                                      (other.line ? " (line " + std::to_string(other.line) + ")" : "");
+          throw ConfigError(group_location(config, i, "ports") + ": port " + std::to_string(port) + " on " +
+                            show(addr) + " is already taken by " + who + " on " + show(t.bind.addr));
         }
         taken.push_back({i, b, port});
       }

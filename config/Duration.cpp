@@ -62,10 +62,10 @@ std::optional<Duration> parse_go_duration(std::string_view s, std::string *why) 
     }
     if (!any) return fail("a Go duration such as 30s, 1m30s or 500ms");
     size_t u = i;
-    while (u < s.size() && s[u] != '.' && !is_digit(s[u])) ++u;
+    while (u < s.size() && s[u] != '.' && !is_digit(s[u]))
+      ++u;
     std::string_view unit = s.substr(i, u - i);
-    if (unit.empty())
-      return fail("a unit after each number (ns, us, ms, s, m, h), e.g. 30s");
+    if (unit.empty()) return fail("a unit after each number (ns, us, ms, s, m, h), e.g. 30s");
     const Unit *found = nullptr;
     for (const auto &k : kUnits)
       if (k.name == unit) found = &k;
@@ -92,14 +92,14 @@ std::string format_go_duration(Duration d) {
       f[static_cast<size_t>(i)] = static_cast<char>('0' + value % 10);
       value /= 10;
     }
-    while (!f.empty() && f.back() == '0') f.pop_back();
+    while (!f.empty() && f.back() == '0')
+      f.pop_back();
     return f.empty() ? std::string() : "." + f;
   };
 
   if (u < 1000000000ULL) { // under a second: ns, µs or ms
     if (u < 1000) return sign + std::to_string(u) + "ns";
-    if (u < 1000000)
-      return sign + std::to_string(u / 1000) + frac(u % 1000, 3) + "\xc2\xb5s";
+    if (u < 1000000) return sign + std::to_string(u / 1000) + frac(u % 1000, 3) + "\xc2\xb5s";
     return sign + std::to_string(u / 1000000) + frac(u % 1000000, 6) + "ms";
   }
   uint64_t secs = u / 1000000000ULL;

@@ -7,18 +7,20 @@ namespace sink {
 namespace {
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
-std::optional<uint16_t> parse_port(std::string_view s, std::string_view spec,
-                                   std::string *why) {
+std::optional<uint16_t> parse_port(std::string_view s, std::string_view spec, std::string *why) {
   s = trim(s);
   unsigned long v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (s.empty() || ec == std::errc::invalid_argument || p != s.data() + s.size()) {
-    if (why) *why = "\"" + std::string(spec) + "\" is not a port number or range (expected e.g. 8080 or 9000-9002)";
+    if (why)
+      *why = "\"" + std::string(spec) + "\" is not a port number or range (expected e.g. 8080 or 9000-9002)";
     return std::nullopt;
   }
   if (ec == std::errc::result_out_of_range || v > 65535) {
@@ -30,8 +32,7 @@ std::optional<uint16_t> parse_port(std::string_view s, std::string_view spec,
 
 } // namespace
 
-bool append_port_spec(std::string_view spec, std::vector<uint16_t> &ports,
-                      std::string *why) {
+bool append_port_spec(std::string_view spec, std::vector<uint16_t> &ports, std::string *why) {
   spec = trim(spec);
   if (spec.empty()) {
     if (why) *why = "empty element in port list (expected e.g. 8080 or 9000-9002)";
@@ -54,14 +55,12 @@ bool append_port_spec(std::string_view spec, std::vector<uint16_t> &ports,
     auto port = static_cast<uint16_t>(p);
     // Port 0 asks the kernel for a fresh ephemeral port each time, so it is
     // never a duplicate of itself.
-    if (port == 0 || std::find(ports.begin(), ports.end(), port) == ports.end())
-      ports.push_back(port);
+    if (port == 0 || std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
   }
   return true;
 }
 
-std::optional<std::vector<uint16_t>> parse_port_list(std::string_view text,
-                                                     std::string *why) {
+std::optional<std::vector<uint16_t>> parse_port_list(std::string_view text, std::string *why) {
   std::vector<uint16_t> ports;
   size_t start = 0;
   while (true) {
@@ -78,7 +77,8 @@ std::string format_port_list(const std::vector<uint16_t> &ports) {
   std::string out;
   for (size_t i = 0; i < ports.size();) {
     size_t j = i;
-    while (j + 1 < ports.size() && ports[j] != 0 && ports[j + 1] == ports[j] + 1) ++j;
+    while (j + 1 < ports.size() && ports[j] != 0 && ports[j + 1] == ports[j] + 1)
+      ++j;
     if (!out.empty()) out += ',';
     out += std::to_string(ports[i]);
     if (j > i) out += "-" + std::to_string(ports[j]);

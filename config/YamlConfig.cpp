@@ -37,7 +37,8 @@ public:
       auto k = it->first.as<std::string>();
       if (!allowed.count(k)) {
         std::string list;
-        for (const auto &a : allowed) list += (list.empty() ? "" : ", ") + a;
+        for (const auto &a : allowed)
+          list += (list.empty() ? "" : ", ") + a;
         fail(it->first, key.empty() ? k : key + "." + k, "unknown key (expected one of " + list + ")");
       }
     }
@@ -75,7 +76,8 @@ public:
   std::vector<std::string> strings(const YAML::Node &n, const std::string &key) const {
     std::vector<std::string> out;
     if (n.IsSequence()) {
-      for (size_t i = 0; i < n.size(); ++i) out.push_back(scalar(n[i], key + "[" + std::to_string(i) + "]"));
+      for (size_t i = 0; i < n.size(); ++i)
+        out.push_back(scalar(n[i], key + "[" + std::to_string(i) + "]"));
     } else {
       out.push_back(scalar(n, key));
     }
@@ -101,12 +103,14 @@ public:
   nlohmann::json to_json(const YAML::Node &n) const {
     if (n.IsMap()) {
       auto obj = nlohmann::json::object();
-      for (auto it = n.begin(); it != n.end(); ++it) obj[it->first.as<std::string>()] = to_json(it->second);
+      for (auto it = n.begin(); it != n.end(); ++it)
+        obj[it->first.as<std::string>()] = to_json(it->second);
       return obj;
     }
     if (n.IsSequence()) {
       auto arr = nlohmann::json::array();
-      for (const auto &e : n) arr.push_back(to_json(e));
+      for (const auto &e : n)
+        arr.push_back(to_json(e));
       return arr;
     }
     if (n.IsNull()) return nullptr;
@@ -136,7 +140,9 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   g.line = n.Mark().line + 1;
   if (n["transport"]) g.transport = r.scalar(n["transport"], key + ".transport");
   // A group may carry one options block named after its transport (tls: ...).
-  r.only_keys(n, key, {"name", "transport", "listen", "ports", "timeout", "idle_timeout", "capture_bytes", g.transport});
+  r.only_keys(
+      n, key,
+      {"name", "transport", "listen", "ports", "timeout", "idle_timeout", "capture_bytes", g.transport});
   if (!n["name"]) r.fail(n, key + ".name", "missing required key");
   g.name = r.scalar(n["name"], key + ".name");
   if (g.name.empty()) r.fail(n["name"], key + ".name", "must not be empty");
@@ -173,8 +179,10 @@ Config read_config(const YAML::Node &root, const std::string &source) {
 
   auto groups = root["groups"];
   if (!groups) r.fail(root, "groups", "missing required key");
-  if (!groups.IsSequence() || groups.size() == 0) r.fail(groups, "groups", "expected a non-empty list of groups");
-  for (size_t i = 0; i < groups.size(); ++i) c.groups.push_back(read_group(r, groups[i], i));
+  if (!groups.IsSequence() || groups.size() == 0)
+    r.fail(groups, "groups", "expected a non-empty list of groups");
+  for (size_t i = 0; i < groups.size(); ++i)
+    c.groups.push_back(read_group(r, groups[i], i));
 
   auto outputs = root["outputs"];
   if (!outputs) r.fail(root, "outputs", "missing required key");
@@ -229,7 +237,8 @@ void emit_json(YAML::Emitter &out, const nlohmann::json &j) {
     out << YAML::EndMap;
   } else if (j.is_array()) {
     out << YAML::BeginSeq;
-    for (const auto &e : j) emit_json(out, e);
+    for (const auto &e : j)
+      emit_json(out, e);
     out << YAML::EndSeq;
   } else if (j.is_string()) {
     out << YAML::DoubleQuoted << j.get<std::string>();
@@ -251,7 +260,8 @@ std::string render_yaml_config(const Config &c) {
   out << YAML::EndMap;
   if (!c.plugin_path.empty()) {
     out << YAML::Key << "plugin_path" << YAML::Value << YAML::BeginSeq;
-    for (const auto &p : c.plugin_path) out << YAML::DoubleQuoted << p;
+    for (const auto &p : c.plugin_path)
+      out << YAML::DoubleQuoted << p;
     out << YAML::EndSeq;
   }
   out << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
@@ -261,7 +271,8 @@ std::string render_yaml_config(const Config &c) {
     out << YAML::Key << "transport" << YAML::Value << g.transport;
     if (!g.listen.empty()) {
       out << YAML::Key << "listen" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-      for (const auto &a : g.listen) out << YAML::DoubleQuoted << a;
+      for (const auto &a : g.listen)
+        out << YAML::DoubleQuoted << a;
       out << YAML::EndSeq;
     }
     out << YAML::Key << "ports" << YAML::Value << YAML::DoubleQuoted << format_port_list(g.ports);

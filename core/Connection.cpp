@@ -23,15 +23,17 @@ constexpr size_t kMaxSingleRead = 64 * 1024;
 constexpr size_t kFinalDrainLimit = 4 * 1024 * 1024;
 
 int64_t unix_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
 } // namespace
 
 Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer)
-    : server_(server), group_(group), fd_(fd), local_(local_endpoint(fd)), remote_(Endpoint::from_sockaddr(peer)),
-      accept_unix_ns_(unix_now_ns()), accept_mono_(std::chrono::steady_clock::now()) {}
+    : server_(server), group_(group), fd_(fd), local_(local_endpoint(fd)),
+      remote_(Endpoint::from_sockaddr(peer)), accept_unix_ns_(unix_now_ns()),
+      accept_mono_(std::chrono::steady_clock::now()) {}
 
 Connection::~Connection() {
   bev_.reset();
@@ -158,7 +160,8 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
     group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, &writer);
   }
   r.duration_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - accept_mono_).count();
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - accept_mono_)
+          .count();
   r.accept_unix_ns = accept_unix_ns_;
   r.group = &group_.config.name;
   r.transport = group_.plugin_name;
@@ -180,8 +183,8 @@ void Connection::log_close(sink_close_reason reason, const std::string &detail, 
   const std::string secs = go_float(static_cast<double>(duration_ns) / 1e9);
   const std::string tail = ". Received " + std::to_string(total_) + " bytes in total";
   if (reason == SINK_CLOSE_CLIENT_FIN) {
-    server_.logger().plain("Close: " + local_.to_string() + " <-- " + remote_.to_string() + ", by client after " +
-                           secs + " seconds" + tail);
+    server_.logger().plain("Close: " + local_.to_string() + " <-- " + remote_.to_string() +
+                           ", by client after " + secs + " seconds" + tail);
     return;
   }
   std::string why;
@@ -192,8 +195,8 @@ void Connection::log_close(sink_close_reason reason, const std::string &detail, 
     break;
   default: why = "read tcp " + local_.to_string() + "->" + remote_.to_string() + ": " + detail; break;
   }
-  server_.logger().plain("Close: " + local_.to_string() + " --> " + remote_.to_string() + ", by server after " +
-                         secs + " seconds, due to " + why + tail);
+  server_.logger().plain("Close: " + local_.to_string() + " --> " + remote_.to_string() +
+                         ", by server after " + secs + " seconds, due to " + why + tail);
 }
 
 } // namespace sink

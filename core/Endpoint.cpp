@@ -27,9 +27,7 @@ Endpoint Endpoint::from_sockaddr(const sockaddr *sa) {
   return e;
 }
 
-std::string Endpoint::to_string() const {
-  return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
-}
+std::string Endpoint::to_string() const { return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port); }
 
 Endpoint local_endpoint(int fd) {
   sockaddr_storage ss{};

@@ -36,17 +36,17 @@ size_t decode_utf8(const uint8_t *p, size_t n, uint32_t *rune) {
 
 bool printable_rune(uint32_t r) {
   if (r < 0x20 || r == 0x7f) return false;
-  if (r >= 0x80 && r <= 0x9f) return false;              // C1 controls
-  if (r == 0xad) return false;                           // soft hyphen
-  if (r >= 0x2028 && r <= 0x202e) return false;          // separators, bidi controls
-  if (r >= 0x200b && r <= 0x200f) return false;          // zero-width, marks
-  if (r >= 0x2060 && r <= 0x206f) return false;          // invisible operators
-  if (r == 0xfeff) return false;                         // BOM
-  if (r >= 0xfff9 && r <= 0xfffb) return false;          // interlinear annotations
-  if ((r & 0xfffe) == 0xfffe) return false;              // noncharacters
+  if (r >= 0x80 && r <= 0x9f) return false;     // C1 controls
+  if (r == 0xad) return false;                  // soft hyphen
+  if (r >= 0x2028 && r <= 0x202e) return false; // separators, bidi controls
+  if (r >= 0x200b && r <= 0x200f) return false; // zero-width, marks
+  if (r >= 0x2060 && r <= 0x206f) return false; // invisible operators
+  if (r == 0xfeff) return false;                // BOM
+  if (r >= 0xfff9 && r <= 0xfffb) return false; // interlinear annotations
+  if ((r & 0xfffe) == 0xfffe) return false;     // noncharacters
   if (r >= 0xfdd0 && r <= 0xfdef) return false;
-  if (r >= 0xe000 && r <= 0xf8ff) return false;          // private use
-  if (r >= 0xf0000) return false;                        // private use planes
+  if (r >= 0xe000 && r <= 0xf8ff) return false; // private use
+  if (r >= 0xf0000) return false;               // private use planes
   return true;
 }
 

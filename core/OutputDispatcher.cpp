@@ -27,10 +27,13 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
 
 OutputDispatcher::~OutputDispatcher() {
   stop();
-  for (auto &o : outputs_) o.ops->destroy(o.instance);
+  for (auto &o : outputs_)
+    o.ops->destroy(o.instance);
 }
 
-void OutputDispatcher::start() { thread_ = std::thread([this] { run(); }); }
+void OutputDispatcher::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void OutputDispatcher::stop() {
   queue_.close();
@@ -39,7 +42,8 @@ void OutputDispatcher::stop() {
 
 void OutputDispatcher::check(Output &o, int rc, const char *what) {
   if (rc == SINK_OK) {
-    if (o.failing) logger_.warn(o.label + ": " + what + " works again after " + std::to_string(o.failures) + " failures");
+    if (o.failing)
+      logger_.warn(o.label + ": " + what + " works again after " + std::to_string(o.failures) + " failures");
     o.failing = false;
     return;
   }
@@ -52,7 +56,8 @@ void OutputDispatcher::check(Output &o, int rc, const char *what) {
 void OutputDispatcher::deliver(const Record &r) {
   std::vector<sink_extra> scratch;
   sink_record view = r.view(scratch);
-  for (auto &o : outputs_) check(o, o.ops->write(o.instance, &view), "write");
+  for (auto &o : outputs_)
+    check(o, o.ops->write(o.instance, &view), "write");
   ++written_;
 }
 
@@ -62,12 +67,15 @@ void OutputDispatcher::run() {
     if (reopen_requested_.exchange(false))
       for (auto &o : outputs_)
         if (o.ops->reopen) check(o, o.ops->reopen(o.instance), "reopen");
-    for (const auto &r : batch) deliver(r);
+    for (const auto &r : batch)
+      deliver(r);
     batch.clear();
     // The queue ran dry: let buffered outputs reach the OS now.
-    for (auto &o : outputs_) check(o, o.ops->flush(o.instance), "flush");
+    for (auto &o : outputs_)
+      check(o, o.ops->flush(o.instance), "flush");
   }
-  for (auto &o : outputs_) check(o, o.ops->flush(o.instance), "flush");
+  for (auto &o : outputs_)
+    check(o, o.ops->flush(o.instance), "flush");
 }
 
 } // namespace sink

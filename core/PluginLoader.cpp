@@ -16,7 +16,9 @@ constexpr size_t kMinOutputOpsSize = offsetof(sink_output_ops, destroy) + sizeof
 constexpr size_t kMinTransportOpsSize = offsetof(sink_transport_ops, reads_plain_socket) + sizeof(int);
 
 const char *kind_name(sink_plugin_kind k) {
-  return k == SINK_PLUGIN_OUTPUT ? "an output" : k == SINK_PLUGIN_TRANSPORT ? "a transport" : "an unknown kind of";
+  return k == SINK_PLUGIN_OUTPUT      ? "an output"
+         : k == SINK_PLUGIN_TRANSPORT ? "a transport"
+                                      : "an unknown kind of";
 }
 
 } // namespace
@@ -65,17 +67,19 @@ const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plu
       throw PluginError(file + ": built for plugin ABI " + std::to_string(d->abi_major) + "." +
                         std::to_string(d->abi_minor) + ", this sink supports ABI " + host_abi);
     if (d->struct_size < kMinDescriptorSize)
-      throw PluginError(file + ": descriptor is " + std::to_string(d->struct_size) + " bytes, smaller than ABI " +
-                        std::to_string(SINK_ABI_MAJOR) + ".0 requires");
+      throw PluginError(file + ": descriptor is " + std::to_string(d->struct_size) +
+                        " bytes, smaller than ABI " + std::to_string(SINK_ABI_MAJOR) + ".0 requires");
     if (!d->name || !*d->name) throw PluginError(file + ": descriptor has no name");
     if (d->kind == SINK_PLUGIN_OUTPUT) {
       const auto *o = d->output;
       if (!o || o->struct_size < kMinOutputOpsSize || !o->create || !o->write || !o->flush || !o->destroy)
-        throw PluginError(file + ": output plugin \"" + d->name + "\" has an incomplete sink_output_ops table");
+        throw PluginError(file + ": output plugin \"" + d->name +
+                          "\" has an incomplete sink_output_ops table");
     } else if (d->kind == SINK_PLUGIN_TRANSPORT) {
       const auto *t = d->transport;
       if (!t || t->struct_size < kMinTransportOpsSize || !t->create || !t->accept || !t->destroy)
-        throw PluginError(file + ": transport plugin \"" + d->name + "\" has an incomplete sink_transport_ops table");
+        throw PluginError(file + ": transport plugin \"" + d->name +
+                          "\" has an incomplete sink_transport_ops table");
     } else {
       throw PluginError(file + ": descriptor has unknown plugin kind " + std::to_string(d->kind));
     }

@@ -10,7 +10,6 @@
 
 namespace sink {
 
-
 // A plugin was refused; what() names the file and the reason.
 class PluginError : public std::runtime_error {
 public:

@@ -14,8 +14,8 @@ namespace sink {
 struct Record {
   int64_t accept_unix_ns = 0;
   int64_t duration_ns = 0;
-  const std::string *group = nullptr;     // owned by the config, which outlives records
-  const char *transport = nullptr;        // the plugin's name: plugins are never unloaded
+  const std::string *group = nullptr; // owned by the config, which outlives records
+  const char *transport = nullptr;    // the plugin's name: plugins are never unloaded
   Endpoint local;
   Endpoint remote;
   std::vector<uint8_t> payload; // the first capture_bytes of the stream
@@ -27,7 +27,8 @@ struct Record {
   // A view valid while both this record and `scratch` live unchanged.
   sink_record view(std::vector<sink_extra> &scratch) const {
     scratch.clear();
-    for (const auto &[k, v] : extras) scratch.push_back({k.c_str(), v.c_str()});
+    for (const auto &[k, v] : extras)
+      scratch.push_back({k.c_str(), v.c_str()});
     sink_record r{};
     r.struct_size = sizeof r;
     r.accept_unix_ns = accept_unix_ns;

@@ -53,8 +53,7 @@ int open_listener(const std::string &addr, uint16_t port, std::string *why) {
   }
   int one = 1, zero = 0;
   setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (ss.ss_family == AF_INET6)
-    setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof one);
+  if (ss.ss_family == AF_INET6) setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof one);
   if (::bind(s.fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
     *why = std::strerror(errno);
     return -1;
@@ -76,7 +75,8 @@ event_base *make_base() {
 }
 
 std::string upper(std::string s) {
-  for (auto &c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (auto &c : s)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -109,7 +109,8 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
 
 Server::~Server() {
   listeners_.clear();
-  while (!connections_.empty()) connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+  while (!connections_.empty())
+    connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
   signals_.clear();
 }
 
@@ -124,8 +125,8 @@ void Server::bind_all() {
         int fd = open_listener(addr, port, &why);
         std::string shown = addr.empty() ? "all addresses" : addr;
         if (fd < 0)
-          throw BindError("cannot listen on " + shown + " port " + std::to_string(port) + " (group \"" + g.name +
-                          "\"): " + why);
+          throw BindError("cannot listen on " + shown + " port " + std::to_string(port) + " (group \"" +
+                          g.name + "\"): " + why);
         auto l = std::make_unique<Listener>();
         l->group = group.get();
         l->server = this;
@@ -138,7 +139,10 @@ void Server::bind_all() {
         }
         evconnlistener_set_error_cb(l->lev.get(), on_accept_error);
         l->resume.reset(evtimer_new(
-            base_.get(), [](evutil_socket_t, short, void *p) { evconnlistener_enable(static_cast<Listener *>(p)->lev.get()); },
+            base_.get(),
+            [](evutil_socket_t, short, void *p) {
+              evconnlistener_enable(static_cast<Listener *>(p)->lev.get());
+            },
             l.get()));
         logger_.plain(upper(group->transport_name) + " server is listening on " + l->local.to_string() +
                       ", timeout value: " + format_go_duration(g.timeout));
@@ -189,7 +193,8 @@ void Server::on_signal(evutil_socket_t sig, short, void *self) {
 
 void Server::stop() {
   listeners_.clear(); // stop accepting first
-  while (!connections_.empty()) connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+  while (!connections_.empty())
+    connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
   event_base_loopexit(base_.get(), nullptr);
 }
 

@@ -19,7 +19,8 @@ inline timeval to_timeval(Duration d) {
 }
 
 struct TransportGroup {
-  TransportGroup(const GroupConfig &cfg, const sink_plugin_descriptor &plugin, Logger &logger, const std::string &where);
+  TransportGroup(const GroupConfig &cfg, const sink_plugin_descriptor &plugin, Logger &logger,
+                 const std::string &where);
   ~TransportGroup();
   TransportGroup(const TransportGroup &) = delete;
   TransportGroup &operator=(const TransportGroup &) = delete;

@@ -42,8 +42,9 @@ int run(const sink::Config &config) {
     sink::Server server(config, loader, *logger, queue);
     server.bind_all();
     for (const auto &[file, p] : loader.loaded())
-      logger->info("plugin " + std::string(p.descriptor->name) + " " + (p.descriptor->version ? p.descriptor->version : "") +
-                   " (ABI " + std::to_string(p.descriptor->abi_major) + "." + std::to_string(p.descriptor->abi_minor) +
+      logger->info("plugin " + std::string(p.descriptor->name) + " " +
+                   (p.descriptor->version ? p.descriptor->version : "") + " (ABI " +
+                   std::to_string(p.descriptor->abi_major) + "." + std::to_string(p.descriptor->abi_minor) +
                    ") from " + file);
     outputs.start();
     server.run([&] {

@@ -63,10 +63,7 @@ typedef enum sink_status {
   SINK_ERR_IO = -3      /* the plugin's sink (file, socket...) failed */
 } sink_status;
 
-typedef enum sink_plugin_kind {
-  SINK_PLUGIN_OUTPUT = 1,
-  SINK_PLUGIN_TRANSPORT = 2
-} sink_plugin_kind;
+typedef enum sink_plugin_kind { SINK_PLUGIN_OUTPUT = 1, SINK_PLUGIN_TRANSPORT = 2 } sink_plugin_kind;
 
 typedef enum sink_log_level {
   SINK_LOG_DEBUG = 0,
@@ -109,18 +106,18 @@ typedef struct sink_extra {
  * only during write(). Strings are NUL-terminated UTF-8.
  */
 typedef struct sink_record {
-  size_t struct_size;       /* sizeof(sink_record) of the host */
-  int64_t accept_unix_ns;   /* wall-clock accept time, ns since the epoch */
-  int64_t duration_ns;      /* accept to close, monotonic clock */
-  const char *group;        /* config group name */
-  const char *transport;    /* transport plugin name, e.g. "tcp" */
-  const char *local_ip;     /* textual, IPv4-mapped IPv6 shown as IPv4 */
+  size_t struct_size;     /* sizeof(sink_record) of the host */
+  int64_t accept_unix_ns; /* wall-clock accept time, ns since the epoch */
+  int64_t duration_ns;    /* accept to close, monotonic clock */
+  const char *group;      /* config group name */
+  const char *transport;  /* transport plugin name, e.g. "tcp" */
+  const char *local_ip;   /* textual, IPv4-mapped IPv6 shown as IPv4 */
   uint16_t local_port;
   const char *remote_ip;
   uint16_t remote_port;
-  const uint8_t *payload;   /* first captured_len bytes of the stream */
-  size_t captured_len;      /* <= capture limit of the group */
-  uint64_t total_bytes;     /* every application byte received */
+  const uint8_t *payload; /* first captured_len bytes of the stream */
+  size_t captured_len;    /* <= capture limit of the group */
+  uint64_t total_bytes;   /* every application byte received */
   sink_close_reason close_reason;
   const char *close_detail; /* human detail, e.g. "connection reset by peer"; "" if none */
   const sink_extra *extras; /* transport facts, extras_count entries */
@@ -146,10 +143,10 @@ typedef struct sink_host_api {
 typedef struct sink_create_args {
   size_t struct_size;
   const sink_host_api *host;
-  sink_host_ctx *host_ctx;    /* keep it: pass it to host->log later */
-  const char *config_json;    /* the plugin's YAML subtree as a JSON object */
-  char *error;                /* on failure, write a message here ... */
-  size_t error_size;          /* ... of at most this many bytes incl. NUL */
+  sink_host_ctx *host_ctx; /* keep it: pass it to host->log later */
+  const char *config_json; /* the plugin's YAML subtree as a JSON object */
+  char *error;             /* on failure, write a message here ... */
+  size_t error_size;       /* ... of at most this many bytes incl. NUL */
 } sink_create_args;
 
 /* ---- output plugins ---------------------------------------------------- */
@@ -188,14 +185,12 @@ typedef struct sink_transport_ops {
    * here on, sets its callbacks and frees it. *conn_state is the plugin's
    * per-connection state (may stay NULL). Return NULL on failure; the host
    * then closes fd itself and records the connection as an error. */
-  struct bufferevent *(*accept)(void *instance, struct event_base *base,
-                                int fd, void **conn_state);
+  struct bufferevent *(*accept)(void *instance, struct event_base *base, int fd, void **conn_state);
   /* The connection is ending. events is the libevent BEV_EVENT_* mask that
    * ended it (0 for timeouts and shutdown); *reason holds the host's
    * classification, which the plugin may refine. Add extras via writer.
    * May be NULL. */
-  void (*conn_finish)(void *instance, void *conn_state,
-                      struct bufferevent *bev, short events,
+  void (*conn_finish)(void *instance, void *conn_state, struct bufferevent *bev, short events,
                       sink_close_reason *reason, const sink_extra_writer *writer);
   /* Free conn_state; called after the bufferevent was freed. May be NULL. */
   void (*conn_free)(void *instance, void *conn_state);
@@ -207,13 +202,13 @@ typedef struct sink_transport_ops {
 
 /* ---- the descriptor -------------------------------------------------------- */
 typedef struct sink_plugin_descriptor {
-  size_t struct_size;        /* sizeof(sink_plugin_descriptor) */
-  uint32_t abi_major;        /* SINK_ABI_MAJOR the plugin was built with */
-  uint32_t abi_minor;        /* SINK_ABI_MINOR the plugin was built with */
+  size_t struct_size; /* sizeof(sink_plugin_descriptor) */
+  uint32_t abi_major; /* SINK_ABI_MAJOR the plugin was built with */
+  uint32_t abi_minor; /* SINK_ABI_MINOR the plugin was built with */
   sink_plugin_kind kind;
-  const char *name;          /* unique, e.g. "csv" */
-  const char *version;       /* the plugin's own version, e.g. "1.0.0" */
-  const char *description;   /* one line */
+  const char *name;                    /* unique, e.g. "csv" */
+  const char *version;                 /* the plugin's own version, e.g. "1.0.0" */
+  const char *description;             /* one line */
   const sink_output_ops *output;       /* kind == SINK_PLUGIN_OUTPUT */
   const sink_transport_ops *transport; /* kind == SINK_PLUGIN_TRANSPORT */
 } sink_plugin_descriptor;
@@ -228,10 +223,9 @@ typedef const sink_plugin_descriptor *(*sink_plugin_entry_fn)(void);
 #else
 #define SINK_EXTERN_C
 #endif
-#define SINK_PLUGIN_DEFINE_ENTRY(descriptor)                                   \
-  SINK_EXTERN_C SINK_PLUGIN_EXPORT const sink_plugin_descriptor              \
-      *sink_plugin_entry(void) {                                               \
-    return &(descriptor);                                                      \
+#define SINK_PLUGIN_DEFINE_ENTRY(descriptor)                                                                 \
+  SINK_EXTERN_C SINK_PLUGIN_EXPORT const sink_plugin_descriptor *sink_plugin_entry(void) {                   \
+    return &(descriptor);                                                                                    \
   }
 
 #ifdef __cplusplus

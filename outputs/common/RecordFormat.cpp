@@ -31,7 +31,8 @@ std::string rfc3339_utc_ms(int64_t unix_ns) {
 
 std::string csv_field(const std::string &f) {
   bool quote = f == "\\.";
-  if (!f.empty() && (f[0] == ' ' || f[0] == '\t' || f[0] == '\n' || f[0] == '\r' || f[0] == '\v' || f[0] == '\f'))
+  if (!f.empty() &&
+      (f[0] == ' ' || f[0] == '\t' || f[0] == '\n' || f[0] == '\r' || f[0] == '\v' || f[0] == '\f'))
     quote = true;
   if (f.find_first_of(",\"\r\n") != std::string::npos) quote = true;
   if (!quote) return f;
@@ -86,7 +87,8 @@ std::string jsonl_line(const sink_record &r) {
   j["duration"] = static_cast<double>(r.duration_ns) / 1e9;
   j["close_reason"] = sink_close_reason_name(r.close_reason);
   auto extra = nlohmann::ordered_json::object();
-  for (size_t i = 0; i < r.extras_count; ++i) extra[r.extras[i].key] = r.extras[i].value;
+  for (size_t i = 0; i < r.extras_count; ++i)
+    extra[r.extras[i].key] = r.extras[i].value;
   j["extra"] = std::move(extra);
   // Peer-controlled text (e.g. a TLS SNI) may be invalid UTF-8: replace, never throw.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";

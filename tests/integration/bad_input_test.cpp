@@ -24,9 +24,11 @@ std::string plugin_dir() {
 
 // A config with one group on an ephemeral loopback port and one CSV output,
 // with `extra` spliced into the group.
-std::string config_with(const std::string &group_extra, const std::string &outputs = "  - plugin: csv\n    path: out.csv\n") {
-  return "plugin_path: [\"" + plugin_dir() + "\"]\ngroups:\n  - name: g\n    listen: 127.0.0.1\n    ports: 0\n" +
-         group_extra + "outputs:\n" + outputs;
+std::string config_with(const std::string &group_extra,
+                        const std::string &outputs = "  - plugin: csv\n    path: out.csv\n") {
+  return "plugin_path: [\"" + plugin_dir() +
+         "\"]\ngroups:\n  - name: g\n    listen: 127.0.0.1\n    ports: 0\n" + group_extra + "outputs:\n" +
+         outputs;
 }
 
 } // namespace
@@ -75,11 +77,13 @@ TEST(BadInput, BadConfigsExitTwoNamingKeyAndLine) {
       {config_with("    timeout: forever\n"), "c.yaml:6: groups[0].timeout: invalid duration \"forever\""},
       {config_with("    colour: blue\n"), "c.yaml:6: groups[0].colour: unknown key"},
       {config_with("", "  - plugin: nosuch\n"), "unknown plugin \"nosuch\""},
-      {config_with("", "  - plugin: csv\n    path: out.csv\n    hedaer: true\n"), "c.yaml:7: outputs[0] (csv): unknown option \"hedaer\""},
+      {config_with("", "  - plugin: csv\n    path: out.csv\n    hedaer: true\n"),
+       "c.yaml:7: outputs[0] (csv): unknown option \"hedaer\""},
       {config_with("", "  - plugin: tcp\n"), "not an output plugin"},
       {config_with("    transport: csv\n"), "not a transport plugin"},
       {"groups: [unclosed\n", "c.yaml:2: invalid YAML"},
-      {"plugin_path: [x]\ngroups:\n  - name: a\n    listen: 127.0.0.1\n    ports: 9\n  - name: b\n    listen: "
+      {"plugin_path: [x]\ngroups:\n  - name: a\n    listen: 127.0.0.1\n    ports: 9\n  - name: b\n    "
+       "listen: "
        "127.0.0.1\n    ports: 9\noutputs: [{plugin: csv}]\n",
        "c.yaml:6: groups[1].ports: port 9 on 127.0.0.1 is already taken by group \"a\""},
   };
@@ -125,8 +129,8 @@ TEST(BadInput, PortInUseExitsOne) {
 
 TEST(BadInput, PrintConfigMigratesLegacyFlags) {
   TempDir dir;
-  auto printed = run_sink(dir, {"-ip", "127.0.0.1", "-p", "0", "-timeout", "2s", "-header", "-out", "out.csv",
-                                "--print-config"});
+  auto printed = run_sink(
+      dir, {"-ip", "127.0.0.1", "-p", "0", "-timeout", "2s", "-header", "-out", "out.csv", "--print-config"});
   ASSERT_EQ(printed.code, 0) << printed.err;
   EXPECT_NE(printed.out.find("timeout: 2s"), std::string::npos) << printed.out;
   write_file(dir.file("migrated.yaml"), printed.out);
@@ -157,7 +161,8 @@ TEST(BadInput, FloodSilentAndResettingPeersAreAllRecorded) {
     TestClient c("127.0.0.1", port);
     flood_port = c.local_port();
     std::string chunk(1 << 20, '\xAA');
-    for (size_t sent = 0; sent < flood_bytes; sent += chunk.size()) c.send(chunk);
+    for (size_t sent = 0; sent < flood_bytes; sent += chunk.size())
+      c.send(chunk);
     c.close();
   });
   // While the flood runs, small connections still get through promptly.

@@ -15,7 +15,8 @@ namespace {
 
 std::string all_bytes() {
   std::string s;
-  for (int i = 0; i < 256; ++i) s += static_cast<char>(i);
+  for (int i = 0; i < 256; ++i)
+    s += static_cast<char>(i);
   return s;
 }
 
@@ -36,8 +37,8 @@ void expect_row(const CsvRecord &r, uint16_t sink_port, const std::string &paylo
 
 TEST(Legacy, RecordsEveryKindOfConnectionLikeTheOriginal) {
   TempDir dir;
-  SinkProcess sink(dir, {"-ip", "127.0.0.1", "-p", "0", "-timeout", "1s", "-buffSize", "300", "-header", "-out",
-                         "out.csv", "-log", "sink.log"});
+  SinkProcess sink(dir, {"-ip", "127.0.0.1", "-p", "0", "-timeout", "1s", "-buffSize", "300", "-header",
+                         "-out", "out.csv", "-log", "sink.log"});
   const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
   const int64_t before = now_ms();
 
@@ -107,7 +108,8 @@ TEST(Legacy, RecordsEveryKindOfConnectionLikeTheOriginal) {
   expect_row(rows[client["bytes"]], port, all_bytes(), 256, before, after);
   expect_row(rows[client["empty"]], port, "", 0, before, after);
   // Only the first -buffSize bytes are kept, across reads; len counts all.
-  expect_row(rows[client["big"]], port, (big.substr(0, 100) + "END" + big).substr(0, 300), 1103, before, after);
+  expect_row(rows[client["big"]], port, (big.substr(0, 100) + "END" + big).substr(0, 300), 1103, before,
+             after);
   expect_row(rows[client["split"]], port, "abcdefghi", 9, before, after);
   expect_row(rows[client["reset"]], port, "rst", 3, before, after);
   expect_row(rows[client["held"]], port, "xyz", 3, before, after);
@@ -119,7 +121,8 @@ TEST(Legacy, RecordsEveryKindOfConnectionLikeTheOriginal) {
 
 TEST(Legacy, LogLinesKeepTheOriginalShape) {
   TempDir dir;
-  SinkProcess sink(dir, {"-ip", "127.0.0.1", "-p", "0", "-timeout", "1s", "-out", "out.csv", "-log", "sink.log"});
+  SinkProcess sink(dir,
+                   {"-ip", "127.0.0.1", "-p", "0", "-timeout", "1s", "-out", "out.csv", "-log", "sink.log"});
   const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
   uint16_t fin_port, held_port;
   {
@@ -147,10 +150,10 @@ TEST(Legacy, LogLinesKeepTheOriginalShape) {
            stamp + "Open:  " + L + " <-- " + F + "\n",
            stamp + "Recv:  " + L + " <-- " + F +
                R"(: "hello\\nworld, \\"x\\"" \(68656c6c6f0a776f726c642c20227822\), 16 bytes)" + "\n",
-           stamp + "Close: " + L + " <-- " + F + R"(, by client after [0-9.e-]+ seconds\. Received 16 bytes in total)" +
-               "\n",
-           stamp + "Close: " + L + " --> " + H + R"(, by server after 1\.\d+ seconds, due to read tcp )" + L + "->" +
-               H + R"(: i/o timeout\. Received 6 bytes in total)" + "\n",
+           stamp + "Close: " + L + " <-- " + F +
+               R"(, by client after [0-9.e-]+ seconds\. Received 16 bytes in total)" + "\n",
+           stamp + "Close: " + L + " --> " + H + R"(, by server after 1\.\d+ seconds, due to read tcp )" + L +
+               "->" + H + R"(: i/o timeout\. Received 6 bytes in total)" + "\n",
        }) {
     EXPECT_TRUE(std::regex_search(log, std::regex(pattern))) << "missing /" << pattern << "/ in\n" << log;
   }

@@ -40,7 +40,8 @@ outputs:
 
 std::string config_text() {
   std::string s = kConfig;
-  s.replace(s.find("PLUGINS"), 7, std::string(SINK_BINARY).substr(0, std::string(SINK_BINARY).rfind('/')) + "/plugins");
+  s.replace(s.find("PLUGINS"), 7,
+            std::string(SINK_BINARY).substr(0, std::string(SINK_BINARY).rfind('/')) + "/plugins");
   return s;
 }
 

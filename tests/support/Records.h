@@ -24,7 +24,8 @@ inline std::vector<std::string> split(const std::string &s, char sep) {
   std::vector<std::string> out;
   std::string part;
   std::istringstream in(s);
-  while (std::getline(in, part, sep)) out.push_back(part);
+  while (std::getline(in, part, sep))
+    out.push_back(part);
   if (!s.empty() && s.back() == sep) out.push_back("");
   return out;
 }
@@ -36,8 +37,15 @@ inline std::map<uint16_t, CsvRecord> csv_by_remote_port(const std::vector<std::s
     auto f = split(line, ',');
     EXPECT_EQ(f.size(), 8u) << line;
     if (f.size() != 8) continue;
-    CsvRecord r{line, std::stoll(f[0]), f[1], f[3], f[5], f[7],
-                static_cast<uint16_t>(std::stoi(f[2])), static_cast<uint16_t>(std::stoi(f[4])), std::stoull(f[6])};
+    CsvRecord r{line,
+                std::stoll(f[0]),
+                f[1],
+                f[3],
+                f[5],
+                f[7],
+                static_cast<uint16_t>(std::stoi(f[2])),
+                static_cast<uint16_t>(std::stoi(f[4])),
+                std::stoull(f[6])};
     out[r.remote_port] = r;
   }
   return out;
@@ -63,7 +71,8 @@ inline std::string hex(const std::string &bytes) {
 }
 
 inline int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 

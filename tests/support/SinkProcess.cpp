@@ -42,7 +42,8 @@ std::vector<std::string> read_lines(const std::string &path) {
   std::vector<std::string> lines;
   std::string text = read_file(path), line;
   std::istringstream in(text);
-  while (std::getline(in, line)) lines.push_back(line);
+  while (std::getline(in, line))
+    lines.push_back(line);
   return lines;
 }
 
@@ -60,7 +61,8 @@ SinkProcess::SinkProcess(const TempDir &dir, std::vector<std::string> args)
     : out_(dir.file("sink.stdout")), err_(dir.file("sink.stderr")) {
   args.insert(args.begin(), SINK_BINARY);
   std::vector<char *> argv;
-  for (auto &a : args) argv.push_back(a.data());
+  for (auto &a : args)
+    argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {

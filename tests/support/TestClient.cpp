@@ -72,7 +72,8 @@ std::string TestClient::read_until_closed(double seconds, bool *closed) {
   auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < until) {
     pollfd p{fd_, POLLIN, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (::poll(&p, 1, static_cast<int>(std::max<long>(1, left.count()))) <= 0) continue;
     char buf[4096];
     ssize_t n = ::recv(fd_, buf, sizeof buf, 0);

@@ -39,8 +39,8 @@ TEST(LegacyFlags, DefaultsAreTheOriginals) {
 }
 
 TEST(LegacyFlags, EveryFlagInEverySyntax) {
-  auto c = parse({"-ip", "127.0.0.1", "--p", "3000,4000-4002", "-timeout=5s", "-buffSize", "16", "-flush=false",
-                  "-header", "-out", "o.csv", "--log=l.txt"})
+  auto c = parse({"-ip", "127.0.0.1", "--p", "3000,4000-4002", "-timeout=5s", "-buffSize", "16",
+                  "-flush=false", "-header", "-out", "o.csv", "--log=l.txt"})
                .config;
   const auto &g = c.groups[0];
   EXPECT_EQ(g.listen, std::vector<std::string>{"127.0.0.1"});
@@ -76,8 +76,9 @@ TEST(LegacyFlags, HelpAndPrintConfig) {
 
 TEST(LegacyFlags, UsageTextHasEveryOriginalOption) {
   auto u = sink::usage_text("./sink");
-  for (const char *flag : {"-buffSize int", "-flush\n", "-header\n", "-ip string", "-log string", "-out string",
-                           "-p string", "-timeout duration", "-tls\n", "-tlsCert string", "-tlsKey string"})
+  for (const char *flag :
+       {"-buffSize int", "-flush\n", "-header\n", "-ip string", "-log string", "-out string", "-p string",
+        "-timeout duration", "-tls\n", "-tlsCert string", "-tlsKey string"})
     EXPECT_NE(u.find(flag), std::string::npos) << flag;
   EXPECT_NE(u.find("(default 1m0s)"), std::string::npos);
   EXPECT_NE(u.find("(default \"12345\")"), std::string::npos);
@@ -110,8 +111,8 @@ TEST(LegacyFlags, ConfigCannotMixWithLegacyFlags) {
 }
 
 TEST(LegacyFlags, PrintedConfigLoadsBackToTheSame) {
-  auto c = parse({"-ip", "::1", "-p", "3000,4000-4002", "-timeout", "90s", "-buffSize", "100", "-out", "x.csv",
-                  "-header"})
+  auto c = parse({"-ip", "::1", "-p", "3000,4000-4002", "-timeout", "90s", "-buffSize", "100", "-out",
+                  "x.csv", "-header"})
                .config;
   auto back = sink::parse_yaml_config(sink::render_yaml_config(c), "printed");
   ASSERT_EQ(back.groups.size(), 1u);

@@ -24,7 +24,8 @@ TEST(GoDuration, ParsesGoSyntax) {
 }
 
 TEST(GoDuration, RejectsWithReason) {
-  for (const char *bad : {"", "5", "1.5", "s", "abc", "5x", "1m5", "--1s", "1e3s", " 5s", "5 s", "9999999999h"}) {
+  for (const char *bad :
+       {"", "5", "1.5", "s", "abc", "5x", "1m5", "--1s", "1e3s", " 5s", "5 s", "9999999999h"}) {
     std::string why;
     EXPECT_FALSE(parse_go_duration(bad, &why)) << bad;
     EXPECT_FALSE(why.empty()) << bad;
@@ -46,8 +47,8 @@ TEST(GoDuration, FormatsLikeGo) {
 }
 
 TEST(GoDuration, RoundTrips) {
-  for (sink::Duration d : {sink::Duration(1ns), sink::Duration(1500us), sink::Duration(2500ms), sink::Duration(61s),
-                           sink::Duration(3601s), sink::Duration(26h)}) {
+  for (sink::Duration d : {sink::Duration(1ns), sink::Duration(1500us), sink::Duration(2500ms),
+                           sink::Duration(61s), sink::Duration(3601s), sink::Duration(26h)}) {
     auto back = parse_go_duration(format_go_duration(d), nullptr);
     ASSERT_TRUE(back);
     EXPECT_EQ(*back, d);

@@ -23,8 +23,11 @@ TEST(PortList, RejectsBadInputNamingIt) {
     const char *input;
     const char *mentions;
   } cases[] = {
-      {"70000", "70000"}, {"5-3", "5-3"},  {"abc", "abc"},     {"", "empty"},       {"80,", "empty"},
-      {"-5", "-5"},       {"1-2-3", "1-2-3"}, {"80x", "80x"}, {"65536", "65536"}, {"99999999999999999999", "out of range"},
+      {"70000", "70000"}, {"5-3", "5-3"},
+      {"abc", "abc"},     {"", "empty"},
+      {"80,", "empty"},   {"-5", "-5"},
+      {"1-2-3", "1-2-3"}, {"80x", "80x"},
+      {"65536", "65536"}, {"99999999999999999999", "out of range"},
   };
   for (const auto &c : cases) {
     std::string why;

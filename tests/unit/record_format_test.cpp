@@ -32,7 +32,8 @@ struct RecordFixture {
 } // namespace
 
 TEST(CsvFormat, HeaderIsTheOriginals) {
-  EXPECT_EQ(sink::format::csv_header(), "ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration\n");
+  EXPECT_EQ(sink::format::csv_header(),
+            "ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration\n");
 }
 
 TEST(CsvFormat, RowMatchesTheOriginalByteForByte) {
@@ -80,10 +81,12 @@ TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {
   EXPECT_EQ(line.find('\n'), line.size() - 1);
   auto j = nlohmann::ordered_json::parse(line);
   std::vector<std::string> keys;
-  for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"ts", "ts_ms", "group", "transport", "local_ip", "local_port",
-                                            "remote_ip", "remote_port", "payload_hex", "payload_len",
-                                            "captured_len", "truncated", "duration", "close_reason", "extra"}));
+  for (auto it = j.begin(); it != j.end(); ++it)
+    keys.push_back(it.key());
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"ts", "ts_ms", "group", "transport", "local_ip", "local_port",
+                                      "remote_ip", "remote_port", "payload_hex", "payload_len",
+                                      "captured_len", "truncated", "duration", "close_reason", "extra"}));
   EXPECT_EQ(j["ts"], "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(j["ts_ms"], 1700000000123LL);
   EXPECT_EQ(j["group"], "web");

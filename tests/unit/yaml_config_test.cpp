@@ -88,19 +88,23 @@ TEST(YamlConfig, ErrorsNameFileLineAndKey) {
   struct Case {
     std::string text, expected;
   } cases[] = {
-      {with("  - name: a\n    ports: 70000\n"), "t.yaml:3: groups[0].ports: port 70000 is out of range 0-65535"},
+      {with("  - name: a\n    ports: 70000\n"),
+       "t.yaml:3: groups[0].ports: port 70000 is out of range 0-65535"},
       {with("  - name: a\n    ports: 5-3\n"), "t.yaml:3: groups[0].ports: range 5-3"},
       {with("  - name: a\n    ports: abc\n"), "t.yaml:3: groups[0].ports: \"abc\""},
-      {with("  - name: a\n    ports: 80\n    timeout: 5\n"), "t.yaml:4: groups[0].timeout: invalid duration \"5\""},
+      {with("  - name: a\n    ports: 80\n    timeout: 5\n"),
+       "t.yaml:4: groups[0].timeout: invalid duration \"5\""},
       {with("  - name: a\n    ports: 80\n    timout: 5s\n"), "t.yaml:4: groups[0].timout: unknown key"},
       {with("  - name: a\n"), "t.yaml:2: groups[0].ports: missing required key"},
       {with("  - ports: 80\n"), "t.yaml:2: groups[0].name: missing required key"},
       {with("  - name: a\n    ports: 80\n    capture_bytes: -1\n"), "t.yaml:4: groups[0].capture_bytes"},
       {with("  - name: a\n    ports: 80\n    listen: nowhere\n"), "t.yaml:2: groups[0].listen: \"nowhere\""},
-      {with("  - name: a\n    ports: 80\n  - name: b\n    ports: 80\n"), "t.yaml:4: groups[1].ports: port 80"},
+      {with("  - name: a\n    ports: 80\n  - name: b\n    ports: 80\n"),
+       "t.yaml:4: groups[1].ports: port 80"},
       {with("  - name: a\n    ports: 80\n  - name: a\n    ports: 81\n"), "t.yaml:4: groups[1].name"},
       {"groups: [{name: a, ports: 80}]\n", "t.yaml:1: outputs: missing required key"},
-      {"groups: [{name: a, ports: 80}]\noutputs: [{path: x}]\n", "t.yaml:2: outputs[0].plugin: missing required key"},
+      {"groups: [{name: a, ports: 80}]\noutputs: [{path: x}]\n",
+       "t.yaml:2: outputs[0].plugin: missing required key"},
       {"bogus: 1\n" + with("  - name: a\n    ports: 80\n"), "t.yaml:1: bogus: unknown key"},
       {"log: {level: loud}\n" + with("  - name: a\n    ports: 80\n"), "t.yaml: log.level: \"loud\""},
       {"groups: [\n", "t.yaml:2: invalid YAML"},
@@ -116,32 +120,37 @@ TEST(YamlConfig, OverlappingAddressesConflict) {
   // A wildcard group takes the port on every address.
   EXPECT_NE(error_of(with("  - name: a\n    ports: 80\n  - name: b\n    listen: 127.0.0.1\n    ports: 80\n")),
             "");
-  EXPECT_NE(error_of(with("  - name: a\n    listen: 0.0.0.0\n    ports: 80\n  - name: b\n    listen: 127.0.0.1\n"
-                          "    ports: 80\n")),
-            "");
+  EXPECT_NE(
+      error_of(with("  - name: a\n    listen: 0.0.0.0\n    ports: 80\n  - name: b\n    listen: 127.0.0.1\n"
+                    "    ports: 80\n")),
+      "");
   // Different addresses, or different families, may share a port.
-  EXPECT_EQ(error_of(with("  - name: a\n    listen: 127.0.0.1\n    ports: 80\n  - name: b\n    listen: 127.0.0.2\n"
-                          "    ports: 80\n")),
-            "");
-  EXPECT_EQ(error_of(with("  - name: a\n    listen: 0.0.0.0\n    ports: 80\n  - name: b\n    listen: \"::1\"\n"
-                          "    ports: 80\n")),
-            "");
+  EXPECT_EQ(
+      error_of(with("  - name: a\n    listen: 127.0.0.1\n    ports: 80\n  - name: b\n    listen: 127.0.0.2\n"
+                    "    ports: 80\n")),
+      "");
+  EXPECT_EQ(
+      error_of(with("  - name: a\n    listen: 0.0.0.0\n    ports: 80\n  - name: b\n    listen: \"::1\"\n"
+                    "    ports: 80\n")),
+      "");
   // Ephemeral ports never collide.
   EXPECT_EQ(error_of(with("  - name: a\n    ports: 0\n  - name: b\n    ports: 0\n")), "");
 }
 
 TEST(YamlConfig, TransportOptionsBlockNamedAfterTransport) {
-  auto c = parse_yaml_config(with("  - name: a\n    transport: tls\n    ports: 443\n    tls: {cert: c.pem, key: "
-                                  "k.pem}\n"),
-                             "t.yaml");
+  auto c =
+      parse_yaml_config(with("  - name: a\n    transport: tls\n    ports: 443\n    tls: {cert: c.pem, key: "
+                             "k.pem}\n"),
+                        "t.yaml");
   EXPECT_EQ(c.groups[0].transport_options, (nlohmann::json{{"cert", "c.pem"}, {"key", "k.pem"}}));
   EXPECT_NE(error_of(with("  - name: a\n    ports: 443\n    tls: {cert: c.pem}\n")), "");
 }
 
 TEST(YamlConfig, ScalarsKeepTheirTypesForPlugins) {
-  auto c = parse_yaml_config("groups: [{name: a, ports: 1}]\noutputs:\n  - plugin: x\n    n: 5\n    f: 1.5\n    b: "
-                             "false\n    s: '5'\n    t: text\n",
-                             "t.yaml");
+  auto c = parse_yaml_config(
+      "groups: [{name: a, ports: 1}]\noutputs:\n  - plugin: x\n    n: 5\n    f: 1.5\n    b: "
+      "false\n    s: '5'\n    t: text\n",
+      "t.yaml");
   EXPECT_EQ(c.outputs[0].options,
             (nlohmann::json{{"n", 5}, {"f", 1.5}, {"b", false}, {"s", "5"}, {"t", "text"}}));
 }
