@@ -57,7 +57,7 @@ Config build_legacy_config(const LegacyFlags &f) {
   g.ports = *ports;
   g.timeout = f.timeout;
   g.capture_bytes = static_cast<size_t>(f.buff_size);
-  if (f.tls) g.transport_options = {{"cert", f.tls_cert}, {"key", f.tls_key}, {"legacy", true}};
+  if (f.tls) g.transport_options = {{"cert", f.tls_cert}, {"key", f.tls_key}};
   c.groups.push_back(std::move(g));
   OutputConfig out;
   out.plugin = "csv";

@@ -7,7 +7,8 @@ TransportGroup::TransportGroup(const GroupConfig &cfg, const sink_plugin_descrip
     : config(cfg), transport_name(plugin.name), plugin_name(plugin.name), ops(plugin.transport),
       ctx(std::make_unique<sink_host_ctx>(
           sink_host_ctx{&logger, "transport " + transport_name + " (group " + cfg.name + ")"})) {
-  instance = create_plugin_instance(ops->create, *ctx, cfg.transport_options.dump(), where);
+  instance = create_plugin_instance(ops->create, *ctx, cfg.transport_options.dump(), where, cfg.name.c_str(),
+                                    cfg.capture_bytes);
   idle = to_timeval(cfg.idle_timeout);
 }
 

@@ -147,6 +147,11 @@ typedef struct sink_create_args {
   const char *config_json; /* the plugin's YAML subtree as a JSON object */
   char *error;             /* on failure, write a message here ... */
   size_t error_size;       /* ... of at most this many bytes incl. NUL */
+  /* Transport plugins only (NULL / 0 for outputs): the group this instance
+   * serves and how many payload bytes the host keeps per connection, so a
+   * transport can keep as many of its own raw bytes. */
+  const char *group;
+  size_t capture_bytes;
 } sink_create_args;
 
 /* ---- output plugins ---------------------------------------------------- */

@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "OutputFile.h"
-#include "PluginOptions.h"
+#include "../../plugins/common/PluginOptions.h"
 
 namespace sink::plugin {
 namespace {
@@ -18,13 +18,6 @@ struct LineOutput {
 };
 
 } // namespace
-
-void set_create_error(const sink_create_args *args, const std::string &msg) noexcept {
-  if (!args->error || args->error_size == 0) return;
-  size_t n = std::min(msg.size(), args->error_size - 1);
-  std::memcpy(args->error, msg.data(), n);
-  args->error[n] = '\0';
-}
 
 int line_output_create(const sink_create_args *args, void **instance, const LineFormat &format) noexcept {
   try {

@@ -21,7 +21,4 @@ int line_output_flush(void *instance) noexcept;
 int line_output_reopen(void *instance) noexcept;
 void line_output_destroy(void *instance) noexcept;
 
-// Copies msg into args->error, truncating to fit.
-void set_create_error(const sink_create_args *args, const std::string &msg) noexcept;
-
 } // namespace sink::plugin

@@ -4,21 +4,15 @@
 
 #include <event2/bufferevent.h>
 
-#include <cstring>
-#include <string>
+#include "../common/PluginOptions.h"
 
 namespace {
 
 int tcp_create(const sink_create_args *args, void **instance) noexcept {
-  // No options: refuse any, so a misplaced block is an error.
-  const char *cfg = args->config_json ? args->config_json : "{}";
-  std::string s(cfg);
-  if (s != "{}" && s != "null") {
-    const char msg[] = "the tcp transport takes no options";
-    if (args->error && args->error_size) {
-      std::strncpy(args->error, msg, args->error_size - 1);
-      args->error[args->error_size - 1] = '\0';
-    }
+  try {
+    sink::plugin::PluginOptions(args->config_json).only({});
+  } catch (const std::exception &e) {
+    sink::plugin::set_create_error(args, std::string("tcp transport: ") + e.what());
     return SINK_ERR_CONFIG;
   }
   *instance = nullptr;

@@ -1,6 +1,12 @@
 #pragma once
-// Reads a plugin's JSON options with messages that name the option.
+// Helpers every bundled plugin uses: its JSON options, read with messages
+// that name the option, and reporting a create() error to the host.
+#include <sink/plugin.h>
+
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
 
 #include <initializer_list>
 #include <stdexcept>
@@ -50,5 +56,13 @@ public:
 private:
   nlohmann::json json_;
 };
+
+// Copies msg into args->error, truncating to fit.
+inline void set_create_error(const sink_create_args *args, const std::string &msg) noexcept {
+  if (!args->error || args->error_size == 0) return;
+  size_t n = std::min(msg.size(), args->error_size - 1);
+  std::memcpy(args->error, msg.data(), n);
+  args->error[n] = '\0';
+}
 
 } // namespace sink::plugin

@@ -1,0 +1,82 @@
+#include "TlsContext.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <stdexcept>
+
+namespace sink::tls {
+namespace {
+
+struct PkeyFree {
+  void operator()(EVP_PKEY *k) const { EVP_PKEY_free(k); }
+};
+struct X509Free {
+  void operator()(X509 *x) const { X509_free(x); }
+};
+
+std::string last_error() {
+  unsigned long e = ERR_peek_last_error();
+  ERR_clear_error();
+  return e ? openssl_reason(e) : "unknown error";
+}
+
+void use_self_signed(SSL_CTX *ctx) {
+  // RSA rather than EC: the oldest clients that probe a sink speak only RSA.
+  std::unique_ptr<EVP_PKEY, PkeyFree> key(EVP_RSA_gen(2048));
+  std::unique_ptr<X509, X509Free> cert(X509_new());
+  if (!key || !cert) throw std::runtime_error("cannot generate a self-signed certificate: " + last_error());
+  X509_set_version(cert.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), static_cast<long>(time(nullptr)));
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -24 * 3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
+  X509_set_pubkey(cert.get(), key.get());
+  X509_NAME *name = X509_get_subject_name(cert.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("sink"), -1, -1, 0);
+  X509_set_issuer_name(cert.get(), name);
+  if (!X509_sign(cert.get(), key.get(), EVP_sha256()) || SSL_CTX_use_certificate(ctx, cert.get()) != 1 ||
+      SSL_CTX_use_PrivateKey(ctx, key.get()) != 1)
+    throw std::runtime_error("cannot install a self-signed certificate: " + last_error());
+}
+
+} // namespace
+
+std::string openssl_reason(unsigned long code) {
+  const char *r = ERR_reason_error_string(code);
+  if (r) return r;
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+SslCtxPtr make_server_context(const std::string &cert_file, const std::string &key_file) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) throw std::runtime_error("cannot create a TLS context: " + last_error());
+  SSL_CTX *c = ctx.get();
+  // Record old and odd clients too: TLS 1.0 up, every cipher OpenSSL has.
+  SSL_CTX_set_security_level(c, 0);
+  SSL_CTX_set_min_proto_version(c, TLS1_VERSION);
+  SSL_CTX_set_cipher_list(c, "ALL:@SECLEVEL=0");
+  SSL_CTX_set_dh_auto(c, 1);
+  SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_num_tickets(c, 0); // no TLS 1.3 NewSessionTicket
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS); // idle connections stay small
+  SSL_CTX_set_quiet_shutdown(c, 1);              // never send close_notify
+  if (cert_file.empty() && key_file.empty()) {
+    use_self_signed(c);
+    return ctx;
+  }
+  if (SSL_CTX_use_certificate_chain_file(c, cert_file.c_str()) != 1)
+    throw std::runtime_error("cannot load certificate \"" + cert_file + "\": " + last_error());
+  if (SSL_CTX_use_PrivateKey_file(c, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    throw std::runtime_error("cannot load private key \"" + key_file + "\": " + last_error());
+  if (SSL_CTX_check_private_key(c) != 1)
+    throw std::runtime_error("private key \"" + key_file + "\" does not match certificate \"" + cert_file +
+                             "\": " + last_error());
+  return ctx;
+}
+
+} // namespace sink::tls

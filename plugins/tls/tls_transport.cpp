@@ -1,0 +1,183 @@
+// plugins/tls: a TLS sink on libevent's bufferevent_openssl. The handshake is
+// the measurement: every connection records what the client offered (SNI,
+// ALPN, JA3, JA4) and the raw bytes it sent, even when the handshake fails.
+#include <sink/plugin.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../common/PluginOptions.h"
+#include "ClientHello.h"
+#include "Fingerprint.h"
+#include "RecordFormat.h"
+#include "TlsContext.h"
+
+namespace {
+
+using sink::tls::ClientHelloReader;
+
+struct TlsTransport {
+  sink::tls::SslCtxPtr ctx;
+  size_t raw_limit;
+};
+
+// Per connection: what arrived on the wire before decryption.
+struct TlsConnection {
+  size_t raw_limit;
+  std::vector<uint8_t> raw;
+  ClientHelloReader hello;
+
+  // After a failed or unfinished handshake OpenSSL stops reading, so the rest
+  // of a probe (an HTTP request, say) is still in the kernel: read it as raw
+  // bytes, and so close with a FIN rather than a RST.
+  void drain_socket(int fd) {
+    uint8_t buf[16384];
+    for (size_t total = 0; total < kDrainLimit;) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0) break;
+      observe(buf, static_cast<size_t>(n));
+      total += static_cast<size_t>(n);
+    }
+  }
+  static constexpr size_t kDrainLimit = 1024 * 1024;
+
+  void observe(const uint8_t *data, size_t len) {
+    if (raw.size() < raw_limit) raw.insert(raw.end(), data, data + std::min(len, raw_limit - raw.size()));
+    hello.feed(data, len);
+  }
+};
+
+// Sees every successful read of the socket BIO, before OpenSSL parses it.
+long observe_raw_reads(BIO *bio, int oper, const char *data, size_t, int, long, int ret, size_t *processed) {
+  if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && *processed > 0) {
+    auto *conn = reinterpret_cast<TlsConnection *>(BIO_get_callback_arg(bio));
+    if (conn) conn->observe(reinterpret_cast<const uint8_t *>(data), *processed);
+  }
+  return ret;
+}
+
+int tls_create(const sink_create_args *args, void **instance) noexcept {
+  try {
+    sink::plugin::PluginOptions opts(args->config_json);
+    opts.only({"cert", "key"});
+    std::string cert = opts.string("cert", ""), key = opts.string("key", "");
+    if (cert.empty() != key.empty())
+      throw sink::plugin::OptionError("tls.cert and tls.key must be given together (or neither, for a "
+                                      "self-signed certificate)");
+    auto t = std::make_unique<TlsTransport>(TlsTransport{sink::tls::make_server_context(cert, key), args->capture_bytes});
+    if (cert.empty() && args->host && args->host->log)
+      args->host->log(args->host_ctx, SINK_LOG_INFO,
+                      "no tls.cert/tls.key configured: using an in-memory self-signed certificate (CN=sink)");
+    *instance = t.release();
+    return SINK_OK;
+  } catch (const std::exception &e) {
+    sink::plugin::set_create_error(args, std::string("tls transport: ") + e.what());
+    return SINK_ERR_CONFIG;
+  }
+}
+
+bufferevent *tls_accept(void *instance, event_base *base, int fd, void **conn_state) noexcept {
+  try {
+    auto *t = static_cast<TlsTransport *>(instance);
+    SSL *ssl = SSL_new(t->ctx.get());
+    if (!ssl) return nullptr;
+    auto conn = std::make_unique<TlsConnection>();
+    conn->raw_limit = t->raw_limit;
+    bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+      SSL_free(ssl);
+      return nullptr;
+    }
+    // A peer that just closes (no close_notify) has finished, not failed.
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    BIO *rbio = SSL_get_rbio(ssl);
+    BIO_set_callback_ex(rbio, observe_raw_reads);
+    BIO_set_callback_arg(rbio, reinterpret_cast<char *>(conn.get()));
+    *conn_state = conn.release(); // freed in tls_conn_free
+    return bev;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+std::string join(const std::vector<std::string> &items) {
+  std::string out;
+  for (const auto &s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_close_reason *reason,
+                     const sink_extra_writer *w) noexcept {
+  try {
+    auto *conn = static_cast<TlsConnection *>(state);
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    const bool done = ssl && SSL_is_init_finished(ssl);
+    if (!done && bufferevent_getfd(bev) >= 0) conn->drain_socket(bufferevent_getfd(bev));
+    unsigned long first = 0, e;
+    while ((e = bufferevent_get_openssl_error(bev)) != 0)
+      if (!first) first = e;
+    if (!first && (events & BEV_EVENT_ERROR)) first = ERR_peek_error();
+    ERR_clear_error();
+    std::string error = first ? sink::tls::openssl_reason(first) : "";
+    // A TLS-level failure (not a reset, not our own timeout) closes as an error.
+    if (first && ERR_GET_LIB(first) == ERR_LIB_SSL && *reason != SINK_CLOSE_TIMEOUT &&
+        *reason != SINK_CLOSE_IDLE_TIMEOUT && *reason != SINK_CLOSE_SHUTDOWN)
+      *reason = SINK_CLOSE_ERROR;
+    auto add = [&](const char *k, const std::string &v) { w->add(w->ctx, k, v.c_str()); };
+    add("tls.handshake", done ? "ok" : first ? "failed" : "incomplete");
+    add("tls.error", error);
+    add("tls.version", done ? SSL_get_version(ssl) : "");
+    add("tls.cipher", done ? SSL_get_cipher_name(ssl) : "");
+    const auto &hello = conn->hello.hello();
+    std::string sni = hello ? hello->sni : "";
+    if (sni.empty() && ssl) {
+      const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+      if (name) sni = name;
+    }
+    add("tls.sni", sni);
+    add("tls.alpn", hello ? join(hello->alpn) : "");
+    std::string ja3 = hello ? sink::tls::ja3_string(*hello) : "";
+    add("tls.ja3", ja3);
+    add("tls.ja3_hash", hello ? sink::tls::md5_hex(ja3) : "");
+    add("tls.ja4", hello ? sink::tls::ja4(*hello) : "");
+    add("tls.raw_hex", sink::format::hex(conn->raw.data(), conn->raw.size()));
+  } catch (...) {
+    // Extras are best effort; the record itself is the host's.
+  }
+}
+
+void tls_conn_free(void *, void *state) noexcept {
+  std::unique_ptr<TlsConnection> owned(static_cast<TlsConnection *>(state));
+}
+
+void tls_destroy(void *instance) noexcept { std::unique_ptr<TlsTransport> owned(static_cast<TlsTransport *>(instance)); }
+
+const sink_transport_ops kOps{
+    sizeof(sink_transport_ops), tls_create, tls_accept, tls_conn_finish, tls_conn_free, tls_destroy,
+    0, // reads_plain_socket: bytes must go through OpenSSL
+};
+
+const sink_plugin_descriptor kDescriptor{
+    sizeof(sink_plugin_descriptor),
+    SINK_ABI_MAJOR,
+    SINK_ABI_MINOR,
+    SINK_PLUGIN_TRANSPORT,
+    "tls",
+    "1.0.0",
+    "TLS 1.0-1.3 via OpenSSL; records SNI, ALPN, JA3, JA4 and raw bytes",
+    nullptr,
+    &kOps,
+};
+
+} // namespace
+
+SINK_PLUGIN_DEFINE_ENTRY(kDescriptor)
