@@ -44,7 +44,8 @@ private:
 
 std::vector<uint16_t> u16_list(Cursor c) {
   std::vector<uint16_t> out;
-  while (c.left() >= 2) out.push_back(c.u16());
+  while (c.left() >= 2)
+    out.push_back(c.u16());
   return out;
 }
 
@@ -62,7 +63,8 @@ void parse_extension(ClientHello &h, uint16_t type, Cursor body) {
   case 10: h.groups = u16_list(body.take(body.u16())); break;
   case 11: {
     Cursor list = body.take(body.u8());
-    while (list.left() > 0) h.point_formats.push_back(list.u8());
+    while (list.left() > 0)
+      h.point_formats.push_back(list.u8());
     break;
   }
   case 13: h.signature_algorithms = u16_list(body.take(body.u16())); break;
@@ -87,10 +89,10 @@ std::optional<ClientHello> parse_client_hello(const uint8_t *data, size_t len) {
   Cursor c(data, len);
   ClientHello h;
   h.legacy_version = c.u16();
-  c.take(32);          // random
-  c.take(c.u8());      // session id
+  c.take(32);     // random
+  c.take(c.u8()); // session id
   h.ciphers = u16_list(c.take(c.u16()));
-  c.take(c.u8());      // compression methods
+  c.take(c.u8()); // compression methods
   if (!c.ok()) return std::nullopt;
   if (c.left() >= 2) {
     Cursor exts = c.take(c.u16());
@@ -136,9 +138,11 @@ ClientHelloReader::State ClientHelloReader::advance() {
   if (wire_[0] != 22) return State::kNotTls;
   if (handshake_.size() < 4) return wire_.size() >= kMaxHelloBytes ? State::kMalformed : State::kNeedMore;
   if (handshake_[0] != 1) return State::kMalformed; // first message must be a ClientHello
-  size_t body_len = static_cast<size_t>(handshake_[1]) << 16 | static_cast<size_t>(handshake_[2]) << 8 | handshake_[3];
+  size_t body_len =
+      static_cast<size_t>(handshake_[1]) << 16 | static_cast<size_t>(handshake_[2]) << 8 | handshake_[3];
   if (body_len > kMaxHelloBytes) return State::kMalformed;
-  if (handshake_.size() < 4 + body_len) return wire_.size() >= kMaxHelloBytes ? State::kMalformed : State::kNeedMore;
+  if (handshake_.size() < 4 + body_len)
+    return wire_.size() >= kMaxHelloBytes ? State::kMalformed : State::kNeedMore;
   hello_ = parse_client_hello(handshake_.data() + 4, body_len);
   return hello_ ? State::kDone : State::kMalformed;
 }

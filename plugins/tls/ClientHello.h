@@ -13,9 +13,9 @@ namespace sink::tls {
 struct ClientHello {
   uint16_t legacy_version = 0; // ClientHello.client_version
   std::vector<uint16_t> ciphers;
-  std::vector<uint16_t> extensions; // in wire order, GREASE included
-  std::vector<uint16_t> groups;     // supported_groups (10)
-  std::vector<uint8_t> point_formats; // ec_point_formats (11)
+  std::vector<uint16_t> extensions;           // in wire order, GREASE included
+  std::vector<uint16_t> groups;               // supported_groups (10)
+  std::vector<uint8_t> point_formats;         // ec_point_formats (11)
   std::vector<uint16_t> signature_algorithms; // (13)
   std::vector<uint16_t> supported_versions;   // (43)
   std::string sni;                            // host_name of server_name (0)

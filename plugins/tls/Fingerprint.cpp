@@ -74,7 +74,8 @@ std::string alpn_code(const ClientHello &h) {
   if (h.alpn.empty() || h.alpn[0].empty()) return "00";
   const std::string &a = h.alpn[0];
   auto first = static_cast<unsigned char>(a.front()), last = static_cast<unsigned char>(a.back());
-  if (std::isalnum(first) && std::isalnum(last)) return std::string{static_cast<char>(first), static_cast<char>(last)};
+  if (std::isalnum(first) && std::isalnum(last))
+    return std::string{static_cast<char>(first), static_cast<char>(last)};
   // Non-alphanumeric: the first hex digit of the first byte and the last hex
   // digit of the last byte.
   static constexpr char kHex[] = "0123456789abcdef";

@@ -34,7 +34,8 @@ void use_self_signed(SSL_CTX *ctx) {
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME *name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("sink"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("sink"), -1,
+                             -1, 0);
   X509_set_issuer_name(cert.get(), name);
   if (!X509_sign(cert.get(), key.get(), EVP_sha256()) || SSL_CTX_use_certificate(ctx, cert.get()) != 1 ||
       SSL_CTX_use_PrivateKey(ctx, key.get()) != 1)

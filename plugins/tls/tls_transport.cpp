@@ -73,7 +73,8 @@ int tls_create(const sink_create_args *args, void **instance) noexcept {
     if (cert.empty() != key.empty())
       throw sink::plugin::OptionError("tls.cert and tls.key must be given together (or neither, for a "
                                       "self-signed certificate)");
-    auto t = std::make_unique<TlsTransport>(TlsTransport{sink::tls::make_server_context(cert, key), args->capture_bytes});
+    auto t = std::make_unique<TlsTransport>(
+        TlsTransport{sink::tls::make_server_context(cert, key), args->capture_bytes});
     if (cert.empty() && args->host && args->host->log)
       args->host->log(args->host_ctx, SINK_LOG_INFO,
                       "no tls.cert/tls.key configured: using an in-memory self-signed certificate (CN=sink)");
@@ -92,7 +93,8 @@ bufferevent *tls_accept(void *instance, event_base *base, int fd, void **conn_st
     if (!ssl) return nullptr;
     auto conn = std::make_unique<TlsConnection>();
     conn->raw_limit = t->raw_limit;
-    bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent *bev =
+        bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
       SSL_free(ssl);
       return nullptr;
@@ -111,7 +113,8 @@ bufferevent *tls_accept(void *instance, event_base *base, int fd, void **conn_st
 
 std::string join(const std::vector<std::string> &items) {
   std::string out;
-  for (const auto &s : items) out += (out.empty() ? "" : ",") + s;
+  for (const auto &s : items)
+    out += (out.empty() ? "" : ",") + s;
   return out;
 }
 
@@ -159,10 +162,17 @@ void tls_conn_free(void *, void *state) noexcept {
   std::unique_ptr<TlsConnection> owned(static_cast<TlsConnection *>(state));
 }
 
-void tls_destroy(void *instance) noexcept { std::unique_ptr<TlsTransport> owned(static_cast<TlsTransport *>(instance)); }
+void tls_destroy(void *instance) noexcept {
+  std::unique_ptr<TlsTransport> owned(static_cast<TlsTransport *>(instance));
+}
 
 const sink_transport_ops kOps{
-    sizeof(sink_transport_ops), tls_create, tls_accept, tls_conn_finish, tls_conn_free, tls_destroy,
+    sizeof(sink_transport_ops),
+    tls_create,
+    tls_accept,
+    tls_conn_finish,
+    tls_conn_free,
+    tls_destroy,
     0, // reads_plain_socket: bytes must go through OpenSSL
 };
 
