@@ -72,8 +72,12 @@ SslCtxPtr make_server_context(const std::string &cert_file, const std::string &k
   }
   if (SSL_CTX_use_certificate_chain_file(c, cert_file.c_str()) != 1)
     throw std::runtime_error("cannot load certificate \"" + cert_file + "\": " + last_error());
-  if (SSL_CTX_use_PrivateKey_file(c, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+  if (SSL_CTX_use_PrivateKey_file(c, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+      throw std::runtime_error("private key \"" + key_file + "\" does not match certificate \"" + cert_file +
+                               "\": " + last_error());
     throw std::runtime_error("cannot load private key \"" + key_file + "\": " + last_error());
+  }
   if (SSL_CTX_check_private_key(c) != 1)
     throw std::runtime_error("private key \"" + key_file + "\" does not match certificate \"" + cert_file +
                              "\": " + last_error());

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@ struct TlsConnection {
   size_t raw_limit;
   std::vector<uint8_t> raw;
   ClientHelloReader hello;
+  int read_errno = 0; // errno of the last failed socket read (a reset shows here)
 
   // After a failed or unfinished handshake OpenSSL stops reading, so the rest
   // of a probe (an HTTP request, say) is still in the kernel: read it as raw
@@ -58,10 +60,14 @@ struct TlsConnection {
 
 // Sees every successful read of the socket BIO, before OpenSSL parses it.
 long observe_raw_reads(BIO *bio, int oper, const char *data, size_t, int, long, int ret, size_t *processed) {
-  if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed && *processed > 0) {
-    auto *conn = reinterpret_cast<TlsConnection *>(BIO_get_callback_arg(bio));
-    if (conn) conn->observe(reinterpret_cast<const uint8_t *>(data), *processed);
-  }
+  if (oper != (BIO_CB_READ | BIO_CB_RETURN)) return ret;
+  auto *conn = reinterpret_cast<TlsConnection *>(BIO_get_callback_arg(bio));
+  if (!conn) return ret;
+  if (ret > 0 && processed && *processed > 0)
+    conn->observe(reinterpret_cast<const uint8_t *>(data), *processed);
+  else if (ret < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    // libevent reports only SSL_ERROR_SYSCALL for a socket error; keep errno.
+    conn->read_errno = errno;
   return ret;
 }
 
@@ -130,13 +136,22 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
       if (!first) first = e;
     if (!first && (events & BEV_EVENT_ERROR)) first = ERR_peek_error();
     ERR_clear_error();
-    std::string error = first ? sink::tls::openssl_reason(first) : "";
-    // A TLS-level failure (not a reset, not our own timeout) closes as an error.
-    if (first && ERR_GET_LIB(first) == ERR_LIB_SSL && *reason != SINK_CLOSE_TIMEOUT &&
-        *reason != SINK_CLOSE_IDLE_TIMEOUT && *reason != SINK_CLOSE_SHUTDOWN)
+    // libevent records SSL_ERROR_* codes (library 0) next to real OpenSSL errors.
+    const bool socket_error = first && ERR_GET_LIB(first) == 0;
+    std::string error = !first         ? ""
+                        : socket_error ? (conn->read_errno ? std::strerror(conn->read_errno) : "")
+                                       : sink::tls::openssl_reason(first);
+    // A TLS protocol failure is the handshake failing; a socket error (a reset)
+    // is the client going away. Our own timeouts and shutdown stay as they are.
+    const bool protocol_error = first && ERR_GET_LIB(first) == ERR_LIB_SSL;
+    const bool ours =
+        *reason == SINK_CLOSE_TIMEOUT || *reason == SINK_CLOSE_IDLE_TIMEOUT || *reason == SINK_CLOSE_SHUTDOWN;
+    if (!ours && conn->read_errno == ECONNRESET)
+      *reason = SINK_CLOSE_CLIENT_RST;
+    else if (!ours && protocol_error)
       *reason = SINK_CLOSE_ERROR;
     auto add = [&](const char *k, const std::string &v) { w->add(w->ctx, k, v.c_str()); };
-    add("tls.handshake", done ? "ok" : first ? "failed" : "incomplete");
+    add("tls.handshake", done ? "ok" : protocol_error ? "failed" : "incomplete");
     add("tls.error", error);
     add("tls.version", done ? SSL_get_version(ssl) : "");
     add("tls.cipher", done ? SSL_get_cipher_name(ssl) : "");

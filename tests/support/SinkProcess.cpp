@@ -58,20 +58,33 @@ std::vector<std::string> wait_for_lines(const std::string &path, size_t n, std::
 }
 
 SinkProcess::SinkProcess(const TempDir &dir, std::vector<std::string> args)
-    : out_(dir.file("sink.stdout")), err_(dir.file("sink.stderr")) {
-  args.insert(args.begin(), SINK_BINARY);
-  std::vector<char *> argv;
-  for (auto &a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
+    : SinkProcess(
+          dir,
+          [&] {
+            args.insert(args.begin(), SINK_BINARY);
+            return args;
+          }(),
+          "sink", "") {}
+
+SinkProcess::SinkProcess(const TempDir &dir, std::vector<std::string> argv, const std::string &name,
+                         const std::string &input)
+    : out_(dir.file(name + ".stdout")), err_(dir.file(name + ".stderr")) {
+  const std::string in_path = dir.file(name + ".stdin");
+  write_file(in_path, input);
+  std::vector<char *> cargv;
+  for (auto &a : argv)
+    cargv.push_back(a.data());
+  cargv.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
     if (chdir(dir.path().c_str()) != 0) _exit(127);
+    int i = open(in_path.c_str(), O_RDONLY);
     int o = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int e = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(i, 0);
     dup2(o, 1);
     dup2(e, 2);
-    execv(argv[0], argv.data());
+    execvp(cargv[0], cargv.data());
     _exit(127);
   }
 }
@@ -131,6 +144,13 @@ ExitResult SinkProcess::stop() {
 
 ExitResult run_sink(const TempDir &dir, std::vector<std::string> args, std::chrono::milliseconds limit) {
   SinkProcess p(dir, std::move(args));
+  return p.wait_exit(limit);
+}
+
+ExitResult run_program(const TempDir &dir, std::vector<std::string> argv, const std::string &input,
+                       std::chrono::milliseconds limit) {
+  static int counter = 0;
+  SinkProcess p(dir, std::move(argv), "program" + std::to_string(++counter), input);
   return p.wait_exit(limit);
 }
 

@@ -37,6 +37,10 @@ class SinkProcess {
 public:
   // Starts build/sink with args in dir; stdout and stderr go to files there.
   SinkProcess(const TempDir &dir, std::vector<std::string> args);
+  // Any program (argv[0] looked up on PATH), stdin fed from `input`; its
+  // output goes to NAME.stdout / NAME.stderr in dir.
+  SinkProcess(const TempDir &dir, std::vector<std::string> argv, const std::string &name,
+              const std::string &input);
   ~SinkProcess();
   SinkProcess(const SinkProcess &) = delete;
   SinkProcess &operator=(const SinkProcess &) = delete;
@@ -59,5 +63,10 @@ private:
 // Runs build/sink to completion (it must exit within `limit`).
 ExitResult run_sink(const TempDir &dir, std::vector<std::string> args,
                     std::chrono::milliseconds limit = std::chrono::seconds(10));
+
+// Runs any program to completion with `input` on stdin (code -2 if it had to
+// be killed after `limit`).
+ExitResult run_program(const TempDir &dir, std::vector<std::string> argv, const std::string &input,
+                       std::chrono::milliseconds limit = std::chrono::seconds(15));
 
 } // namespace sinktest

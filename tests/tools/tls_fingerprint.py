@@ -17,9 +17,11 @@ def u16s(b):
 
 
 def parse(raw):
+    # Handshake records up to the end of the first handshake message; what
+    # follows (ChangeCipherSpec, Finished, application data) is not ours.
     hs = b""
     i = 0
-    while i + 5 <= len(raw):
+    while i + 5 <= len(raw) and (len(hs) < 4 or len(hs) < 4 + int.from_bytes(hs[1:4], "big")):
         assert raw[i] == 22, "not a handshake record"
         n = int.from_bytes(raw[i + 3:i + 5], "big")
         hs += raw[i + 5:i + 5 + n]

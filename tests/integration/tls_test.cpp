@@ -1,0 +1,373 @@
+// The TLS transport against real clients: openssl s_client, Python's ssl,
+// curl, and raw sockets sending what probers send.
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <thread>
+
+#include "ClientHelloBuilder.h"
+#include "Records.h"
+#include "SinkProcess.h"
+#include "TestClient.h"
+
+using namespace sinktest;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string plugin_dir() {
+  std::string bin = SINK_BINARY;
+  return bin.substr(0, bin.rfind('/')) + "/plugins";
+}
+
+// A TLS group on an ephemeral loopback port with a self-signed certificate.
+struct TlsSink {
+  TempDir dir;
+  std::unique_ptr<SinkProcess> sink;
+  uint16_t port = 0;
+
+  explicit TlsSink(const std::string &timeout = "2s") {
+    write_file(dir.file("c.yaml"),
+               "log: {path: sink.log}\nplugin_path: [\"" + plugin_dir() +
+                   "\"]\ngroups:\n  - name: tls\n    transport: tls\n    listen: 127.0.0.1\n"
+                   "    ports: 0\n    timeout: " +
+                   timeout +
+                   "\n    capture_bytes: 4096\noutputs:\n  - plugin: jsonl\n    path: out.jsonl\n"
+                   "  - plugin: csv\n    path: out.csv\n");
+    sink = std::make_unique<SinkProcess>(dir, std::vector<std::string>{"--config", "c.yaml"});
+    port = sink->wait_listening(1, dir.file("sink.log"))[0];
+  }
+
+  std::map<uint16_t, nlohmann::json> records(size_t n) {
+    return jsonl_by_remote_port(wait_for_lines(dir.file("out.jsonl"), n));
+  }
+  // The only record, once it is written.
+  nlohmann::json only_record() {
+    auto all = records(1);
+    EXPECT_EQ(all.size(), 1u);
+    return all.empty() ? nlohmann::json() : all.begin()->second;
+  }
+  std::string target() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+// The independent oracle's view of a raw ClientHello (tests/tools).
+std::map<std::string, std::string> oracle(const TempDir &dir, const std::string &raw_hex) {
+  write_file(dir.file("hello.hex"), raw_hex);
+  auto r = run_program(
+      dir, {"python3", std::string(SINK_SOURCE_DIR) + "/tests/tools/tls_fingerprint.py", "hello.hex"}, "");
+  std::map<std::string, std::string> out;
+  for (const auto &line : split(r.out, '\n')) {
+    auto sp = line.find(' ');
+    if (sp != std::string::npos) out[line.substr(0, sp)] = line.substr(sp + 1);
+  }
+  return out;
+}
+
+void expect_ok_handshake(const nlohmann::json &j, const std::string &version, const std::string &payload) {
+  SCOPED_TRACE(j.dump());
+  const auto &x = j["extra"];
+  EXPECT_EQ(j["transport"], "tls");
+  EXPECT_EQ(x["tls.handshake"], "ok");
+  EXPECT_EQ(x["tls.error"], "");
+  EXPECT_EQ(x["tls.version"], version);
+  EXPECT_NE(x["tls.cipher"], "");
+  EXPECT_EQ(j["payload_hex"], hex(payload));
+  EXPECT_EQ(j["payload_len"], payload.size());
+  EXPECT_TRUE(
+      std::regex_match(x["tls.ja3"].get<std::string>(), std::regex(R"(\d+,[\d-]+,[\d-]*,[\d-]*,[\d-]*)")));
+  EXPECT_TRUE(std::regex_match(x["tls.ja3_hash"].get<std::string>(), std::regex("[0-9a-f]{32}")));
+  EXPECT_TRUE(std::regex_match(x["tls.ja4"].get<std::string>(),
+                               std::regex(R"(t1[0-3][di]\d{4}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12})")));
+  EXPECT_EQ(x["tls.raw_hex"].get<std::string>().substr(0, 6), "160301");
+}
+
+std::string sslv2_hello() {
+  // SSLv2-format CLIENT-HELLO offering SSL 3.0 and two ciphers.
+  const Bytes b{0x80, 0x1f, 0x01, 0x03, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 0x10,
+                0x00, 0x00, 0x04, 0x01, 0x00, 0x80, 0x11, 0x22, 0x33, 0x44, 0x55,
+                0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00};
+  return std::string(b.begin(), b.end());
+}
+
+} // namespace
+
+TEST(Tls, OpensslClientTls13WithSniAndAlpn) {
+  TlsSink s;
+  auto client = run_program(s.dir,
+                            {"openssl", "s_client", "-connect", s.target(), "-tls1_3", "-servername",
+                             "sink.example", "-alpn", "h2,http/1.1", "-quiet", "-no_ign_eof"},
+                            "hello over tls 1.3");
+  EXPECT_EQ(client.out, "") << "the client must receive no application data";
+  auto j = s.only_record();
+  expect_ok_handshake(j, "TLSv1.3", "hello over tls 1.3");
+  EXPECT_EQ(j["extra"]["tls.sni"], "sink.example");
+  EXPECT_EQ(j["extra"]["tls.alpn"], "h2,http/1.1");
+  EXPECT_EQ(j["close_reason"], "client_fin");
+  // The fingerprints agree with the independent implementation.
+  auto o = oracle(s.dir, j["extra"]["tls.raw_hex"]);
+  EXPECT_EQ(j["extra"]["tls.ja3"], o["ja3"]);
+  EXPECT_EQ(j["extra"]["tls.ja3_hash"], o["ja3_hash"]);
+  EXPECT_EQ(j["extra"]["tls.ja4"], o["ja4"]);
+  EXPECT_EQ(j["extra"]["tls.ja4"].get<std::string>().substr(0, 4), "t13d");
+  EXPECT_EQ(s.sink->stop().code, 0);
+  // CSV stays the original's: decrypted payload and its length.
+  auto csv = csv_by_remote_port(read_lines(s.dir.file("out.csv")));
+  ASSERT_EQ(csv.size(), 1u);
+  EXPECT_EQ(csv.begin()->second.payload_hex, hex("hello over tls 1.3"));
+  EXPECT_EQ(csv.begin()->second.len, 18u);
+}
+
+TEST(Tls, OpensslClientTls12) {
+  TlsSink s;
+  auto client = run_program(
+      s.dir, {"openssl", "s_client", "-connect", s.target(), "-tls1_2", "-quiet", "-no_ign_eof"}, "twelve");
+  EXPECT_EQ(client.out, "");
+  auto j = s.only_record();
+  expect_ok_handshake(j, "TLSv1.2", "twelve");
+  EXPECT_EQ(j["extra"]["tls.sni"], "");
+  EXPECT_EQ(j["extra"]["tls.ja4"].get<std::string>().substr(0, 4), "t12i");
+  auto o = oracle(s.dir, j["extra"]["tls.raw_hex"]);
+  EXPECT_EQ(j["extra"]["tls.ja4"], o["ja4"]);
+  EXPECT_EQ(j["extra"]["tls.ja3"], o["ja3"]);
+}
+
+TEST(Tls, PythonSslClientGetsNothingBack) {
+  TlsSink s("1s");
+  const std::string script = R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+tls = ctx.wrap_socket(raw, server_hostname="py.example")
+tls.sendall(b"from python")
+got = b""
+try:
+    while True:
+        d = tls.recv(4096)
+        if not d:
+            break
+        got += d
+except (ssl.SSLError, OSError):
+    pass
+print(len(got))
+)";
+  auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "");
+  EXPECT_EQ(client.code, 0) << client.err;
+  EXPECT_EQ(client.out, "0\n");
+  auto j = s.only_record();
+  expect_ok_handshake(j, "TLSv1.3", "from python");
+  EXPECT_EQ(j["extra"]["tls.sni"], "py.example");
+  EXPECT_EQ(j["close_reason"], "timeout");
+}
+
+TEST(Tls, CloseWithoutCloseNotifyIsAFinAndLosesNoBytes) {
+  TlsSink s("5s");
+  // Sends 100,000 bytes and closes the socket at once, without close_notify,
+  // so the last bytes and the EOF arrive in the same read pass. Also reports
+  // whether the server sent a session ticket.
+  const std::string script = R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+    ctx.minimum_version = ctx.maximum_version = version
+    raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    tls = ctx.wrap_socket(raw)
+    tls.setblocking(False)
+    try:
+        tls.recv(1)  # lets a TLS 1.3 NewSessionTicket arrive, if one were sent
+    except (ssl.SSLWantReadError, BlockingIOError):
+        pass
+    tls.setblocking(True)
+    tls.sendall(b"z" * 100000)
+    print(version.name, tls.session is not None and tls.session.has_ticket)
+    raw.close()
+)";
+  auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "");
+  EXPECT_EQ(client.code, 0) << client.err;
+  EXPECT_EQ(client.out, "TLSv1_3 False\nTLSv1_2 False\n") << "no session tickets";
+  auto all = s.records(2);
+  ASSERT_EQ(all.size(), 2u);
+  for (auto &[p, j] : all) {
+    SCOPED_TRACE(j.dump().substr(0, 400));
+    EXPECT_EQ(j["close_reason"], "client_fin");
+    EXPECT_EQ(j["payload_len"], 100000);
+    EXPECT_EQ(j["captured_len"], 4096);
+    EXPECT_EQ(j["truncated"], true);
+    EXPECT_EQ(j["extra"]["tls.handshake"], "ok");
+    EXPECT_EQ(j["extra"]["tls.error"], "");
+  }
+}
+
+TEST(Tls, OldClientsAreAcceptedToo) {
+  TlsSink s;
+  auto client = run_program(s.dir,
+                            {"openssl", "s_client", "-connect", s.target(), "-tls1", "-cipher",
+                             "DEFAULT:@SECLEVEL=0", "-quiet", "-no_ign_eof"},
+                            "tls one point oh");
+  auto j = s.only_record();
+  expect_ok_handshake(j, "TLSv1", "tls one point oh");
+  EXPECT_EQ(j["extra"]["tls.ja4"].get<std::string>().substr(0, 3), "t10");
+}
+
+TEST(Tls, CurlRequestIsRecordedDecrypted) {
+  TlsSink s("1s");
+  auto client =
+      run_program(s.dir, {"curl", "-sk", "--max-time", "5", "https://" + s.target() + "/probe?x=1"}, "");
+  EXPECT_EQ(client.out, "");
+  EXPECT_NE(client.code, 0) << "curl gets no reply";
+  auto j = s.only_record();
+  SCOPED_TRACE(j.dump());
+  EXPECT_EQ(j["extra"]["tls.handshake"], "ok");
+  EXPECT_EQ(j["payload_hex"].get<std::string>().substr(0, 2 * 23), hex("GET /probe?x=1 HTTP/1.1"));
+  EXPECT_NE(j["extra"]["tls.alpn"].get<std::string>().find("http/1.1"), std::string::npos);
+}
+
+TEST(Tls, NonTlsProbesAreCapturedRaw) {
+  TlsSink s("1s");
+  const std::string http = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: probe\r\n\r\n";
+  const std::string garbage = std::string("\x00\xff\x13garbage, not TLS\n", 20);
+  std::map<std::string, uint16_t> port;
+  std::map<std::string, std::string> got;
+  for (const auto &[name, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"http", http}, {"garbage", garbage}, {"sslv2", sslv2_hello()}}) {
+    TestClient c("127.0.0.1", s.port);
+    port[name] = c.local_port();
+    c.send(bytes);
+    bool closed = false;
+    got[name] = c.read_until_closed(5, &closed);
+    EXPECT_TRUE(closed) << name;
+  }
+  auto all = s.records(3);
+  ASSERT_EQ(all.size(), 3u);
+  for (const auto &[name, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"http", http}, {"garbage", garbage}, {"sslv2", sslv2_hello()}}) {
+    const auto &j = all[port[name]];
+    SCOPED_TRACE(name + ": " + j.dump());
+    // At most one TLS alert record (OpenSSL's answer to a bad hello): no data.
+    EXPECT_TRUE(got[name].empty() || (got[name].size() == 7 && got[name][0] == '\x15')) << hex(got[name]);
+    EXPECT_EQ(j["extra"]["tls.handshake"], "failed");
+    EXPECT_NE(j["extra"]["tls.error"], "");
+    EXPECT_EQ(j["extra"]["tls.raw_hex"], hex(bytes));
+    EXPECT_EQ(j["extra"]["tls.ja3"], "");
+    EXPECT_EQ(j["payload_hex"], "");
+    EXPECT_EQ(j["payload_len"], 0);
+    EXPECT_EQ(j["close_reason"], "error");
+  }
+  EXPECT_EQ(all[port["http"]]["extra"]["tls.error"], "http request");
+  EXPECT_EQ(s.sink->stop().code, 0);
+  for (const auto &[p, row] : csv_by_remote_port(read_lines(s.dir.file("out.csv")))) {
+    EXPECT_EQ(row.payload_hex, "");
+    EXPECT_EQ(row.len, 0u);
+  }
+}
+
+TEST(Tls, StalledAndResetHandshakesAreRecorded) {
+  TlsSink s("1s");
+  Bytes hello = build_hello(0x0303, {0x1301, 0x002f}, {sni_ext("stall.example")});
+  const std::string head(hello.begin(), hello.begin() + 30);
+  uint16_t stalled, reset;
+  std::thread stall([&] {
+    TestClient c("127.0.0.1", s.port);
+    stalled = c.local_port();
+    c.send(head);
+    bool closed;
+    c.read_until_closed(5, &closed);
+  });
+  {
+    TestClient c("127.0.0.1", s.port);
+    reset = c.local_port();
+    c.send(head);
+    std::this_thread::sleep_for(100ms);
+    c.reset();
+  }
+  stall.join();
+  auto all = s.records(2);
+  ASSERT_EQ(all.size(), 2u);
+  for (uint16_t p : {stalled, reset}) {
+    const auto &j = all[p];
+    SCOPED_TRACE(j.dump());
+    EXPECT_EQ(j["extra"]["tls.handshake"], "incomplete");
+    EXPECT_EQ(j["extra"]["tls.raw_hex"], hex(head));
+    EXPECT_EQ(j["payload_len"], 0);
+  }
+  EXPECT_EQ(all[stalled]["close_reason"], "timeout");
+  EXPECT_EQ(all[reset]["close_reason"], "client_rst");
+}
+
+TEST(Tls, HelloWithHundredsOfExtensionsDoesNotDisturbOthers) {
+  TlsSink s("1s");
+  std::vector<Ext> exts{sni_ext("many.example")};
+  for (uint16_t i = 0; i < 400; ++i)
+    exts.push_back({static_cast<uint16_t>(0x3000 + i), {0, 1, 2, 3}});
+  Bytes hello = build_hello(0x0303, {0xc02f, 0x002f}, exts, 4000);
+  uint16_t many;
+  {
+    TestClient c("127.0.0.1", s.port);
+    many = c.local_port();
+    c.send(std::string(hello.begin(), hello.end()));
+    std::this_thread::sleep_for(200ms);
+    c.close();
+  }
+  auto client = run_program(s.dir, {"openssl", "s_client", "-connect", s.target(), "-quiet", "-no_ign_eof"},
+                            "still fine");
+  auto all = s.records(2);
+  ASSERT_EQ(all.size(), 2u);
+  const auto &j = all[many];
+  SCOPED_TRACE(j.dump());
+  EXPECT_EQ(j["extra"]["tls.sni"], "many.example");
+  std::string ja3 = j["extra"]["tls.ja3"];
+  auto fields = split(ja3, ',');
+  ASSERT_GE(fields.size(), 3u);
+  EXPECT_EQ(split(fields[2], '-').size(), 401u);
+  EXPECT_EQ(j["extra"]["tls.ja4"].get<std::string>().substr(0, 10), "t12d029900");
+  for (auto &[p, r] : all)
+    if (p != many) {
+      EXPECT_EQ(r["payload_hex"], hex("still fine"));
+    }
+}
+
+TEST(Tls, LegacyFlagsWithCertificateFiles) {
+  TempDir dir;
+  auto gen = run_program(dir,
+                         {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+                          "-out", "server.crt", "-days", "2", "-subj", "/CN=localhost"},
+                         "");
+  ASSERT_EQ(gen.code, 0) << gen.err;
+  SinkProcess sink(
+      dir, {"-tls", "-ip", "127.0.0.1", "-p", "0", "-timeout", "2s", "-out", "out.csv", "-log", "sink.log"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  EXPECT_NE(read_file(dir.file("sink.log")).find("TLS server is listening on 127.0.0.1:"), std::string::npos);
+  run_program(
+      dir, {"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-quiet", "-no_ign_eof"},
+      "legacy tls");
+  {
+    TestClient c("127.0.0.1", port);
+    c.send("GET / HTTP/1.1\r\n\r\n");
+    bool closed;
+    c.read_until_closed(5, &closed);
+  }
+  auto rows = wait_for_lines(dir.file("out.csv"), 2);
+  EXPECT_EQ(sink.stop().code, 0);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_NE(rows[0].find("," + hex("legacy tls") + ",10,"), std::string::npos) << rows[0];
+  EXPECT_NE(rows[1].find(",,0,"), std::string::npos) << rows[1];
+}
+
+TEST(Tls, LegacyFlagsRefuseMissingOrMismatchedCertificates) {
+  TempDir dir;
+  auto missing = run_sink(dir, {"-tls", "-ip", "127.0.0.1", "-p", "0", "-out", "out.csv"});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("server.crt"), std::string::npos) << missing.err;
+  run_program(dir,
+              {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "a.key", "-out",
+               "a.crt", "-days", "2", "-subj", "/CN=a"},
+              "");
+  run_program(dir, {"openssl", "genrsa", "-out", "b.key", "2048"}, "");
+  auto mismatch =
+      run_sink(dir, {"-tls", "-tlsCert", "a.crt", "-tlsKey", "b.key", "-ip", "127.0.0.1", "-p", "0"});
+  EXPECT_EQ(mismatch.code, 2);
+  EXPECT_NE(mismatch.err.find("does not match"), std::string::npos) << mismatch.err;
+}
