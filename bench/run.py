@@ -77,8 +77,11 @@ def loadgen(build, port, total, inflight, payload, hold=False):
     return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-def measure(make, build, conns, idle):
+def measure(make, build, conns, idle, throughput=True):
+    cpu, rate = float("nan"), float("nan")
     with tempfile.TemporaryDirectory() as d:
+        if not throughput:
+            return {"cpu_us": cpu, "rate": rate, "idle_kb": idle_kb(make(d), build, idle)}
         s = make(d)
         cpu0, t0 = cpu_seconds(s.proc.pid), time.time()
         g = loadgen(build, s.port, conns, 200, 64)
@@ -88,17 +91,22 @@ def measure(make, build, conns, idle):
         rate = float(re.search(r"rate=(\d+)", out).group(1))
         s.stop()
     with tempfile.TemporaryDirectory() as d:
-        s = make(d)
-        time.sleep(0.2)
-        rss0 = rss_kb(s.proc.pid)
-        g = loadgen(build, s.port, idle, 1000, 0, hold=True)
-        g.stdout.readline()
-        time.sleep(1.0)
-        rss1 = rss_kb(s.proc.pid)
-        g.stdin.close()
-        g.wait()
-        s.stop()
-    return {"cpu_us": cpu / conns * 1e6, "rate": rate, "idle_kb": (rss1 - rss0) / idle}
+        kb = idle_kb(make(d), build, idle)
+    return {"cpu_us": cpu / conns * 1e6, "rate": rate, "idle_kb": kb}
+
+
+def idle_kb(s, build, idle):
+    """RSS growth per connection with `idle` connections held open."""
+    time.sleep(0.2)
+    rss0 = rss_kb(s.proc.pid)
+    g = loadgen(build, s.port, idle, 1000, 0, hold=True)
+    g.stdout.readline()
+    time.sleep(1.0)
+    rss1 = rss_kb(s.proc.pid)
+    g.stdin.close()
+    g.wait()
+    s.stop()
+    return (rss1 - rss0) / idle
 
 
 def main():
@@ -125,10 +133,18 @@ def main():
                     "outputs:\n  - {plugin: csv, path: out.csv}\n  - {plugin: jsonl, path: out.jsonl}\n")
         return Server("sink yaml", [sink, "--config", "c.yaml"], d, records=f"{d}/out.csv", log=f"{d}/sink.log")
 
+    def tls(d):
+        with open(f"{d}/c.yaml", "w") as f:
+            f.write("log: {path: sink.log}\ngroups: [{name: t, transport: tls, listen: 127.0.0.1, ports: 0, "
+                    "timeout: 1m}]\noutputs: [{plugin: jsonl, path: out.jsonl}]\n")
+        return Server("sink tls", [sink, "--config", "c.yaml"], d, records=f"{d}/out.jsonl", log=f"{d}/sink.log")
+
     results = {}
-    for name, make in [("baseline (floor)", baseline), ("sink, legacy flags + per-read log", legacy),
-                       ("sink, YAML csv+jsonl, no conn log", yaml)]:
-        results[name] = measure(make, build, a.conns, a.idle)
+    for name, make, throughput in [("baseline (floor)", baseline, True),
+                                   ("sink, legacy flags + per-read log", legacy, True),
+                                   ("sink, YAML csv+jsonl, no conn log", yaml, True),
+                                   ("sink, TLS group, idle before hello", tls, False)]:
+        results[name] = measure(make, build, a.conns, a.idle, throughput)
         r = results[name]
         print(f"{name:36s} cpu/conn {r['cpu_us']:7.1f} us   rate {r['rate']:8.0f} conn/s   idle {r['idle_kb']:5.2f} KB/conn",
               flush=True)

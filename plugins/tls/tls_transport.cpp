@@ -5,10 +5,12 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -32,8 +34,19 @@ struct TlsTransport {
 };
 
 // Per connection: what arrived on the wire before decryption.
+struct EventFree {
+  void operator()(event *e) const { event_free(e); }
+};
+
 struct TlsConnection {
   size_t raw_limit;
+  int fd = -1;
+  bufferevent *bev = nullptr; // owned by the host
+  // Until the client sends its first byte the socket is not given to
+  // OpenSSL: a started handshake holds ~33 KB of buffers per connection,
+  // and silent connections are most of what a sink sees.
+  std::unique_ptr<event, EventFree> first_byte;
+  bool attached = false;
   std::vector<uint8_t> raw;
   ClientHelloReader hello;
   int read_errno = 0; // errno of the last failed socket read (a reset shows here)
@@ -71,6 +84,21 @@ long observe_raw_reads(BIO *bio, int oper, const char *data, size_t, int, long, 
   return ret;
 }
 
+// The client spoke: hand the socket to OpenSSL and start the handshake.
+void attach_on_first_byte(evutil_socket_t, short, void *arg) {
+  auto *conn = static_cast<TlsConnection *>(arg);
+  conn->first_byte.reset();
+  if (bufferevent_setfd(conn->bev, conn->fd) != 0) return;
+  conn->attached = true; // from here the bufferevent owns and closes fd
+  BIO *rbio = SSL_get_rbio(bufferevent_openssl_get_ssl(conn->bev));
+  if (rbio) {
+    BIO_set_callback_ex(rbio, observe_raw_reads);
+    BIO_set_callback_arg(rbio, reinterpret_cast<char *>(conn));
+  }
+  // Reading was enabled before there was a socket; arm it now.
+  bufferevent_enable(conn->bev, EV_READ);
+}
+
 int tls_create(const sink_create_args *args, void **instance) noexcept {
   try {
     sink::plugin::PluginOptions opts(args->config_json);
@@ -99,17 +127,21 @@ bufferevent *tls_accept(void *instance, event_base *base, int fd, void **conn_st
     if (!ssl) return nullptr;
     auto conn = std::make_unique<TlsConnection>();
     conn->raw_limit = t->raw_limit;
+    conn->fd = fd;
     bufferevent *bev =
-        bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
       SSL_free(ssl);
       return nullptr;
     }
     // A peer that just closes (no close_notify) has finished, not failed.
     bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    BIO *rbio = SSL_get_rbio(ssl);
-    BIO_set_callback_ex(rbio, observe_raw_reads);
-    BIO_set_callback_arg(rbio, reinterpret_cast<char *>(conn.get()));
+    conn->bev = bev;
+    conn->first_byte.reset(event_new(base, fd, EV_READ, attach_on_first_byte, conn.get()));
+    if (!conn->first_byte || event_add(conn->first_byte.get(), nullptr) != 0) {
+      bufferevent_free(bev);
+      return nullptr;
+    }
     *conn_state = conn.release(); // freed in tls_conn_free
     return bev;
   } catch (...) {
@@ -130,7 +162,7 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
     auto *conn = static_cast<TlsConnection *>(state);
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     const bool done = ssl && SSL_is_init_finished(ssl);
-    if (!done && bufferevent_getfd(bev) >= 0) conn->drain_socket(bufferevent_getfd(bev));
+    if (!done && conn->fd >= 0) conn->drain_socket(conn->fd);
     unsigned long first = 0, e;
     while ((e = bufferevent_get_openssl_error(bev)) != 0)
       if (!first) first = e;
@@ -175,6 +207,8 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
 
 void tls_conn_free(void *, void *state) noexcept {
   std::unique_ptr<TlsConnection> owned(static_cast<TlsConnection *>(state));
+  owned->first_byte.reset();
+  if (!owned->attached && owned->fd >= 0) ::close(owned->fd); // never handed to the bufferevent
 }
 
 void tls_destroy(void *instance) noexcept {

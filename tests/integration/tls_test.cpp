@@ -139,22 +139,26 @@ ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-tls = ctx.wrap_socket(raw, server_hostname="py.example")
+tls = ctx.wrap_socket(raw, server_hostname="py.example", suppress_ragged_eofs=False)
 tls.sendall(b"from python")
 got = b""
+end = "?"
 try:
     while True:
         d = tls.recv(4096)
         if not d:
+            end = "close_notify"
             break
         got += d
-except (ssl.SSLError, OSError):
-    pass
-print(len(got))
+except ssl.SSLEOFError:
+    end = "eof"  # closed without close_notify
+except (ssl.SSLError, OSError) as e:
+    end = type(e).__name__
+print(len(got), end)
 )";
   auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "");
   EXPECT_EQ(client.code, 0) << client.err;
-  EXPECT_EQ(client.out, "0\n");
+  EXPECT_EQ(client.out, "0 eof\n") << "no application bytes, and no close_notify at our close";
   auto j = s.only_record();
   expect_ok_handshake(j, "TLSv1.3", "from python");
   EXPECT_EQ(j["extra"]["tls.sni"], "py.example");
@@ -268,7 +272,13 @@ TEST(Tls, StalledAndResetHandshakesAreRecorded) {
   TlsSink s("1s");
   Bytes hello = build_hello(0x0303, {0x1301, 0x002f}, {sni_ext("stall.example")});
   const std::string head(hello.begin(), hello.begin() + 30);
-  uint16_t stalled, reset;
+  uint16_t stalled, reset, silent;
+  std::thread quiet([&] {
+    TestClient c("127.0.0.1", s.port);
+    silent = c.local_port();
+    bool closed;
+    c.read_until_closed(5, &closed);
+  });
   std::thread stall([&] {
     TestClient c("127.0.0.1", s.port);
     stalled = c.local_port();
@@ -284,8 +294,12 @@ TEST(Tls, StalledAndResetHandshakesAreRecorded) {
     c.reset();
   }
   stall.join();
-  auto all = s.records(2);
-  ASSERT_EQ(all.size(), 2u);
+  quiet.join();
+  auto all = s.records(3);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[silent]["extra"]["tls.handshake"], "incomplete");
+  EXPECT_EQ(all[silent]["extra"]["tls.raw_hex"], "");
+  EXPECT_EQ(all[silent]["close_reason"], "timeout");
   for (uint16_t p : {stalled, reset}) {
     const auto &j = all[p];
     SCOPED_TRACE(j.dump());
