@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Installs sink into a clean prefix, builds examples/output-plugin out of tree
+# against that install, runs it through the real build/sink with a YAML
+# config next to the jsonl output, and checks the SQLite rows.
+# Usage: out_of_tree_plugin.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1
+build=$2
+work=$(mktemp -d)
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+  return 0
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+cmake -S "$src/examples/output-plugin" -B "$work/plugin" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/plugin" >/dev/null
+exports=$(nm -D --defined-only "$work/plugin/sqlite.so" | awk '{print $3}')
+[ "$exports" = "sink_plugin_entry" ] || fail "plugin exports: $exports"
+
+cd "$work"
+cat >sink.yaml <<YAML
+log: {path: sink.log}
+groups:
+  - name: sdk
+    listen: 127.0.0.1
+    ports: 0
+    timeout: 10s
+    capture_bytes: 8
+outputs:
+  - plugin: $work/plugin/sqlite.so
+    path: records.db
+  - plugin: jsonl
+    path: records.jsonl
+YAML
+"$build/sink" --config sink.yaml &
+pid=$!
+for _ in $(seq 100); do grep -q "listening on" sink.log 2>/dev/null && break; sleep 0.05; done
+port=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\),.*/\1/p' sink.log)
+[ -n "$port" ] || fail "sink did not start: $(cat sink.log)"
+
+python3 - "$port" <<'PY'
+import socket, sys
+port = int(sys.argv[1])
+for payload in (b"hello sqlite", bytes([0, 255, 1, 254]), b""):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(payload)
+    s.close()
+PY
+for _ in $(seq 200); do [ "$(wc -l <records.jsonl 2>/dev/null || echo 0)" -ge 3 ] && break; sleep 0.05; done
+kill -TERM "$pid"
+wait "$pid" || fail "sink exited with $?"
+pid=""
+
+rows=$(sqlite3 records.db "SELECT hex(payload), captured_len, payload_len, truncated, grp, transport, local_ip,
+  remote_ip, close_reason FROM connections ORDER BY payload_len DESC")
+expected="68656C6C6F207371|8|12|1|sdk|tcp|127.0.0.1|127.0.0.1|client_fin
+00FF01FE|4|4|0|sdk|tcp|127.0.0.1|127.0.0.1|client_fin
+|0|0|0|sdk|tcp|127.0.0.1|127.0.0.1|client_fin"
+[ "$rows" = "$expected" ] || fail "rows were:
+$rows
+expected:
+$expected"
+
+# Every connection is in both outputs, with the same ports and times.
+db=$(sqlite3 records.db "SELECT remote_port || ' ' || ts_ms || ' ' || local_port FROM connections ORDER BY remote_port")
+js=$(python3 -c '
+import json
+for r in sorted((json.loads(l) for l in open("records.jsonl")), key=lambda r: r["remote_port"]):
+    print(r["remote_port"], r["ts_ms"], r["local_port"])')
+[ "$db" = "$js" ] || fail "sqlite and jsonl disagree:
+$db
+---
+$js"
+echo "ok: 3 rows in SQLite match the jsonl records"
