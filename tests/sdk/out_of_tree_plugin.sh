@@ -22,6 +22,17 @@ cmake --build "$work/plugin" >/dev/null
 exports=$(nm -D --defined-only "$work/plugin/sqlite.so" | awk '{print $3}')
 [ "$exports" = "sink_plugin_entry" ] || fail "plugin exports: $exports"
 
+# The 30-line walk-through in docs/plugins.md builds as printed.
+mkdir "$work/walkthrough"
+python3 - "$src/docs/plugins.md" "$work/walkthrough" <<'PY'
+import re, sys
+blocks = re.findall(r"```(cmake|cpp)\n(.*?)```", open(sys.argv[1]).read(), re.S)
+open(sys.argv[2] + "/CMakeLists.txt", "w").write(blocks[0][1])
+open(sys.argv[2] + "/count.cpp", "w").write(blocks[1][1])
+PY
+cmake -S "$work/walkthrough" -B "$work/walkthrough/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/walkthrough/build" >/dev/null || fail "docs/plugins.md walk-through does not build"
+
 cd "$work"
 cat >sink.yaml <<YAML
 log: {path: sink.log}

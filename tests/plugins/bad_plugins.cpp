@@ -1,0 +1,51 @@
+// Deliberately broken plugins for the ABI refusal tests. One source, built
+// several times with a different BAD_PLUGIN_* definition each.
+#include <sink/plugin.h>
+
+#include <cstring>
+
+namespace {
+
+[[maybe_unused]] int create_ok(const sink_create_args *, void **instance) noexcept {
+  *instance = nullptr;
+  return SINK_OK;
+}
+[[maybe_unused]] int create_fails(const sink_create_args *args, void **) noexcept {
+  std::strncpy(args->error, "the test plugin refuses to start", args->error_size - 1);
+  args->error[args->error_size - 1] = '\0';
+  return SINK_ERR_CONFIG;
+}
+[[maybe_unused]] int write_ok(void *, const sink_record *) noexcept { return SINK_OK; }
+[[maybe_unused]] int write_fails(void *, const sink_record *) noexcept { return SINK_ERR_IO; }
+int flush_ok(void *) noexcept { return SINK_OK; }
+void destroy(void *) noexcept {}
+
+#if defined(BAD_PLUGIN_CREATE_FAILS)
+const sink_output_ops kOps{sizeof(sink_output_ops), create_fails, write_ok, flush_ok, nullptr, destroy};
+#elif defined(BAD_PLUGIN_WRITE_FAILS)
+const sink_output_ops kOps{sizeof(sink_output_ops), create_ok, write_fails, flush_ok, nullptr, destroy};
+#else
+const sink_output_ops kOps{sizeof(sink_output_ops), create_ok, write_ok, flush_ok, nullptr, destroy};
+#endif
+
+#if defined(BAD_PLUGIN_WRONG_ABI)
+constexpr uint32_t kMajor = SINK_ABI_MAJOR + 1;
+#else
+constexpr uint32_t kMajor = SINK_ABI_MAJOR;
+#endif
+
+const sink_plugin_descriptor kDescriptor{
+    sizeof(sink_plugin_descriptor), kMajor, SINK_ABI_MINOR, SINK_PLUGIN_OUTPUT, BAD_PLUGIN_NAME, "0.0.1",
+    "a broken plugin for tests",    &kOps,  nullptr,
+};
+
+} // namespace
+
+#if defined(BAD_PLUGIN_NO_ENTRY)
+// Exports a differently named function only.
+extern "C" SINK_PLUGIN_EXPORT const sink_plugin_descriptor *sink_plugin_entry_v0(void) {
+  return &kDescriptor;
+}
+#else
+SINK_PLUGIN_DEFINE_ENTRY(kDescriptor)
+#endif
