@@ -25,6 +25,9 @@ struct GroupConfig {
   Duration timeout = std::chrono::minutes(1); // 0 = no absolute deadline
   Duration idle_timeout{0};                   // 0 = off
   size_t capture_bytes = 2048;
+  // After a server-side close (deadline, idle) we stop sending, keep reading
+  // this long, then close: a close with unread data makes the kernel send RST.
+  Duration close_grace = std::chrono::seconds(1); // 0 = close at once
   nlohmann::json transport_options = nlohmann::json::object();
   int line = 0; // 1-based line in the config file, 0 if generated
 };
@@ -41,6 +44,8 @@ struct Config {
   std::vector<std::string> plugin_path; // empty = beside the binary
   std::vector<GroupConfig> groups;
   std::vector<OutputConfig> outputs;
+  Duration stats_interval = std::chrono::minutes(1); // 0 = off
+  size_t max_connections = 0;                        // 0 = from the open-file limit
 };
 
 // Largest capture_bytes we accept: bounds memory per connection.

@@ -51,6 +51,8 @@ std::string group_location(const Config &config, size_t index, const char *key) 
 void validate_config(const Config &config) {
   if (config.groups.empty()) throw ConfigError(config.source + ": groups: at least one group is required");
   if (config.outputs.empty()) throw ConfigError(config.source + ": outputs: at least one output is required");
+  if (config.stats_interval.count() < 0)
+    throw ConfigError(config.source + ": stats_interval: must not be negative");
   static const std::set<std::string> levels{"debug", "info", "warn", "error"};
   if (!levels.count(config.log.level))
     throw ConfigError(config.source + ": log.level: \"" + config.log.level +
@@ -80,6 +82,8 @@ void validate_config(const Config &config) {
       throw ConfigError(group_location(config, i, "timeout") + ": must not be negative");
     if (g.idle_timeout.count() < 0)
       throw ConfigError(group_location(config, i, "idle_timeout") + ": must not be negative");
+    if (g.close_grace.count() < 0)
+      throw ConfigError(group_location(config, i, "close_grace") + ": must not be negative");
     if (g.capture_bytes > kMaxCaptureBytes)
       throw ConfigError(group_location(config, i, "capture_bytes") + ": " + std::to_string(g.capture_bytes) +
                         " is above the limit of " + std::to_string(kMaxCaptureBytes));

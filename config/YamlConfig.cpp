@@ -140,9 +140,9 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   g.line = n.Mark().line + 1;
   if (n["transport"]) g.transport = r.scalar(n["transport"], key + ".transport");
   // A group may carry one options block named after its transport (tls: ...).
-  r.only_keys(
-      n, key,
-      {"name", "transport", "listen", "ports", "timeout", "idle_timeout", "capture_bytes", g.transport});
+  r.only_keys(n, key,
+              {"name", "transport", "listen", "ports", "timeout", "idle_timeout", "capture_bytes",
+               "close_grace", g.transport});
   if (!n["name"]) r.fail(n, key + ".name", "missing required key");
   g.name = r.scalar(n["name"], key + ".name");
   if (g.name.empty()) r.fail(n["name"], key + ".name", "must not be empty");
@@ -152,6 +152,7 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   if (n["listen"]) g.listen = r.strings(n["listen"], key + ".listen");
   if (n["timeout"]) g.timeout = r.duration(n["timeout"], key + ".timeout");
   if (n["idle_timeout"]) g.idle_timeout = r.duration(n["idle_timeout"], key + ".idle_timeout");
+  if (n["close_grace"]) g.close_grace = r.duration(n["close_grace"], key + ".close_grace");
   if (n["capture_bytes"]) g.capture_bytes = r.size(n["capture_bytes"], key + ".capture_bytes");
   if (n[g.transport]) {
     r.expect_map(n[g.transport], key + "." + g.transport);
@@ -166,7 +167,9 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   c.source = source;
   if (!root.IsDefined() || root.IsNull()) throw ConfigError(source + ": the file is empty");
   r.expect_map(root, "(top level)");
-  r.only_keys(root, "", {"log", "plugin_path", "groups", "outputs"});
+  r.only_keys(root, "", {"log", "plugin_path", "groups", "outputs", "stats_interval", "max_connections"});
+  if (root["stats_interval"]) c.stats_interval = r.duration(root["stats_interval"], "stats_interval");
+  if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");
 
   if (auto log = root["log"]) {
     r.expect_map(log, "log");
@@ -264,6 +267,8 @@ std::string render_yaml_config(const Config &c) {
       out << YAML::DoubleQuoted << p;
     out << YAML::EndSeq;
   }
+  out << YAML::Key << "stats_interval" << YAML::Value << format_go_duration(c.stats_interval);
+  if (c.max_connections) out << YAML::Key << "max_connections" << YAML::Value << c.max_connections;
   out << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
   for (const auto &g : c.groups) {
     out << YAML::BeginMap;
@@ -278,6 +283,7 @@ std::string render_yaml_config(const Config &c) {
     out << YAML::Key << "ports" << YAML::Value << YAML::DoubleQuoted << format_port_list(g.ports);
     out << YAML::Key << "timeout" << YAML::Value << format_go_duration(g.timeout);
     out << YAML::Key << "idle_timeout" << YAML::Value << format_go_duration(g.idle_timeout);
+    out << YAML::Key << "close_grace" << YAML::Value << format_go_duration(g.close_grace);
     out << YAML::Key << "capture_bytes" << YAML::Value << g.capture_bytes;
     if (!g.transport_options.empty()) {
       out << YAML::Key << g.transport << YAML::Value;

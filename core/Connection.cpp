@@ -1,5 +1,8 @@
 #include "Connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -118,23 +121,64 @@ void Connection::drain_socket() {
 
 void Connection::on_read(bufferevent *, void *self) { static_cast<Connection *>(self)->consume_input(); }
 
-void Connection::on_event(bufferevent *, short events, void *self) {
+namespace {
+// The kernel's view: after a RST the socket is CLOSED; after a FIN it waits
+// in CLOSE_WAIT. Used when errno no longer says which.
+bool peer_reset(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  return fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state == TCP_CLOSE;
+}
+} // namespace
+
+void Connection::on_event(bufferevent *bev, short events, void *self) {
   auto *c = static_cast<Connection *>(self);
-  if (events & BEV_EVENT_EOF) {
+  if (c->closing_) {
+    c->finish(SINK_CLOSE_TIMEOUT, events, ""); // the grace period ended early
+  } else if (events & BEV_EVENT_EOF) {
     c->finish(SINK_CLOSE_CLIENT_FIN, events, "");
   } else if (events & BEV_EVENT_ERROR) {
     int err = EVUTIL_SOCKET_ERROR();
-    if (err == ECONNRESET)
+    if (err == ECONNRESET || (c->group_.ops->reads_plain_socket && peer_reset(bufferevent_getfd(bev))))
       c->finish(SINK_CLOSE_CLIENT_RST, events, "connection reset by peer");
     else
       c->finish(SINK_CLOSE_ERROR, events, err ? std::strerror(err) : "transport error");
   } else if (events & BEV_EVENT_TIMEOUT) {
-    c->finish(SINK_CLOSE_IDLE_TIMEOUT, events, "i/o timeout");
+    c->close_by_server(SINK_CLOSE_IDLE_TIMEOUT, "i/o timeout");
   }
+}
+
+int64_t Connection::elapsed_ns() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - accept_mono_)
+      .count();
+}
+
+void Connection::close_by_server(sink_close_reason reason, std::string detail) {
+  consume_input();
+  drain_socket();
+  const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
+  const auto grace = group_.config.close_grace;
+  if (grace.count() <= 0 || !group_.ops->reads_plain_socket || fd < 0) {
+    finish(reason, 0, std::move(detail));
+    return;
+  }
+  // The record keeps the original's duration (accept to deadline); bytes that
+  // still arrive during the grace period count.
+  closing_ = Closing{reason, std::move(detail), elapsed_ns()};
+  ::shutdown(fd, SHUT_WR);
+  bufferevent_set_timeouts(bev_.get(), nullptr, nullptr);
+  bufferevent_enable(bev_.get(), EV_READ); // an idle timeout disabled reading
+  if (!deadline_) deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
+  timeval tv = to_timeval(grace);
+  evtimer_add(deadline_.get(), &tv);
 }
 
 void Connection::on_deadline(evutil_socket_t, short, void *self) {
   auto *c = static_cast<Connection *>(self);
+  if (c->closing_) { // the grace period is over
+    c->finish(SINK_CLOSE_TIMEOUT, 0, "");
+    return;
+  }
   // libevent schedules from its cached loop time, which can be a little older
   // than our accept timestamp. The deadline is accept + timeout exactly, so
   // wait out any remainder.
@@ -144,24 +188,35 @@ void Connection::on_deadline(evutil_socket_t, short, void *self) {
     evtimer_add(c->deadline_.get(), &tv);
     return;
   }
-  c->finish(SINK_CLOSE_TIMEOUT, 0, "i/o timeout");
+  c->close_by_server(SINK_CLOSE_TIMEOUT, "i/o timeout");
 }
 
 void Connection::finish(sink_close_reason reason, short events, std::string detail) {
+  if (closing_) { // we closed first; whatever ended the grace period
+    reason = closing_->reason;
+    detail = closing_->detail;
+  }
   consume_input();
-  if (reason == SINK_CLOSE_TIMEOUT || reason == SINK_CLOSE_IDLE_TIMEOUT || reason == SINK_CLOSE_SHUTDOWN)
-    drain_socket();
+  const bool by_server = closing_ || reason == SINK_CLOSE_TIMEOUT || reason == SINK_CLOSE_IDLE_TIMEOUT ||
+                         reason == SINK_CLOSE_SHUTDOWN;
+  if (by_server) drain_socket();
 
   Record r;
+  if (group_.ops->reads_plain_socket) {
+    // Bytes still queued when we close make the kernel answer with a RST;
+    // say so, since firewall rules may be hiding it.
+    int unread = 0;
+    const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
+    if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &unread);
+    r.extras.emplace_back("unread_at_close", unread > 0 ? "true" : "false");
+  }
   if (group_.ops->conn_finish && bev_) {
     sink_extra_writer writer{&r.extras, [](void *ctx, const char *k, const char *v) {
                                if (k && v) static_cast<decltype(r.extras) *>(ctx)->emplace_back(k, v);
                              }};
     group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, &writer);
   }
-  r.duration_ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - accept_mono_)
-          .count();
+  r.duration_ns = closing_ ? closing_->duration_ns : elapsed_ns();
   r.accept_unix_ns = accept_unix_ns_;
   r.group = &group_.config.name;
   r.transport = group_.plugin_name;
@@ -173,6 +228,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   r.close_detail = std::move(detail);
   if (server_.log_connections()) log_close(reason, r.close_detail, r.duration_ns);
 
+  server_.count_closed(reason, total_);
   deadline_.reset();
   bev_.reset(); // closes the socket
   server_.queue().push(std::move(r));

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ public:
   void start();
   // Ends the connection: final drain, record, close. Destroys *this.
   void finish(sink_close_reason reason, short events, std::string detail);
+  // A close we start (deadline, idle): stop sending, keep reading for the
+  // group's close_grace, then finish. Destroys *this, now or later.
+  void close_by_server(sink_close_reason reason, std::string detail);
+  uint64_t bytes() const { return total_; }
 
   std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by ConnectionTable
 
@@ -41,6 +46,15 @@ private:
   void take(const uint8_t *data, size_t len);
   void drain_socket();
   void log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns);
+  int64_t elapsed_ns() const;
+
+  // Set while in the close grace period: what the record will say.
+  struct Closing {
+    sink_close_reason reason;
+    std::string detail;
+    int64_t duration_ns;
+  };
+  std::optional<Closing> closing_;
 
   Server &server_;
   TransportGroup &group_;

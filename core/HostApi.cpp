@@ -20,8 +20,14 @@ void *create_plugin_instance(int (*create)(const sink_create_args *, void **), s
                              const std::string &config_json, const std::string &where, const char *group,
                              size_t capture_bytes) {
   char error[512] = "";
-  sink_create_args args{sizeof(sink_create_args), &kHostApi, &ctx, config_json.c_str(), error, sizeof error,
-                        group, capture_bytes};
+  sink_create_args args{sizeof(sink_create_args),
+                        &kHostApi,
+                        &ctx,
+                        config_json.c_str(),
+                        error,
+                        sizeof error,
+                        group,
+                        capture_bytes};
   void *instance = nullptr;
   int rc = create(&args, &instance);
   if (rc != SINK_OK)

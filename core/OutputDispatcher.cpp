@@ -2,6 +2,13 @@
 
 namespace sink {
 
+std::atomic<bool> OutputDispatcher::abandoned_{false};
+
+namespace {
+// How long the output thread waits for records before retrying pending ones.
+constexpr auto kRetryInterval = std::chrono::milliseconds(500);
+} // namespace
+
 OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger,
                                    RecordQueue &queue)
     : logger_(logger), queue_(queue) {
@@ -16,11 +23,11 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
     } catch (const PluginError &e) {
       throw PluginError(where + ": " + e.what());
     }
-    Output o;
-    o.label = "output " + std::string(p->descriptor->name);
-    o.ops = p->descriptor->output;
-    o.ctx = std::make_unique<sink_host_ctx>(sink_host_ctx{&logger, o.label});
-    o.instance = create_plugin_instance(o.ops->create, *o.ctx, oc.options.dump(), where);
+    auto o = std::make_unique<Output>();
+    o->label = "output " + std::string(p->descriptor->name);
+    o->ops = p->descriptor->output;
+    o->ctx = std::make_unique<sink_host_ctx>(sink_host_ctx{&logger, o->label});
+    o->instance = create_plugin_instance(o->ops->create, *o->ctx, oc.options.dump(), where);
     outputs_.push_back(std::move(o));
   }
 }
@@ -28,7 +35,7 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
 OutputDispatcher::~OutputDispatcher() {
   stop();
   for (auto &o : outputs_)
-    o.ops->destroy(o.instance);
+    o->ops->destroy(o->instance);
 }
 
 void OutputDispatcher::start() {
@@ -38,6 +45,24 @@ void OutputDispatcher::start() {
 void OutputDispatcher::stop() {
   queue_.close();
   if (thread_.joinable()) thread_.join();
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto &o : outputs_) {
+    const uint64_t missing = o->lost + o->pending.size();
+    if (missing)
+      logger_.error(o->label + ": " + std::to_string(missing) + " records could not be written (" +
+                    std::to_string(o->lost) + " dropped while failing, " + std::to_string(o->pending.size()) +
+                    " still pending at exit)");
+  }
+}
+
+std::string OutputDispatcher::stats() const {
+  std::string s = "queue=" + std::to_string(queue_.size());
+  for (const auto &o : outputs_)
+    s += " | " + o->label + " written=" + std::to_string(o->written) +
+         " failed=" + std::to_string(o->failures) + " pending=" + std::to_string(o->pending_count) +
+         " lost=" + std::to_string(o->lost);
+  return s;
 }
 
 void OutputDispatcher::check(Output &o, int rc, const char *what) {
@@ -53,29 +78,54 @@ void OutputDispatcher::check(Output &o, int rc, const char *what) {
   o.failing = true;
 }
 
-void OutputDispatcher::deliver(const Record &r) {
+bool OutputDispatcher::write_one(Output &o, const Record &r) {
   std::vector<sink_extra> scratch;
   sink_record view = r.view(scratch);
-  for (auto &o : outputs_)
-    check(o, o.ops->write(o.instance, &view), "write");
-  ++written_;
+  const int rc = o.ops->write(o.instance, &view);
+  check(o, rc, "write");
+  if (rc == SINK_OK) ++o.written;
+  return rc == SINK_OK;
+}
+
+void OutputDispatcher::retry_pending(Output &o) {
+  while (!o.pending.empty() && write_one(o, *o.pending.front()))
+    o.pending.pop_front();
+  o.pending_count = o.pending.size();
+}
+
+void OutputDispatcher::deliver(const std::shared_ptr<const Record> &r) {
+  for (auto &o : outputs_) {
+    retry_pending(*o);
+    // Keep record order per output: nothing overtakes what is pending.
+    if (o->pending.empty() && write_one(*o, *r)) continue;
+    o->pending.push_back(r);
+    if (o->pending.size() > kMaxPending) {
+      o->pending.pop_front();
+      ++o->lost;
+    }
+    o->pending_count = o->pending.size();
+  }
 }
 
 void OutputDispatcher::run() {
   std::deque<Record> batch;
-  while (queue_.pop_all(batch)) {
+  bool open = true;
+  while (open && !abandoned_) {
+    open = queue_.pop_all(batch, kRetryInterval);
     if (reopen_requested_.exchange(false))
       for (auto &o : outputs_)
-        if (o.ops->reopen) check(o, o.ops->reopen(o.instance), "reopen");
-    for (const auto &r : batch)
-      deliver(r);
+        if (o->ops->reopen) check(*o, o->ops->reopen(o->instance), "reopen");
+    for (auto &r : batch) {
+      if (abandoned_) break;
+      deliver(std::make_shared<const Record>(std::move(r)));
+    }
     batch.clear();
-    // The queue ran dry: let buffered outputs reach the OS now.
-    for (auto &o : outputs_)
-      check(o, o.ops->flush(o.instance), "flush");
+    for (auto &o : outputs_) {
+      retry_pending(*o);
+      // The queue ran dry: let buffered outputs reach the OS now.
+      check(*o, o->ops->flush(o->instance), "flush");
+    }
   }
-  for (auto &o : outputs_)
-    check(o, o.ops->flush(o.instance), "flush");
 }
 
 } // namespace sink

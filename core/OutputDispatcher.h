@@ -1,10 +1,12 @@
 #pragma once
 // The configured output plugin instances and the one thread that feeds them
-// records from the queue. A failing output is logged by name and does not
-// stop the others.
+// records from the queue. A failing output is logged by name, keeps the
+// records it could not take (up to a bound) and retries them; the others
+// carry on.
 #include <sink/plugin.h>
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,6 +22,9 @@ namespace sink {
 
 class OutputDispatcher {
 public:
+  // Records a failing output may hold for retry before the oldest are lost.
+  static constexpr size_t kMaxPending = 100000;
+
   // Loads and creates every output; throws PluginError naming the output.
   OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger, RecordQueue &queue);
   ~OutputDispatcher(); // stops, then destroys every instance
@@ -27,11 +32,16 @@ public:
   OutputDispatcher &operator=(const OutputDispatcher &) = delete;
 
   void start();
-  // Writes everything still queued, flushes, joins the thread.
+  // Writes everything still queued (and retries what is pending), flushes,
+  // joins the thread, and logs any record an output never took.
   void stop();
   // Asks the output thread to reopen every output (SIGHUP).
   void request_reopen() { reopen_requested_ = true; }
-  uint64_t records_written() const { return written_; }
+  // Makes the output thread stop after the record in hand (a second signal).
+  // Async-signal-safe.
+  static void abandon() { abandoned_ = true; }
+  // "queue=N csv: written=... failed=... pending=... lost=...; ..."
+  std::string stats() const;
 
 private:
   struct Output {
@@ -40,18 +50,22 @@ private:
     std::unique_ptr<sink_host_ctx> ctx;
     void *instance = nullptr;
     bool failing = false;
-    uint64_t failures = 0;
+    std::deque<std::shared_ptr<const Record>> pending; // output thread only
+    std::atomic<uint64_t> written{0}, failures{0}, lost{0}, pending_count{0};
   };
   void run();
-  void deliver(const Record &r);
+  void deliver(const std::shared_ptr<const Record> &r);
+  bool write_one(Output &o, const Record &r);
+  void retry_pending(Output &o);
   void check(Output &o, int rc, const char *what);
 
   Logger &logger_;
   RecordQueue &queue_;
-  std::vector<Output> outputs_;
+  std::vector<std::unique_ptr<Output>> outputs_;
   std::thread thread_;
   std::atomic<bool> reopen_requested_{false};
-  std::atomic<uint64_t> written_{0};
+  bool stopped_ = false;
+  static std::atomic<bool> abandoned_;
 };
 
 } // namespace sink

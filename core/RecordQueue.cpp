@@ -12,13 +12,18 @@ void RecordQueue::push(Record &&r) {
   if (items_.size() == 1) not_empty_.notify_one();
 }
 
-bool RecordQueue::pop_all(std::deque<Record> &out) {
+bool RecordQueue::pop_all(std::deque<Record> &out, std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock(mutex_);
-  not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
-  if (items_.empty()) return false;
+  not_empty_.wait_for(lock, wait, [&] { return !items_.empty() || closed_; });
+  if (items_.empty()) return !closed_;
   out.swap(items_);
   not_full_.notify_all();
   return true;
+}
+
+size_t RecordQueue::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return items_.size();
 }
 
 void RecordQueue::close() {

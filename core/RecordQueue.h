@@ -2,6 +2,7 @@
 // Bounded hand-off of records from the network thread to the output thread.
 // When full, push() waits: a slow disk slows accepting rather than losing a
 // record. Waits are counted so the operator can see them.
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -16,9 +17,10 @@ public:
   explicit RecordQueue(size_t capacity) : capacity_(capacity) {}
 
   void push(Record &&r);
-  // Moves everything queued into out; waits while empty. Returns false once
-  // closed and drained.
-  bool pop_all(std::deque<Record> &out);
+  // Moves everything queued into out, waiting up to `wait` while empty.
+  // Returns false once closed and drained.
+  bool pop_all(std::deque<Record> &out, std::chrono::milliseconds wait);
+  size_t size() const;
   // No more pushes; pop_all returns what is left, then false.
   void close();
   uint64_t full_waits() const;

@@ -2,8 +2,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cctype>
 #include <csignal>
@@ -109,12 +112,27 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
 
 Server::~Server() {
   listeners_.clear();
+  stats_timer_.reset();
+  resume_timer_.reset();
   while (!connections_.empty())
     connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
   signals_.clear();
 }
 
 void Server::bind_all() {
+  resume_timer_.reset(evtimer_new(base_.get(), on_resume_timer, this));
+  // Descriptors not for connections: listeners, outputs, log, libevent, a margin.
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  size_t listeners = 0;
+  for (auto &g : groups_)
+    listeners += g->config.ports.size() * std::max<size_t>(1, g->config.listen.size());
+  const size_t reserve = 64 + listeners + 2 * config_.outputs.size();
+  const size_t by_limit = rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX
+                          : rl.rlim_cur > reserve + 1  ? rl.rlim_cur - reserve
+                                                       : 1;
+  max_connections_ = config_.max_connections ? std::min(config_.max_connections, by_limit) : by_limit;
+
   for (auto &group : groups_) {
     const auto &g = group->config;
     std::vector<std::string> addrs = g.listen;
@@ -138,12 +156,6 @@ void Server::bind_all() {
           throw BindError("cannot watch " + shown + " port " + std::to_string(port));
         }
         evconnlistener_set_error_cb(l->lev.get(), on_accept_error);
-        l->resume.reset(evtimer_new(
-            base_.get(),
-            [](evutil_socket_t, short, void *p) {
-              evconnlistener_enable(static_cast<Listener *>(p)->lev.get());
-            },
-            l.get()));
         logger_.plain(upper(group->transport_name) + " server is listening on " + l->local.to_string() +
                       ", timeout value: " + format_go_duration(g.timeout));
         listeners_.push_back(std::move(l));
@@ -154,22 +166,59 @@ void Server::bind_all() {
 
 void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *arg) {
   auto *l = static_cast<Listener *>(arg);
-  auto conn = std::make_unique<Connection>(*l->server, *l->group, fd, peer);
+  Server *s = l->server;
+  ++s->counters_.accepted;
+  auto conn = std::make_unique<Connection>(*s, *l->group, fd, peer);
   Connection &c = *conn;
-  l->server->add(std::move(conn));
+  s->add(std::move(conn));
   c.start();
+  if (s->connections_.size() >= s->max_connections_)
+    s->pause_accepting("reached the connection limit of " + std::to_string(s->max_connections_));
 }
 
-void Server::on_accept_error(evconnlistener *lev, void *arg) {
+void Server::on_accept_error(evconnlistener *, void *arg) {
   auto *l = static_cast<Listener *>(arg);
   int err = EVUTIL_SOCKET_ERROR();
-  l->server->logger_.warn("accept on " + l->local.to_string() + ": " + std::strerror(err));
   if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-    // The pending connection stays queued in the kernel; retry shortly
-    // instead of spinning on the same error.
-    evconnlistener_disable(lev);
-    evtimer_add(l->resume.get(), &kAcceptRetry);
+    // The pending connection stays queued in the kernel; pause rather than
+    // spin on the same error.
+    l->server->pause_accepting(std::string("accept: ") + std::strerror(err));
+    return;
   }
+  l->server->logger_.warn("accept on " + l->local.to_string() + ": " + std::strerror(err));
+}
+
+void Server::pause_accepting(const std::string &why) {
+  if (!paused_) {
+    paused_ = true;
+    ++counters_.accept_pauses;
+    ++pauses_unreported_;
+    for (auto &l : listeners_)
+      evconnlistener_disable(l->lev.get());
+  }
+  // Retry even if no connection closes (another process may free descriptors).
+  if (resume_timer_) evtimer_add(resume_timer_.get(), &kAcceptRetry);
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_pause_warning_ >= std::chrono::minutes(1)) {
+    logger_.warn("accepting paused: " + why + " (" + std::to_string(connections_.size()) + " open; " +
+                 std::to_string(pauses_unreported_) + " pauses since the last warning)");
+    last_pause_warning_ = now;
+    pauses_unreported_ = 0;
+  }
+}
+
+void Server::resume_accepting() {
+  if (!paused_ || connections_.size() >= max_connections_) return;
+  paused_ = false;
+  if (resume_timer_) evtimer_del(resume_timer_.get());
+  for (auto &l : listeners_)
+    evconnlistener_enable(l->lev.get());
+}
+
+void Server::on_resume_timer(evutil_socket_t, short, void *self) {
+  auto *s = static_cast<Server *>(self);
+  s->resume_accepting();
+  if (s->paused_) evtimer_add(s->resume_timer_.get(), &kAcceptRetry);
 }
 
 void Server::add(std::unique_ptr<Connection> c) {
@@ -177,7 +226,36 @@ void Server::add(std::unique_ptr<Connection> c) {
   connections_.front()->table_slot = connections_.begin();
 }
 
-void Server::remove(Connection &c) { connections_.erase(c.table_slot); }
+void Server::remove(Connection &c) {
+  connections_.erase(c.table_slot);
+  if (paused_) resume_accepting(); // a descriptor is free again
+}
+
+void Server::count_closed(sink_close_reason reason, uint64_t bytes) {
+  ++counters_.closed[static_cast<int>(reason) % 6];
+  counters_.bytes += bytes;
+}
+
+std::string Server::stats_line() const {
+  uint64_t closed = 0;
+  std::string by_reason;
+  for (int r = 0; r < 6; ++r) {
+    closed += counters_.closed[r];
+    by_reason += std::string(r ? " " : "") + sink_close_reason_name(static_cast<sink_close_reason>(r)) + "=" +
+                 std::to_string(counters_.closed[r]);
+  }
+  std::string line = "stats: open=" + std::to_string(connections_.size()) +
+                     " accepted=" + std::to_string(counters_.accepted) + " closed=" + std::to_string(closed) +
+                     " (" + by_reason + ") bytes=" + std::to_string(counters_.bytes) +
+                     " accept_pauses=" + std::to_string(counters_.accept_pauses);
+  if (stats_extra_) line += " " + stats_extra_();
+  return line;
+}
+
+void Server::on_stats_timer(evutil_socket_t, short, void *self) {
+  auto *s = static_cast<Server *>(self);
+  s->logger_.info(s->stats_line());
+}
 
 void Server::on_signal(evutil_socket_t sig, short, void *self) {
   auto *s = static_cast<Server *>(self);
@@ -193,6 +271,8 @@ void Server::on_signal(evutil_socket_t sig, short, void *self) {
 
 void Server::stop() {
   listeners_.clear(); // stop accepting first
+  stats_timer_.reset();
+  resume_timer_.reset();
   while (!connections_.empty())
     connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
   event_base_loopexit(base_.get(), nullptr);
@@ -200,6 +280,11 @@ void Server::stop() {
 
 void Server::run(std::function<void()> on_reopen) {
   on_reopen_ = std::move(on_reopen);
+  if (config_.stats_interval.count() > 0) {
+    stats_timer_.reset(event_new(base_.get(), -1, EV_PERSIST, on_stats_timer, this));
+    timeval tv = to_timeval(config_.stats_interval);
+    evtimer_add(stats_timer_.get(), &tv);
+  }
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     signals_.emplace_back(evsignal_new(base_.get(), sig, on_signal, this));
     evsignal_add(signals_.back().get(), nullptr);

@@ -1,6 +1,7 @@
 #pragma once
 // The network side: one event_base, a listener per group address and port,
 // the table of open connections, and the signals that stop or reopen.
+#include <chrono>
 #include <functional>
 #include <list>
 #include <memory>
@@ -37,8 +38,15 @@ public:
   // Runs until SIGINT/SIGTERM, then closes every connection as "shutdown".
   void run(std::function<void()> on_reopen);
 
+  // One line of counters (also logged every stats_interval); `extra` adds the
+  // output side.
+  std::string stats_line() const;
+  void set_stats_extra(std::function<std::string()> extra) { stats_extra_ = std::move(extra); }
+  size_t max_connections() const { return max_connections_; }
+
   // For Connection.
   Logger &logger() { return logger_; }
+  void count_closed(sink_close_reason reason, uint64_t bytes);
   RecordQueue &queue() { return queue_; }
   event_base *base() { return base_.get(); }
   bool log_connections() const { return log_connections_; }
@@ -51,12 +59,23 @@ private:
     Server *server;
     Endpoint local;
     ListenerPtr lev;
-    EventPtr resume; // re-enables accepting after EMFILE
+  };
+  struct Counters {
+    uint64_t accepted = 0;
+    uint64_t closed[6] = {};
+    uint64_t bytes = 0;
+    uint64_t accept_pauses = 0;
   };
   static void on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *listener);
   static void on_accept_error(evconnlistener *lev, void *listener);
   static void on_signal(evutil_socket_t sig, short, void *self);
   void stop();
+  // Stops accepting (connection cap or no descriptors left) until
+  // resume_accepting; warns at most once a minute.
+  void pause_accepting(const std::string &why);
+  void resume_accepting();
+  static void on_resume_timer(evutil_socket_t, short, void *self);
+  static void on_stats_timer(evutil_socket_t, short, void *self);
 
   const Config &config_;
   Logger &logger_;
@@ -68,6 +87,14 @@ private:
   std::list<std::unique_ptr<Connection>> connections_;
   std::vector<EventPtr> signals_;
   std::function<void()> on_reopen_;
+  std::function<std::string()> stats_extra_;
+  Counters counters_;
+  size_t max_connections_ = 0;
+  bool paused_ = false;
+  EventPtr resume_timer_;
+  EventPtr stats_timer_;
+  std::chrono::steady_clock::time_point last_pause_warning_{};
+  uint64_t pauses_unreported_ = 0;
 };
 
 } // namespace sink

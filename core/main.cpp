@@ -1,4 +1,6 @@
 // sink: accept connections, never answer, record everything that arrives.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -18,7 +20,21 @@ constexpr int kExitRuntime = 1;
 // Records waiting for the output thread before the network thread waits.
 constexpr size_t kQueueCapacity = 16384;
 
+// During the final drain: stop after the record in hand, then flush and exit.
+void on_second_signal(int) { sink::OutputDispatcher::abandon(); }
+
+// Connections are descriptors: take all the kernel allows this process.
+std::string raise_open_file_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max) return "";
+  const rlim_t before = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return "";
+  return "raised the open-file limit from " + std::to_string(before) + " to " + std::to_string(rl.rlim_cur);
+}
+
 int run(const sink::Config &config) {
+  const std::string raised = raise_open_file_limit();
   std::unique_ptr<sink::Logger> logger;
   try {
     logger = std::make_unique<sink::Logger>(config.log.path, sink::Logger::parse_level(config.log.level));
@@ -35,6 +51,7 @@ int run(const sink::Config &config) {
     return code;
   };
   sink::RecordQueue queue(kQueueCapacity);
+  if (!raised.empty()) logger->info(raised);
   try {
     // Outputs are declared first so they outlive the server, whose last
     // connections still produce records on the way down.
@@ -46,15 +63,19 @@ int run(const sink::Config &config) {
                    (p.descriptor->version ? p.descriptor->version : "") + " (ABI " +
                    std::to_string(p.descriptor->abi_major) + "." + std::to_string(p.descriptor->abi_minor) +
                    ") from " + file);
+    server.set_stats_extra([&] { return outputs.stats(); });
+    logger->info("accepting up to " + std::to_string(server.max_connections()) + " connections at once");
     outputs.start();
     server.run([&] {
       if (!logger->reopen()) logger->error("cannot reopen log file " + config.log.path);
       outputs.request_reopen();
     });
     // Every connection is closed by now; write their records while the
-    // groups they point into still exist.
+    // groups they point into still exist. A second signal cuts this short.
+    std::signal(SIGINT, on_second_signal);
+    std::signal(SIGTERM, on_second_signal);
     outputs.stop();
-    logger->info("stopped after writing " + std::to_string(outputs.records_written()) + " records");
+    logger->info("final " + server.stats_line());
     return 0;
   } catch (const sink::PluginError &e) {
     return fail(kExitUsage, e.what());
