@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,17 +58,21 @@ std::vector<std::string> wait_for_lines(const std::string &path, size_t n, std::
   }
 }
 
-SinkProcess::SinkProcess(const TempDir &dir, std::vector<std::string> args)
+SinkProcess::SinkProcess(const TempDir &dir, std::vector<std::string> args, unsigned max_open_files)
     : SinkProcess(
           dir,
           [&] {
             args.insert(args.begin(), SINK_BINARY);
             return args;
           }(),
-          "sink", "") {}
+          "sink", "", max_open_files) {}
+
+void SinkProcess::signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
 
 SinkProcess::SinkProcess(const TempDir &dir, std::vector<std::string> argv, const std::string &name,
-                         const std::string &input)
+                         const std::string &input, unsigned max_open_files)
     : out_(dir.file(name + ".stdout")), err_(dir.file(name + ".stderr")) {
   const std::string in_path = dir.file(name + ".stdin");
   write_file(in_path, input);
@@ -78,6 +83,10 @@ SinkProcess::SinkProcess(const TempDir &dir, std::vector<std::string> argv, cons
   pid_ = fork();
   if (pid_ == 0) {
     if (chdir(dir.path().c_str()) != 0) _exit(127);
+    if (max_open_files > 0) {
+      rlimit rl{max_open_files, max_open_files};
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
     int i = open(in_path.c_str(), O_RDONLY);
     int o = open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int e = open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

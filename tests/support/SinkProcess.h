@@ -36,11 +36,14 @@ struct ExitResult {
 class SinkProcess {
 public:
   // Starts build/sink with args in dir; stdout and stderr go to files there.
-  SinkProcess(const TempDir &dir, std::vector<std::string> args);
+  // max_open_files > 0 runs it under that RLIMIT_NOFILE (soft and hard).
+  SinkProcess(const TempDir &dir, std::vector<std::string> args, unsigned max_open_files = 0);
   // Any program (argv[0] looked up on PATH), stdin fed from `input`; its
   // output goes to NAME.stdout / NAME.stderr in dir.
   SinkProcess(const TempDir &dir, std::vector<std::string> argv, const std::string &name,
-              const std::string &input);
+              const std::string &input, unsigned max_open_files = 0);
+  // Sends a signal (SIGHUP, ...).
+  void signal(int sig);
   ~SinkProcess();
   SinkProcess(const SinkProcess &) = delete;
   SinkProcess &operator=(const SinkProcess &) = delete;

@@ -66,6 +66,22 @@ void TestClient::reset() {
   close();
 }
 
+void TestClient::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+uint64_t TestClient::flood(uint64_t limit) {
+  static const std::string chunk(1 << 20, '\x5a');
+  uint64_t sent = 0;
+  while (sent < limit) {
+    ssize_t n = ::send(fd_, chunk.data(), std::min<uint64_t>(chunk.size(), limit - sent), MSG_NOSIGNAL);
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      break;
+    }
+    sent += static_cast<uint64_t>(n);
+  }
+  return sent;
+}
+
 std::string TestClient::read_until_closed(double seconds, bool *closed) {
   std::string got;
   *closed = false;

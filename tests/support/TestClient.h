@@ -19,6 +19,11 @@ public:
   void close();
   // Abortive close (RST): SO_LINGER with a zero timeout.
   void reset();
+  // Half close: FIN our side, keep reading.
+  void shutdown_write();
+  // Sends until `limit` bytes went out or the peer stops taking them;
+  // returns how many the kernel accepted.
+  uint64_t flood(uint64_t limit);
   // Reads until the server closes or `seconds` pass; returns what arrived.
   // *closed tells whether the server closed.
   std::string read_until_closed(double seconds, bool *closed);
