@@ -39,23 +39,28 @@ std::optional<Duration> parse_go_duration(std::string_view s, std::string *why) 
   if (s == "0") return Duration(0);
   if (s.empty()) return fail("a Go duration such as 30s, 1m30s or 500ms");
 
-  // Accumulate in long double so "1.5h" keeps its fraction, then range-check.
-  long double total = 0;
+  // Exact integer arithmetic, as Go does: whole * unit + fraction * unit / scale.
+  using u128 = unsigned __int128;
+  const u128 kMax = static_cast<u128>(std::numeric_limits<int64_t>::max());
+  u128 total = 0;
   while (!s.empty()) {
     size_t i = 0;
-    long double whole = 0;
+    u128 whole = 0;
     bool any = false;
     while (i < s.size() && is_digit(s[i])) {
-      whole = whole * 10 + (s[i] - '0');
+      whole = whole * 10 + static_cast<unsigned>(s[i] - '0');
+      if (whole > kMax) return fail("a duration below 2562047h");
       ++i;
       any = true;
     }
-    long double frac = 0, scale = 1;
+    u128 frac = 0, scale = 1;
     if (i < s.size() && s[i] == '.') {
       ++i;
       while (i < s.size() && is_digit(s[i])) {
-        frac = frac * 10 + (s[i] - '0');
-        scale *= 10;
+        if (scale < static_cast<u128>(1e18)) { // digits past ns precision cannot matter
+          frac = frac * 10 + static_cast<unsigned>(s[i] - '0');
+          scale *= 10;
+        }
         ++i;
         any = true;
       }
@@ -70,9 +75,9 @@ std::optional<Duration> parse_go_duration(std::string_view s, std::string *why) 
     for (const auto &k : kUnits)
       if (k.name == unit) found = &k;
     if (!found) return fail("a unit of ns, us, ms, s, m or h");
-    total += (whole + frac / scale) * static_cast<long double>(found->ns);
-    if (total > static_cast<long double>(std::numeric_limits<int64_t>::max()))
-      return fail("a duration below 2562047h");
+    const u128 unit_ns = static_cast<u128>(found->ns);
+    total += whole * unit_ns + frac * unit_ns / scale;
+    if (total > kMax) return fail("a duration below 2562047h");
     s.remove_prefix(u);
   }
   auto ns = static_cast<int64_t>(total);

@@ -1,6 +1,7 @@
 #include "PortList.h"
 
 #include <algorithm>
+#include <bitset>
 #include <charconv>
 
 namespace sink {
@@ -51,11 +52,17 @@ bool append_port_spec(std::string_view spec, std::vector<uint16_t> &ports, std::
     }
     hi_v = *hi;
   }
+  // Which ports are already listed: a linear search per port would make
+  // "1-65535" quadratic.
+  std::bitset<65536> seen;
+  for (uint16_t p : ports)
+    seen.set(p);
   for (uint32_t p = *lo; p <= hi_v; ++p) {
     auto port = static_cast<uint16_t>(p);
     // Port 0 asks the kernel for a fresh ephemeral port each time, so it is
     // never a duplicate of itself.
-    if (port == 0 || std::find(ports.begin(), ports.end(), port) == ports.end()) ports.push_back(port);
+    if (port == 0 || !seen.test(port)) ports.push_back(port);
+    seen.set(port);
   }
   return true;
 }

@@ -218,7 +218,12 @@ YAML::Node parse_text(const std::string &text, const std::string &source) {
 } // namespace
 
 Config parse_yaml_config(const std::string &text, const std::string &source) {
-  return read_config(parse_text(text, source), source);
+  try {
+    return read_config(parse_text(text, source), source);
+  } catch (const YAML::Exception &e) {
+    // e.g. a mapping used as a key: still the user's input, still one line.
+    throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ": unexpected structure: " + e.msg);
+  }
 }
 
 Config load_yaml_config(const std::string &path) {
