@@ -27,16 +27,13 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
     o->label = "output " + std::string(p->descriptor->name);
     o->ops = p->descriptor->output;
     o->ctx = std::make_unique<sink_host_ctx>(sink_host_ctx{&logger, o->label});
-    o->instance = create_plugin_instance(o->ops->create, *o->ctx, oc.options.dump(), where);
     outputs_.push_back(std::move(o));
+    auto &added = *outputs_.back();
+    added.instance = create_plugin_instance(added.ops->create, *added.ctx, oc.options.dump(), where);
   }
 }
 
-OutputDispatcher::~OutputDispatcher() {
-  stop();
-  for (auto &o : outputs_)
-    o->ops->destroy(o->instance);
-}
+OutputDispatcher::~OutputDispatcher() { stop(); }
 
 void OutputDispatcher::start() {
   thread_ = std::thread([this] { run(); });

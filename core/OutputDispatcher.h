@@ -52,6 +52,11 @@ private:
     bool failing = false;
     std::deque<std::shared_ptr<const Record>> pending; // output thread only
     std::atomic<uint64_t> written{0}, failures{0}, lost{0}, pending_count{0};
+    // Owns the plugin instance, so a constructor that fails half-way still
+    // destroys what it created.
+    ~Output() {
+      if (instance) ops->destroy(instance);
+    }
   };
   void run();
   void deliver(const std::shared_ptr<const Record> &r);
