@@ -112,9 +112,15 @@ void OutputDispatcher::run() {
     if (reopen_requested_.exchange(false))
       for (auto &o : outputs_)
         if (o->ops->reopen) check(*o, o->ops->reopen(o->instance), "reopen");
+    size_t done = 0;
     for (auto &r : batch) {
       if (abandoned_) break;
       deliver(std::make_shared<const Record>(std::move(r)));
+      ++done;
+    }
+    if (abandoned_) {
+      const size_t left = batch.size() - done + queue_.size();
+      logger_.error("second signal: exiting without writing " + std::to_string(left) + " queued records");
     }
     batch.clear();
     for (auto &o : outputs_) {

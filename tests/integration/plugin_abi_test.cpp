@@ -93,4 +93,5 @@ TEST(PluginAbi, AFailingOutputDoesNotTakeTheOthersDown) {
   EXPECT_EQ(lines.size(), 5u) << "the healthy output got every record";
   const std::string log = read_file(dir.file("sink.log"));
   EXPECT_NE(log.find("output bad_write_fails: write failed"), std::string::npos) << log;
+  EXPECT_NE(log.find("output bad_write_fails: 5 records could not be written"), std::string::npos) << log;
 }

@@ -262,3 +262,26 @@ TEST(Reliability, StatsLineEveryInterval) {
   EXPECT_NE(log.find("output csv written=1 failed=0 pending=0 lost=0"), std::string::npos) << log;
   EXPECT_EQ(s.proc->stop().code, 0);
 }
+
+TEST(Reliability, SecondSignalCutsTheFinalDrainShort) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"),
+             "log: {path: sink.log}\ngroups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 5m}]\n"
+             "outputs:\n  - plugin: " +
+                 std::string(SINK_TEST_PLUGIN_DIR) + "/bad_write_slowly.so\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  std::vector<std::unique_ptr<TestClient>> open;
+  for (int i = 0; i < 200; ++i)
+    open.push_back(std::make_unique<TestClient>("127.0.0.1", port));
+  std::this_thread::sleep_for(300ms);
+  // 200 shutdown records at 100 ms each would take 20 s to write.
+  sink.signal(SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto exit = sink.stop(); // the second SIGTERM
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  EXPECT_EQ(exit.code, 0);
+  EXPECT_NE(read_file(dir.file("sink.log")).find("second signal: exiting without writing"),
+            std::string::npos);
+}

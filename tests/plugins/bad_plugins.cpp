@@ -2,7 +2,9 @@
 // several times with a different BAD_PLUGIN_* definition each.
 #include <sink/plugin.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace {
 
@@ -17,11 +19,17 @@ namespace {
 }
 [[maybe_unused]] int write_ok(void *, const sink_record *) noexcept { return SINK_OK; }
 [[maybe_unused]] int write_fails(void *, const sink_record *) noexcept { return SINK_ERR_IO; }
+[[maybe_unused]] int write_slowly(void *, const sink_record *) noexcept {
+  std::this_thread::sleep_for(std::chrono::milliseconds(100)); // a disk that can barely keep up
+  return SINK_OK;
+}
 int flush_ok(void *) noexcept { return SINK_OK; }
 void destroy(void *) noexcept {}
 
 #if defined(BAD_PLUGIN_CREATE_FAILS)
 const sink_output_ops kOps{sizeof(sink_output_ops), create_fails, write_ok, flush_ok, nullptr, destroy};
+#elif defined(BAD_PLUGIN_WRITE_SLOWLY)
+const sink_output_ops kOps{sizeof(sink_output_ops), create_ok, write_slowly, flush_ok, nullptr, destroy};
 #elif defined(BAD_PLUGIN_WRITE_FAILS)
 const sink_output_ops kOps{sizeof(sink_output_ops), create_ok, write_fails, flush_ok, nullptr, destroy};
 #else
