@@ -41,6 +41,12 @@ std::string show(const std::string &addr) { return addr.empty() ? "all addresses
 
 } // namespace
 
+std::string plugin_location(const Config &config, int line, const char *section, size_t index,
+                            const std::string &plugin) {
+  return config.source + (line ? ":" + std::to_string(line) : "") + ": " + section + "[" +
+         std::to_string(index) + "] (" + plugin + ")";
+}
+
 std::string group_location(const Config &config, size_t index, const char *key) {
   const auto &g = config.groups[index];
   std::string where = config.source;

@@ -8,7 +8,10 @@ namespace sink {
 // Throws ConfigError. Used for YAML and legacy flags alike.
 void validate_config(const Config &config);
 
-// Where a message about group i / output i should point.
+// Where a message about group i should point: "file:line: groups[i].key".
 std::string group_location(const Config &config, size_t index, const char *key);
+// "file:line: section[i] (plugin)", for messages about a plugin.
+std::string plugin_location(const Config &config, int line, const char *section, size_t index,
+                            const std::string &plugin);
 
 } // namespace sink

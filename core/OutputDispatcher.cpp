@@ -1,5 +1,7 @@
 #include "OutputDispatcher.h"
 
+#include "ConfigValidation.h"
+
 namespace sink {
 
 std::atomic<bool> OutputDispatcher::abandoned_{false};
@@ -15,8 +17,7 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
   outputs_.reserve(config.outputs.size());
   for (size_t i = 0; i < config.outputs.size(); ++i) {
     const auto &oc = config.outputs[i];
-    std::string where = config.source + (oc.line ? ":" + std::to_string(oc.line) : "") + ": outputs[" +
-                        std::to_string(i) + "] (" + oc.plugin + ")";
+    const std::string where = plugin_location(config, oc.line, "outputs", i, oc.plugin);
     const LoadedPlugin *p = nullptr;
     try {
       p = &loader.load(oc.plugin, SINK_PLUGIN_OUTPUT);

@@ -1,5 +1,7 @@
 #include "Server.h"
 
+#include "ConfigValidation.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -91,8 +93,7 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
   if (!base_) throw std::runtime_error("cannot create an event base");
   for (size_t i = 0; i < config.groups.size(); ++i) {
     const auto &g = config.groups[i];
-    std::string where = config.source + (g.line ? ":" + std::to_string(g.line) : "") + ": groups[" +
-                        std::to_string(i) + "].transport (" + g.transport + ")";
+    const std::string where = plugin_location(config, g.line, "groups", i, g.transport);
     const LoadedPlugin *p = nullptr;
     try {
       p = &loader.load(g.transport, SINK_PLUGIN_TRANSPORT);

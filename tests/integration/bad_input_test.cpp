@@ -17,16 +17,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string plugin_dir() {
-  std::string bin = SINK_BINARY;
-  return bin.substr(0, bin.rfind('/')) + "/plugins";
-}
-
 // A config with one group on an ephemeral loopback port and one CSV output,
 // with `extra` spliced into the group.
 std::string config_with(const std::string &group_extra,
                         const std::string &outputs = "  - plugin: csv\n    path: out.csv\n") {
-  return "plugin_path: [\"" + plugin_dir() +
+  return "plugin_path: [\"" + bundled_plugin_dir() +
          "\"]\ngroups:\n  - name: g\n    listen: 127.0.0.1\n    ports: 0\n" + group_extra + "outputs:\n" +
          outputs;
 }

@@ -45,29 +45,10 @@ TEST(Legacy, RecordsEveryKindOfConnectionLikeTheOriginal) {
   const std::string text = "hello\nworld, \"x\"";
   const std::string big(1000, 'B');
   std::map<std::string, uint16_t> client;
-  {
-    TestClient c("127.0.0.1", port);
-    client["text"] = c.local_port();
-    c.send(text);
-    c.close();
-  }
-  {
-    TestClient c("127.0.0.1", port);
-    client["bytes"] = c.local_port();
-    c.send(all_bytes());
-    c.close();
-  }
-  {
-    TestClient c("127.0.0.1", port);
-    client["empty"] = c.local_port();
-    c.close();
-  }
-  {
-    TestClient c("127.0.0.1", port);
-    client["big"] = c.local_port();
-    c.send(big.substr(0, 100) + "END" + big);
-    c.close();
-  }
+  client["text"] = send_and_close("127.0.0.1", port, text);
+  client["bytes"] = send_and_close("127.0.0.1", port, all_bytes());
+  client["empty"] = send_and_close("127.0.0.1", port, "");
+  client["big"] = send_and_close("127.0.0.1", port, big.substr(0, 100) + "END" + big);
   {
     TestClient c("127.0.0.1", port);
     client["split"] = c.local_port();
@@ -125,12 +106,7 @@ TEST(Legacy, LogLinesKeepTheOriginalShape) {
                    {"-ip", "127.0.0.1", "-p", "0", "-timeout", "1s", "-out", "out.csv", "-log", "sink.log"});
   const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
   uint16_t fin_port, held_port;
-  {
-    TestClient c("127.0.0.1", port);
-    fin_port = c.local_port();
-    c.send("hello\nworld, \"x\"");
-    c.close();
-  }
+  fin_port = send_and_close("127.0.0.1", port, "hello\nworld, \"x\"");
   {
     TestClient c("127.0.0.1", port);
     held_port = c.local_port();
@@ -165,18 +141,8 @@ TEST(Legacy, DualStackListenerRecordsIPv4AsPlainIPv4) {
   SinkProcess sink(dir, {"-p", "0", "-timeout", "5s", "-out", "out.csv"});
   const uint16_t port = sink.wait_listening(1)[0];
   uint16_t v4, v6;
-  {
-    TestClient c("127.0.0.1", port);
-    v4 = c.local_port();
-    c.send("four");
-    c.close();
-  }
-  {
-    TestClient c("::1", port);
-    v6 = c.local_port();
-    c.send("six");
-    c.close();
-  }
+  v4 = send_and_close("127.0.0.1", port, "four");
+  v6 = send_and_close("::1", port, "six");
   auto rows = csv_by_remote_port(wait_for_lines(dir.file("out.csv"), 2));
   EXPECT_EQ(sink.stop().code, 0);
   ASSERT_EQ(rows.size(), 2u);
@@ -194,12 +160,7 @@ TEST(Legacy, CsvToStdoutByDefault) {
   SinkProcess sink(dir, {"-ip", "127.0.0.1", "-p", "0"});
   const uint16_t port = sink.wait_listening(1)[0];
   uint16_t cp;
-  {
-    TestClient c("127.0.0.1", port);
-    cp = c.local_port();
-    c.send("to stdout");
-    c.close();
-  }
+  cp = send_and_close("127.0.0.1", port, "to stdout");
   auto lines = wait_for_lines(sink.stdout_path(), 1);
   auto exit = sink.stop();
   EXPECT_EQ(exit.code, 0);

@@ -66,8 +66,7 @@ TEST(PluginAbi, NonElfFileIsRefused) {
 
 TEST(PluginAbi, ProductionPluginsExportExactlyOneSymbol) {
   TempDir dir;
-  std::string bin = SINK_BINARY;
-  const std::string plugins = bin.substr(0, bin.rfind('/')) + "/plugins/";
+  const std::string plugins = bundled_plugin_dir() + "/";
   for (const char *p : {"tcp", "tls", "csv", "jsonl"}) {
     auto r = run_program(dir, {"nm", "-D", "--defined-only", plugins + p + ".so"}, "");
     ASSERT_EQ(r.code, 0) << r.err;

@@ -17,14 +17,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string plugin_dir() {
-  std::string bin = SINK_BINARY;
-  return bin.substr(0, bin.rfind('/')) + "/plugins";
-}
-
 // One TCP group on an ephemeral loopback port, CSV and JSONL outputs.
 std::string config(const std::string &group_extra, const std::string &top_extra = "") {
-  return "log: {path: sink.log}\nplugin_path: [\"" + plugin_dir() + "\"]\n" + top_extra +
+  return "log: {path: sink.log}\nplugin_path: [\"" + bundled_plugin_dir() + "\"]\n" + top_extra +
          "groups:\n  - name: r\n    listen: 127.0.0.1\n    ports: 0\n" + group_extra +
          "outputs:\n  - plugin: csv\n    path: out.csv\n  - plugin: jsonl\n    path: out.jsonl\n";
 }

@@ -15,11 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string plugin_dir() {
-  std::string bin = SINK_BINARY;
-  return bin.substr(0, bin.rfind('/')) + "/plugins";
-}
-
 // A TLS group on an ephemeral loopback port with a self-signed certificate.
 struct TlsSink {
   TempDir dir;
@@ -28,7 +23,7 @@ struct TlsSink {
 
   explicit TlsSink(const std::string &timeout = "2s") {
     write_file(dir.file("c.yaml"),
-               "log: {path: sink.log}\nplugin_path: [\"" + plugin_dir() +
+               "log: {path: sink.log}\nplugin_path: [\"" + bundled_plugin_dir() +
                    "\"]\ngroups:\n  - name: tls\n    transport: tls\n    listen: 127.0.0.1\n"
                    "    ports: 0\n    timeout: " +
                    timeout +

@@ -40,8 +40,7 @@ outputs:
 
 std::string config_text() {
   std::string s = kConfig;
-  s.replace(s.find("PLUGINS"), 7,
-            std::string(SINK_BINARY).substr(0, std::string(SINK_BINARY).rfind('/')) + "/plugins");
+  s.replace(s.find("PLUGINS"), 7, bundled_plugin_dir());
   return s;
 }
 
@@ -80,18 +79,8 @@ TEST(YamlGroups, TwoGroupsTwoOutputsFieldByField) {
   const int64_t before = now_ms();
 
   uint16_t a_text, a_held, b_text, b_idle, b_reset;
-  {
-    TestClient c("127.0.0.1", alpha);
-    a_text = c.local_port();
-    c.send("a,b\"c\nd and more");
-    c.close();
-  }
-  {
-    TestClient c("::1", beta);
-    b_text = c.local_port();
-    c.send("beta says hi");
-    c.close();
-  }
+  a_text = send_and_close("127.0.0.1", alpha, "a,b\"c\nd and more");
+  b_text = send_and_close("::1", beta, "beta says hi");
   {
     TestClient c("::1", beta);
     b_reset = c.local_port();

@@ -27,6 +27,11 @@ TempDir::~TempDir() {
   fs::remove_all(path_, ec);
 }
 
+std::string bundled_plugin_dir() {
+  const std::string bin = SINK_BINARY;
+  return bin.substr(0, bin.rfind('/')) + "/plugins";
+}
+
 std::string read_file(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

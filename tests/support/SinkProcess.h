@@ -20,6 +20,9 @@ private:
   std::string path_;
 };
 
+// build/plugins: where build/sink finds its own plugins.
+std::string bundled_plugin_dir();
+
 std::string read_file(const std::string &path);
 void write_file(const std::string &path, const std::string &text);
 // Lines of a file without their "\n" (a trailing partial line is kept).

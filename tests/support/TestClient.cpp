@@ -102,4 +102,11 @@ std::string TestClient::read_until_closed(double seconds, bool *closed) {
   return got;
 }
 
+uint16_t send_and_close(const std::string &ip, uint16_t port, const std::string &bytes) {
+  TestClient c(ip, port);
+  c.send(bytes);
+  c.close();
+  return c.local_port();
+}
+
 } // namespace sinktest

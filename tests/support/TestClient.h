@@ -33,4 +33,7 @@ private:
   uint16_t local_port_ = 0;
 };
 
+// Connects, sends `bytes`, closes (FIN); returns the client's port.
+uint16_t send_and_close(const std::string &ip, uint16_t port, const std::string &bytes);
+
 } // namespace sinktest
