@@ -206,6 +206,7 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
 }
 
 void tls_conn_free(void *, void *state) noexcept {
+  if (!state) return;
   std::unique_ptr<TlsConnection> owned(static_cast<TlsConnection *>(state));
   owned->first_byte.reset();
   if (!owned->attached && owned->fd >= 0) ::close(owned->fd); // never handed to the bufferevent
