@@ -109,6 +109,25 @@ def idle_kb(s, build, idle):
     return (rss1 - rss0) / idle
 
 
+def tls_handshakes(make_server, seconds):
+    """Full handshakes per second from `openssl s_time -new`, and server CPU per handshake."""
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{d}/k.pem",
+                        "-out", f"{d}/c.pem", "-days", "1", "-subj", "/CN=bench"], check=True, capture_output=True)
+        proc, port = make_server(d)
+        try:
+            cpu0 = cpu_seconds(proc.pid)
+            out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-new", "-time", str(seconds)],
+                                 capture_output=True, text=True).stdout
+            cpu = cpu_seconds(proc.pid) - cpu0
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    m = re.search(r"(\d+) connections in [\d.]+s;", out)
+    n = int(m.group(1)) if m else 0
+    return {"rate": n / seconds, "cpu_us": cpu / n * 1e6 if n else float("nan")}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
@@ -149,6 +168,24 @@ def main():
         cpu = "    n/a" if r["cpu_us"] != r["cpu_us"] else f"{r['cpu_us']:7.1f}"
         rate = "     n/a" if r["rate"] != r["rate"] else f"{r['rate']:8.0f}"
         print(f"{name:36s} cpu/conn {cpu} us   rate {rate} conn/s   idle {r['idle_kb']:5.2f} KB/conn", flush=True)
+    def openssl_server(d):
+        port = 24900
+        p = subprocess.Popen(["openssl", "s_server", "-accept", str(port), "-cert", f"{d}/c.pem", "-key",
+                              f"{d}/k.pem", "-quiet", "-naccept", "1000000"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return p, port
+
+    def sink_tls_server(d):
+        with open(f"{d}/c.yaml", "w") as f:
+            f.write(f"log: {{path: {d}/sink.log}}\ngroups: [{{name: t, transport: tls, listen: 127.0.0.1, ports: 0, "
+                    f"tls: {{cert: {d}/c.pem, key: {d}/k.pem}}}}]\noutputs: [{{plugin: jsonl, path: {d}/o.jsonl}}]\n")
+        s = Server("sink tls", [sink, "--config", "c.yaml"], d, log=f"{d}/sink.log")
+        return s.proc, s.port
+
+    hs_base = tls_handshakes(openssl_server, 3)
+    hs_sink = tls_handshakes(sink_tls_server, 3)
+
     base = results["baseline (floor)"]
     print(f"\n{a.conns} connections x 64 B, 200 in flight; {a.idle} idle connections")
     print("ratios against the floor measured above (cpu: lower is better; rate: higher is better):")
@@ -157,6 +194,10 @@ def main():
             continue
         print(f"  {name:36s} cpu x{r['cpu_us'] / base['cpu_us']:.2f}   rate x{r['rate'] / base['rate']:.2f}   "
               f"idle KB/conn {r['idle_kb']:.2f} vs {base['idle_kb']:.2f}")
+    print(f"\nTLS full handshakes (RSA-2048, openssl s_time -new, 3 s, one client):")
+    print(f"  openssl s_server (baseline) {hs_base['rate']:7.0f}/s  server cpu {hs_base['cpu_us']:7.0f} us/handshake")
+    print(f"  sink tls                    {hs_sink['rate']:7.0f}/s  server cpu {hs_sink['cpu_us']:7.0f} us/handshake"
+          f"   rate x{hs_sink['rate'] / hs_base['rate']:.2f}  cpu x{hs_sink['cpu_us'] / hs_base['cpu_us']:.2f}")
     print("original Go sink on this machine type (compat-contract, not re-measured): 80 us/conn, 9000 conn/s, 8 KB/idle conn")
     for name, r in results.items():
         if name.startswith("baseline"):
