@@ -50,7 +50,8 @@ void Connection::start() {
   if (!bev_) {
     ::close(fd_);
     fd_ = -1;
-    finish(SINK_CLOSE_ERROR, 0, "transport " + group_.transport_name + " could not take the connection");
+    finish(SINK_CLOSE_ERROR, 0,
+           "transport " + std::string(group_.plugin_name) + " could not take the connection");
     return;
   }
   bufferevent_setcb(bev_.get(), on_read, nullptr, on_event, this);
@@ -69,12 +70,13 @@ void Connection::start() {
   }
 }
 
-void Connection::take(const uint8_t *data, size_t len) {
+size_t Connection::capture_room(size_t len) const {
   const size_t cap = group_.config.capture_bytes;
-  if (captured_.size() < cap) {
-    size_t n = std::min(len, cap - captured_.size());
-    captured_.insert(captured_.end(), data, data + n);
-  }
+  return captured_.size() < cap ? std::min(len, cap - captured_.size()) : 0;
+}
+
+void Connection::take(const uint8_t *data, size_t len) {
+  captured_.insert(captured_.end(), data, data + capture_room(len));
   total_ += len;
   if (server_.log_connections())
     server_.logger().plain("Recv:  " + local_.to_string() + " <-- " + remote_.to_string() + ": " +
@@ -94,10 +96,8 @@ void Connection::consume_input() {
     return;
   }
   // Copy only what is still wanted; count the rest without touching it.
-  const size_t cap = group_.config.capture_bytes;
-  if (captured_.size() < cap) {
-    size_t n = std::min(len, cap - captured_.size());
-    size_t old = captured_.size();
+  if (const size_t n = capture_room(len)) {
+    const size_t old = captured_.size();
     captured_.resize(old + n);
     evbuffer_copyout(in, captured_.data() + old, n);
   }

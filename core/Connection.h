@@ -44,6 +44,8 @@ private:
 
   void consume_input();
   void take(const uint8_t *data, size_t len);
+  // How many of the next len bytes still belong to the captured prefix.
+  size_t capture_room(size_t len) const;
   void drain_socket();
   void log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns);
   int64_t elapsed_ns() const;

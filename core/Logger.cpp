@@ -35,13 +35,16 @@ void Logger::log(sink_log_level level, const std::string &message) {
 }
 
 void Logger::write_line(const char *tag, const std::string &message) {
-  time_t now = std::time(nullptr);
-  struct tm tm {};
-  localtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S ", &tm);
+  const time_t now = std::time(nullptr);
   std::lock_guard<std::mutex> lock(mutex_);
-  std::fputs(stamp, file_);
+  // Legacy mode logs three lines per connection: format the stamp once a second.
+  if (now != stamp_time_) {
+    struct tm tm {};
+    localtime_r(&now, &tm);
+    std::strftime(stamp_, sizeof stamp_, "%Y/%m/%d %H:%M:%S ", &tm);
+    stamp_time_ = now;
+  }
+  std::fputs(stamp_, file_);
   std::fputs(tag, file_);
   std::fwrite(message.data(), 1, message.size(), file_);
   std::fputc('\n', file_);

@@ -2,6 +2,7 @@
 // Log lines in Go's log format ("2006/01/02 15:04:05 message"), as the
 // original wrote them; scripts grep these. Thread-safe.
 #include <cstdio>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,8 @@ private:
   FILE *file_;
   sink_log_level min_level_;
   std::mutex mutex_;
+  time_t stamp_time_ = -1; // guarded by mutex_
+  char stamp_[32] = "";
 };
 
 } // namespace sink

@@ -76,9 +76,7 @@ void OutputDispatcher::check(Output &o, int rc, const char *what) {
   o.failing = true;
 }
 
-bool OutputDispatcher::write_one(Output &o, const Record &r) {
-  std::vector<sink_extra> scratch;
-  sink_record view = r.view(scratch);
+bool OutputDispatcher::write_one(Output &o, const sink_record &view) {
   const int rc = o.ops->write(o.instance, &view);
   check(o, rc, "write");
   if (rc == SINK_OK) ++o.written;
@@ -86,17 +84,24 @@ bool OutputDispatcher::write_one(Output &o, const Record &r) {
 }
 
 void OutputDispatcher::retry_pending(Output &o) {
-  while (!o.pending.empty() && write_one(o, *o.pending.front()))
+  std::vector<sink_extra> scratch;
+  while (!o.pending.empty() && write_one(o, o.pending.front()->view(scratch)))
     o.pending.pop_front();
   o.pending_count = o.pending.size();
 }
 
-void OutputDispatcher::deliver(const std::shared_ptr<const Record> &r) {
+void OutputDispatcher::deliver(Record &&record) {
+  // One view for every output; the record is copied to the heap only if
+  // some output has to keep it for a retry.
+  std::vector<sink_extra> scratch;
+  const sink_record view = record.view(scratch);
+  std::shared_ptr<const Record> kept;
   for (auto &o : outputs_) {
     retry_pending(*o);
     // Keep record order per output: nothing overtakes what is pending.
-    if (o->pending.empty() && write_one(*o, *r)) continue;
-    o->pending.push_back(r);
+    if (o->pending.empty() && write_one(*o, view)) continue;
+    if (!kept) kept = std::make_shared<const Record>(record);
+    o->pending.push_back(kept);
     if (o->pending.size() > kMaxPending) {
       o->pending.pop_front();
       ++o->lost;
@@ -116,7 +121,7 @@ void OutputDispatcher::run() {
     size_t done = 0;
     for (auto &r : batch) {
       if (abandoned_) break;
-      deliver(std::make_shared<const Record>(std::move(r)));
+      deliver(std::move(r));
       ++done;
     }
     if (abandoned_) {

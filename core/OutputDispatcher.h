@@ -59,8 +59,8 @@ private:
     }
   };
   void run();
-  void deliver(const std::shared_ptr<const Record> &r);
-  bool write_one(Output &o, const Record &r);
+  void deliver(Record &&r);
+  bool write_one(Output &o, const sink_record &view);
   void retry_pending(Output &o);
   void check(Output &o, int rc, const char *what);
 

@@ -112,12 +112,16 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
 }
 
 Server::~Server() {
-  listeners_.clear();
+  close_everything();
+  signals_.clear();
+}
+
+void Server::close_everything() {
+  listeners_.clear(); // stop accepting first
   stats_timer_.reset();
   resume_timer_.reset();
   while (!connections_.empty())
     connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
-  signals_.clear();
 }
 
 void Server::bind_all() {
@@ -157,7 +161,7 @@ void Server::bind_all() {
           throw BindError("cannot watch " + shown + " port " + std::to_string(port));
         }
         evconnlistener_set_error_cb(l->lev.get(), on_accept_error);
-        logger_.plain(upper(group->transport_name) + " server is listening on " + l->local.to_string() +
+        logger_.plain(upper(group->plugin_name) + " server is listening on " + l->local.to_string() +
                       ", timeout value: " + format_go_duration(g.timeout));
         listeners_.push_back(std::move(l));
       }
@@ -271,11 +275,7 @@ void Server::on_signal(evutil_socket_t sig, short, void *self) {
 }
 
 void Server::stop() {
-  listeners_.clear(); // stop accepting first
-  stats_timer_.reset();
-  resume_timer_.reset();
-  while (!connections_.empty())
-    connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+  close_everything();
   event_base_loopexit(base_.get(), nullptr);
 }
 

@@ -70,6 +70,8 @@ private:
   static void on_accept_error(evconnlistener *lev, void *listener);
   static void on_signal(evutil_socket_t sig, short, void *self);
   void stop();
+  // Stops accepting and timers, closes every connection as "shutdown".
+  void close_everything();
   // Stops accepting (connection cap or no descriptors left) until
   // resume_accepting; warns at most once a minute.
   void pause_accepting(const std::string &why);

@@ -4,9 +4,9 @@ namespace sink {
 
 TransportGroup::TransportGroup(const GroupConfig &cfg, const sink_plugin_descriptor &plugin, Logger &logger,
                                const std::string &where)
-    : config(cfg), transport_name(plugin.name), plugin_name(plugin.name), ops(plugin.transport),
+    : config(cfg), plugin_name(plugin.name), ops(plugin.transport),
       ctx(std::make_unique<sink_host_ctx>(
-          sink_host_ctx{&logger, "transport " + transport_name + " (group " + cfg.name + ")"})) {
+          sink_host_ctx{&logger, "transport " + std::string(plugin_name) + " (group " + cfg.name + ")"})) {
   instance = create_plugin_instance(ops->create, *ctx, cfg.transport_options.dump(), where, cfg.name.c_str(),
                                     cfg.capture_bytes);
   idle = to_timeval(cfg.idle_timeout);

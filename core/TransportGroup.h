@@ -26,8 +26,7 @@ struct TransportGroup {
   TransportGroup &operator=(const TransportGroup &) = delete;
 
   const GroupConfig &config;
-  const std::string transport_name;
-  const char *const plugin_name; // outlives the group: records carry it
+  const char *const plugin_name; // e.g. "tcp"; outlives the group, so records carry it
   const sink_transport_ops *ops;
   std::unique_ptr<sink_host_ctx> ctx;
   void *instance = nullptr;
