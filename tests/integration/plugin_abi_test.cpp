@@ -94,3 +94,24 @@ TEST(PluginAbi, AFailingOutputDoesNotTakeTheOthersDown) {
   EXPECT_NE(log.find("output bad_write_fails: write failed"), std::string::npos) << log;
   EXPECT_NE(log.find("output bad_write_fails: 5 records could not be written"), std::string::npos) << log;
 }
+
+TEST(PluginAbi, AnOutputThatRecoversGetsItsPendingRecordsInOrder) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"),
+             "log: {path: sink.log}\n" + config_with_output(test_plugin("bad_fails_then_recovers")));
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  for (int i = 0; i < 5; ++i) {
+    send_and_close("127.0.0.1", port, "r" + std::to_string(i));
+    wait_for_lines(dir.file("out.jsonl"), static_cast<size_t>(i) + 1); // one record at a time, in order
+  }
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::string log = read_file(dir.file("sink.log"));
+  std::string taken;
+  for (const auto &line : split(log, '\n'))
+    if (auto at = line.find("[output bad_fails_then_recovers] took "); at != std::string::npos)
+      taken += line.substr(at + 38) + " ";
+  EXPECT_EQ(taken, "r0 r1 r2 r3 r4 ") << log;
+  EXPECT_NE(log.find("write works again after"), std::string::npos) << log;
+  EXPECT_EQ(log.find("could not be written"), std::string::npos) << log;
+}

@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <string>
 #include <thread>
 
 namespace {
@@ -24,10 +26,31 @@ namespace {
   return SINK_OK;
 }
 int flush_ok(void *) noexcept { return SINK_OK; }
-void destroy(void *) noexcept {}
+[[maybe_unused]] void destroy(void *) noexcept {}
 
 #if defined(BAD_PLUGIN_CREATE_FAILS)
 const sink_output_ops kOps{sizeof(sink_output_ops), create_fails, write_ok, flush_ok, nullptr, destroy};
+#elif defined(BAD_PLUGIN_FAILS_THEN_RECOVERS)
+// Refuses its first three writes, then logs each record's payload it takes.
+struct Flaky {
+  const sink_host_api *host;
+  sink_host_ctx *ctx;
+  int calls = 0;
+};
+int create_flaky(const sink_create_args *args, void **instance) noexcept {
+  *instance = std::make_unique<Flaky>(Flaky{args->host, args->host_ctx}).release();
+  return SINK_OK;
+}
+int write_flaky(void *instance, const sink_record *r) noexcept {
+  auto *f = static_cast<Flaky *>(instance);
+  if (++f->calls <= 3) return SINK_ERR_IO;
+  std::string msg = "took " + std::string(reinterpret_cast<const char *>(r->payload), r->captured_len);
+  f->host->log(f->ctx, SINK_LOG_INFO, msg.c_str());
+  return SINK_OK;
+}
+void destroy_flaky(void *instance) noexcept { std::unique_ptr<Flaky>(static_cast<Flaky *>(instance)); }
+const sink_output_ops kOps{
+    sizeof(sink_output_ops), create_flaky, write_flaky, flush_ok, nullptr, destroy_flaky};
 #elif defined(BAD_PLUGIN_WRITE_SLOWLY)
 const sink_output_ops kOps{sizeof(sink_output_ops), create_ok, write_slowly, flush_ok, nullptr, destroy};
 #elif defined(BAD_PLUGIN_WRITE_FAILS)
