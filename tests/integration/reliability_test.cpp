@@ -280,3 +280,19 @@ TEST(Reliability, SecondSignalCutsTheFinalDrainShort) {
   EXPECT_NE(read_file(dir.file("sink.log")).find("second signal: exiting without writing"),
             std::string::npos);
 }
+
+TEST(Reliability, ConfiguredConnectionCapHoldsTheRestInTheKernelQueue) {
+  Sink s(config("    timeout: 10s\n", "max_connections: 5\nstats_interval: 100ms\n"));
+  std::vector<std::unique_ptr<TestClient>> clients;
+  for (int i = 0; i < 10; ++i) {
+    clients.push_back(std::make_unique<TestClient>("127.0.0.1", s.port));
+    clients.back()->send("cap" + std::to_string(i));
+  }
+  std::this_thread::sleep_for(500ms);
+  EXPECT_NE(s.log().find("stats: open=5 accepted=5 "), std::string::npos) << s.log();
+  EXPECT_NE(s.log().find("reached the connection limit of 5"), std::string::npos) << s.log();
+  clients.clear();
+  auto lines = wait_for_lines(s.dir.file("out.jsonl"), 10);
+  EXPECT_EQ(lines.size(), 10u);
+  EXPECT_EQ(s.proc->stop().code, 0);
+}
