@@ -32,6 +32,7 @@ struct GroupConfig {
   int line = 0; // 1-based line in the config file, 0 if generated
 };
 
+// An `outputs:` or `analyzers:` entry: a plugin and its options.
 struct OutputConfig {
   std::string plugin;                                // bare name or path
   nlohmann::json options = nlohmann::json::object(); // everything but "plugin"
@@ -44,6 +45,10 @@ struct Config {
   std::vector<std::string> plugin_path; // empty = beside the binary
   std::vector<GroupConfig> groups;
   std::vector<OutputConfig> outputs;
+  std::vector<OutputConfig> analyzers; // run on every record, in order, before outputs
+  // Absolute directory of the config file; the working directory for flags
+  // and the built-in config. Plugins get it as create args' config_dir.
+  std::string config_dir;
   Duration stats_interval = std::chrono::minutes(1); // 0 = off
   size_t max_connections = 0;                        // 0 = from the open-file limit
 };

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -161,13 +162,27 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   return g;
 }
 
+// One `- plugin: NAME` entry with its options (outputs, analyzers).
+OutputConfig read_plugin_entry(const Reader &r, const YAML::Node &o, const char *section, size_t i) {
+  const std::string key = std::string(section) + "[" + std::to_string(i) + "]";
+  r.expect_map(o, key);
+  if (!o["plugin"]) r.fail(o, key + ".plugin", "missing required key");
+  OutputConfig oc;
+  oc.line = o.Mark().line + 1;
+  oc.plugin = r.scalar(o["plugin"], key + ".plugin");
+  oc.options = r.to_json(o);
+  oc.options.erase("plugin");
+  return oc;
+}
+
 Config read_config(const YAML::Node &root, const std::string &source) {
   Reader r(source);
   Config c;
   c.source = source;
   if (!root.IsDefined() || root.IsNull()) throw ConfigError(source + ": the file is empty");
   r.expect_map(root, "(top level)");
-  r.only_keys(root, "", {"log", "plugin_path", "groups", "outputs", "stats_interval", "max_connections"});
+  r.only_keys(root, "",
+              {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections"});
   if (root["stats_interval"]) c.stats_interval = r.duration(root["stats_interval"], "stats_interval");
   if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");
 
@@ -191,17 +206,13 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   if (!outputs) r.fail(root, "outputs", "missing required key");
   if (!outputs.IsSequence() || outputs.size() == 0)
     r.fail(outputs, "outputs", "expected a non-empty list of outputs");
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    const auto &o = outputs[i];
-    const std::string key = "outputs[" + std::to_string(i) + "]";
-    r.expect_map(o, key);
-    if (!o["plugin"]) r.fail(o, key + ".plugin", "missing required key");
-    OutputConfig oc;
-    oc.line = o.Mark().line + 1;
-    oc.plugin = r.scalar(o["plugin"], key + ".plugin");
-    oc.options = r.to_json(o);
-    oc.options.erase("plugin");
-    c.outputs.push_back(std::move(oc));
+  for (size_t i = 0; i < outputs.size(); ++i)
+    c.outputs.push_back(read_plugin_entry(r, outputs[i], "outputs", i));
+  if (auto analyzers = root["analyzers"]) {
+    if (!analyzers.IsSequence() || analyzers.size() == 0)
+      r.fail(analyzers, "analyzers", "expected a non-empty list of analyzers (or no analyzers key)");
+    for (size_t i = 0; i < analyzers.size(); ++i)
+      c.analyzers.push_back(read_plugin_entry(r, analyzers[i], "analyzers", i));
   }
   validate_config(c);
   return c;
@@ -231,7 +242,11 @@ Config load_yaml_config(const std::string &path) {
   if (!in) throw ConfigError(path + ": cannot read config file: " + std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_yaml_config(ss.str(), path);
+  Config c = parse_yaml_config(ss.str(), path);
+  std::error_code ec;
+  const auto dir = std::filesystem::absolute(path, ec).parent_path();
+  if (!ec) c.config_dir = dir.lexically_normal().string();
+  return c;
 }
 
 namespace {
@@ -255,6 +270,18 @@ void emit_json(YAML::Emitter &out, const nlohmann::json &j) {
   } else {
     out << j.dump();
   }
+}
+void emit_plugin_entries(YAML::Emitter &out, const char *section, const std::vector<OutputConfig> &entries) {
+  out << YAML::Key << section << YAML::Value << YAML::BeginSeq;
+  for (const auto &o : entries) {
+    out << YAML::BeginMap << YAML::Key << "plugin" << YAML::Value << o.plugin;
+    for (auto it = o.options.begin(); it != o.options.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      emit_json(out, it.value());
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
 }
 } // namespace
 
@@ -297,16 +324,9 @@ std::string render_yaml_config(const Config &c) {
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
-  out << YAML::Key << "outputs" << YAML::Value << YAML::BeginSeq;
-  for (const auto &o : c.outputs) {
-    out << YAML::BeginMap << YAML::Key << "plugin" << YAML::Value << o.plugin;
-    for (auto it = o.options.begin(); it != o.options.end(); ++it) {
-      out << YAML::Key << it.key() << YAML::Value;
-      emit_json(out, it.value());
-    }
-    out << YAML::EndMap;
-  }
-  out << YAML::EndSeq << YAML::EndMap;
+  emit_plugin_entries(out, "outputs", c.outputs);
+  if (!c.analyzers.empty()) emit_plugin_entries(out, "analyzers", c.analyzers);
+  out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 

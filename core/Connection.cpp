@@ -33,10 +33,13 @@ int64_t unix_now_ns() {
 
 } // namespace
 
-Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer)
+Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer,
+                       uint16_t listen_port)
     : server_(server), group_(group), fd_(fd), local_(local_endpoint(fd)),
-      remote_(Endpoint::from_sockaddr(peer)), accept_unix_ns_(unix_now_ns()),
-      accept_mono_(std::chrono::steady_clock::now()) {}
+      remote_(Endpoint::from_sockaddr(peer)), listen_port_(listen_port), accept_unix_ns_(unix_now_ns()),
+      accept_mono_(std::chrono::steady_clock::now()) {
+  server_.ids().next(id_);
+}
 
 Connection::~Connection() {
   bev_.reset();
@@ -76,11 +79,12 @@ size_t Connection::capture_room(size_t len) const {
 }
 
 void Connection::take(const uint8_t *data, size_t len) {
+  if (first_read_len_ == 0) first_read_len_ = len;
   captured_.insert(captured_.end(), data, data + capture_room(len));
   total_ += len;
   if (server_.log_connections())
     server_.logger().plain("Recv:  " + local_.to_string() + " <-- " + remote_.to_string() + ": " +
-                           go_quote(data, len) + " (" + format::hex(data, len) + "), " + std::to_string(len) +
+                           go_quote(data, len) + " (" + text::hex(data, len) + "), " + std::to_string(len) +
                            " bytes");
 }
 
@@ -95,6 +99,8 @@ void Connection::consume_input() {
     evbuffer_drain(in, len);
     return;
   }
+  // One read per callback: the first callback's bytes are the first read.
+  if (first_read_len_ == 0) first_read_len_ = len;
   // Copy only what is still wanted; count the rest without touching it.
   if (const size_t n = capture_room(len)) {
     const size_t old = captured_.size();
@@ -202,26 +208,27 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   if (by_server) drain_socket();
 
   Record r;
+  r.first_read_len = first_read_len_;
+  ExtraCollector extras(r, true);
   if (group_.ops->reads_plain_socket) {
     // Bytes still queued when we close make the kernel answer with a RST;
     // say so, since firewall rules may be hiding it.
     int unread = 0;
     const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
     if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &unread);
-    r.extras.emplace_back("unread_at_close", unread > 0 ? "true" : "false");
+    const uint8_t flag = unread > 0;
+    extras.add_typed("unread_at_close", SINK_VALUE_BOOL, &flag, 1);
   }
-  if (group_.ops->conn_finish && bev_) {
-    sink_extra_writer writer{&r.extras, [](void *ctx, const char *k, const char *v) {
-                               if (k && v) static_cast<decltype(r.extras) *>(ctx)->emplace_back(k, v);
-                             }};
-    group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, &writer);
-  }
+  if (group_.ops->conn_finish && bev_)
+    group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, extras.writer());
   r.duration_ns = closing_ ? closing_->duration_ns : elapsed_ns();
   r.accept_unix_ns = accept_unix_ns_;
   r.group = &group_.config.name;
   r.transport = group_.plugin_name;
   r.local = local_;
   r.remote = remote_;
+  r.listen_port = listen_port_;
+  r.id = id_;
   r.payload = std::move(captured_);
   r.total_bytes = total_;
   r.close_reason = reason;

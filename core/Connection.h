@@ -3,6 +3,7 @@
 // capture_bytes, and at its end builds exactly one record.
 #include <sink/plugin.h>
 
+#include <array>
 #include <chrono>
 #include <list>
 #include <memory>
@@ -20,7 +21,7 @@ class Server;
 
 class Connection {
 public:
-  Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer);
+  Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer, uint16_t listen_port);
   ~Connection();
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;
@@ -62,6 +63,8 @@ private:
   TransportGroup &group_;
   int fd_;
   Endpoint local_, remote_;
+  uint16_t listen_port_;
+  std::array<char, 37> id_;
   int64_t accept_unix_ns_;
   std::chrono::steady_clock::time_point accept_mono_;
   BufferEventPtr bev_;
@@ -69,6 +72,7 @@ private:
   void *conn_state_ = nullptr;
   std::vector<uint8_t> captured_;
   uint64_t total_ = 0;
+  size_t first_read_len_ = 0;
 };
 
 } // namespace sink

@@ -17,17 +17,20 @@ const sink_host_api kHostApi{sizeof(sink_host_api), SINK_ABI_MAJOR, SINK_ABI_MIN
 const sink_host_api &host_api() { return kHostApi; }
 
 void *create_plugin_instance(int (*create)(const sink_create_args *, void **), sink_host_ctx &ctx,
-                             const std::string &config_json, const std::string &where, const char *group,
-                             size_t capture_bytes) {
+                             const std::string &config_json, const std::string &where,
+                             const std::string &config_dir, const TransportScope &scope) {
   char error[512] = "";
-  sink_create_args args{sizeof(sink_create_args),
-                        &kHostApi,
-                        &ctx,
-                        config_json.c_str(),
-                        error,
-                        sizeof error,
-                        group,
-                        capture_bytes};
+  sink_create_args args{};
+  args.struct_size = sizeof args;
+  args.host = &kHostApi;
+  args.host_ctx = &ctx;
+  args.config_json = config_json.c_str();
+  args.error = error;
+  args.error_size = sizeof error;
+  args.group = scope.group;
+  args.capture_bytes = scope.capture_bytes;
+  args.config_dir = config_dir.c_str();
+  args.worker = scope.worker;
   void *instance = nullptr;
   int rc = create(&args, &instance);
   if (rc != SINK_OK)

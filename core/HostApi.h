@@ -16,11 +16,17 @@ namespace sink {
 
 const sink_host_api &host_api();
 
+// What a transport instance serves; outputs and analyzers pass none.
+struct TransportScope {
+  const char *group = nullptr;
+  size_t capture_bytes = 0;
+  uint32_t worker = 0;
+};
+
 // Calls a plugin's create with a host context and an error buffer. Throws
 // PluginError("<where>: <plugin's message>") when it fails.
-// group and capture_bytes are for transports (nullptr / 0 for outputs).
 void *create_plugin_instance(int (*create)(const sink_create_args *, void **), sink_host_ctx &ctx,
                              const std::string &config_json, const std::string &where,
-                             const char *group = nullptr, size_t capture_bytes = 0);
+                             const std::string &config_dir, const TransportScope &scope = {});
 
 } // namespace sink

@@ -14,10 +14,16 @@ namespace {
 constexpr size_t kMinDescriptorSize = offsetof(sink_plugin_descriptor, transport) + sizeof(void *);
 constexpr size_t kMinOutputOpsSize = offsetof(sink_output_ops, destroy) + sizeof(void *);
 constexpr size_t kMinTransportOpsSize = offsetof(sink_transport_ops, reads_plain_socket) + sizeof(int);
+// Analyzers arrived with ABI 1.1: their descriptor must reach that far.
+constexpr size_t kMinAnalyzerDescriptorSize = offsetof(sink_plugin_descriptor, analyzer) + sizeof(void *);
+constexpr size_t kMinAnalyzerOpsSize = offsetof(sink_analyzer_ops, destroy) + sizeof(void *);
+
+std::string abi_text(uint32_t major, uint32_t minor) { return std::to_string(major) + "." + std::to_string(minor); }
 
 const char *kind_name(sink_plugin_kind k) {
   return k == SINK_PLUGIN_OUTPUT      ? "an output"
          : k == SINK_PLUGIN_TRANSPORT ? "a transport"
+         : k == SINK_PLUGIN_ANALYZER  ? "an analyzer"
                                       : "an unknown kind of";
 }
 
@@ -62,10 +68,13 @@ const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plu
     if (!entry) throw PluginError(file + ": not a sink plugin: it does not export " SINK_PLUGIN_ENTRY_SYMBOL);
     const sink_plugin_descriptor *d = entry();
     if (!d) throw PluginError(file + ": " SINK_PLUGIN_ENTRY_SYMBOL " returned no descriptor");
-    const std::string host_abi = std::to_string(SINK_ABI_MAJOR) + "." + std::to_string(SINK_ABI_MINOR);
-    if (d->abi_major != SINK_ABI_MAJOR || d->abi_minor > SINK_ABI_MINOR)
-      throw PluginError(file + ": built for plugin ABI " + std::to_string(d->abi_major) + "." +
-                        std::to_string(d->abi_minor) + ", this sink supports ABI " + host_abi);
+    const std::string host_abi = abi_text(SINK_ABI_MAJOR, SINK_ABI_MINOR);
+    if (d->abi_major != SINK_ABI_MAJOR)
+      throw PluginError(file + ": built for plugin ABI " + abi_text(d->abi_major, d->abi_minor) +
+                        ", this sink supports ABI " + host_abi + " (rebuild the plugin against this sink's SDK)");
+    if (d->abi_minor > SINK_ABI_MINOR)
+      throw PluginError(file + ": needs plugin ABI " + abi_text(d->abi_major, d->abi_minor) +
+                        " or newer, this sink provides ABI " + host_abi + " (upgrade sink)");
     if (d->struct_size < kMinDescriptorSize)
       throw PluginError(file + ": descriptor is " + std::to_string(d->struct_size) +
                         " bytes, smaller than ABI " + std::to_string(SINK_ABI_MAJOR) + ".0 requires");
@@ -80,6 +89,13 @@ const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plu
       if (!t || t->struct_size < kMinTransportOpsSize || !t->create || !t->accept || !t->destroy)
         throw PluginError(file + ": transport plugin \"" + d->name +
                           "\" has an incomplete sink_transport_ops table");
+    } else if (d->kind == SINK_PLUGIN_ANALYZER) {
+      if (d->abi_minor < 1 || d->struct_size < kMinAnalyzerDescriptorSize)
+        throw PluginError(file + ": analyzer plugin \"" + d->name + "\" must ask for ABI 1.1 or newer (it asks for " +
+                          abi_text(d->abi_major, d->abi_minor) + ")");
+      const auto *a = d->analyzer;
+      if (!a || a->struct_size < kMinAnalyzerOpsSize || !a->create || !a->analyze || !a->destroy)
+        throw PluginError(file + ": analyzer plugin \"" + d->name + "\" has an incomplete sink_analyzer_ops table");
     } else {
       throw PluginError(file + ": descriptor has unknown plugin kind " + std::to_string(d->kind));
     }

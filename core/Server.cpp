@@ -100,7 +100,7 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
     } catch (const PluginError &e) {
       throw PluginError(where + ": " + e.what());
     }
-    auto group = std::make_unique<TransportGroup>(g, *p->descriptor, logger, where);
+    auto group = std::make_unique<TransportGroup>(g, *p->descriptor, logger, where, config.config_dir, 0);
     if (g.timeout.count() > 0) {
       // Every connection of a group has the same timeout: a common-timeout
       // queue makes adding and firing these timers O(1).
@@ -173,7 +173,7 @@ void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int
   auto *l = static_cast<Listener *>(arg);
   Server *s = l->server;
   ++s->counters_.accepted;
-  auto conn = std::make_unique<Connection>(*s, *l->group, fd, peer);
+  auto conn = std::make_unique<Connection>(*s, *l->group, fd, peer, l->local.port);
   Connection &c = *conn;
   s->add(std::move(conn));
   c.start();

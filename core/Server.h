@@ -14,6 +14,7 @@
 #include "LibeventHandles.h"
 #include "Logger.h"
 #include "PluginLoader.h"
+#include "RecordId.h"
 #include "RecordQueue.h"
 #include "TransportGroup.h"
 
@@ -48,6 +49,7 @@ public:
   Logger &logger() { return logger_; }
   void count_closed(sink_close_reason reason, uint64_t bytes);
   RecordQueue &queue() { return queue_; }
+  RecordIdGenerator &ids() { return ids_; }
   event_base *base() { return base_.get(); }
   bool log_connections() const { return log_connections_; }
   void add(std::unique_ptr<Connection> c);
@@ -91,6 +93,7 @@ private:
   std::function<void()> on_reopen_;
   std::function<std::string()> stats_extra_;
   Counters counters_;
+  RecordIdGenerator ids_;
   size_t max_connections_ = 0;
   bool paused_ = false;
   EventPtr resume_timer_;

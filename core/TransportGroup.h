@@ -1,6 +1,8 @@
 #pragma once
-// A config group at run time: its limits, its transport plugin instance and
-// the timer settings its connections share.
+// A config group at run time on one network thread: its limits, its
+// transport plugin instance (one per group per network thread, so a
+// transport is never called from two threads) and the timer settings its
+// connections share.
 #include <sink/plugin.h>
 
 #include <sys/time.h>
@@ -20,7 +22,7 @@ inline timeval to_timeval(Duration d) {
 
 struct TransportGroup {
   TransportGroup(const GroupConfig &cfg, const sink_plugin_descriptor &plugin, Logger &logger,
-                 const std::string &where);
+                 const std::string &where, const std::string &config_dir, uint32_t worker);
   ~TransportGroup();
   TransportGroup(const TransportGroup &) = delete;
   TransportGroup &operator=(const TransportGroup &) = delete;

@@ -3,6 +3,8 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "CommandLine.h"
@@ -33,7 +35,11 @@ std::string raise_open_file_limit() {
   return "raised the open-file limit from " + std::to_string(before) + " to " + std::to_string(rl.rlim_cur);
 }
 
-int run(const sink::Config &config) {
+int run(sink::Config config) {
+  if (config.config_dir.empty()) {
+    std::error_code ec;
+    config.config_dir = std::filesystem::current_path(ec).string();
+  }
   const std::string raised = raise_open_file_limit();
   std::unique_ptr<sink::Logger> logger;
   try {
@@ -60,8 +66,9 @@ int run(const sink::Config &config) {
     server.bind_all();
     for (const auto &[file, p] : loader.loaded())
       logger->info("plugin " + std::string(p.descriptor->name) + " " +
-                   (p.descriptor->version ? p.descriptor->version : "") + " (ABI " +
+                   (p.descriptor->version ? p.descriptor->version : "") + " (needs ABI " +
                    std::to_string(p.descriptor->abi_major) + "." + std::to_string(p.descriptor->abi_minor) +
+                   ", host ABI " + std::to_string(SINK_ABI_MAJOR) + "." + std::to_string(SINK_ABI_MINOR) +
                    ") from " + file);
     server.set_stats_extra([&] { return outputs.stats(); });
     logger->info("accepting up to " + std::to_string(server.max_connections()) + " connections at once");
@@ -74,8 +81,15 @@ int run(const sink::Config &config) {
     // groups they point into still exist. A second signal cuts this short.
     std::signal(SIGINT, on_second_signal);
     std::signal(SIGTERM, on_second_signal);
-    outputs.stop();
+    const bool clean = outputs.stop();
     logger->info("final " + server.stats_line());
+    if (!clean) {
+      // An output thread is still inside its plugin: destructors would wait
+      // for it (or free what it uses). Leave now; the kernel closes the rest.
+      logger->error("an output is stuck in a plugin call; exiting without destroying it");
+      std::fflush(nullptr);
+      std::_Exit(0);
+    }
     return 0;
   } catch (const sink::PluginError &e) {
     return fail(kExitUsage, e.what());

@@ -9,19 +9,38 @@
  *
  * Versioning. SINK_ABI_MAJOR changes when an existing field, type or
  * meaning changes; a plugin built for another major is refused. New fields
- * are only ever appended to the structs below (each carries struct_size) and
- * bump SINK_ABI_MINOR; the host refuses a plugin built for a newer minor than
- * its own and reads only the fields a plugin's struct_size covers.
+ * are only ever appended to the structs below (each carries struct_size, or
+ * its container says how large it is) and bump SINK_ABI_MINOR. A plugin's
+ * descriptor states the LOWEST host minor it needs (0 if it uses nothing
+ * newer than ABI 1.0, 1 if it relies on anything marked "ABI 1.1"); the
+ * host refuses a plugin that needs a newer minor than its own and reads only
+ * the fields a plugin's struct_size covers. SINK_ABI_MINOR is the minor of
+ * this header, not what a plugin should put in its descriptor.
+ *
+ * What each minor added:
+ *  1.1  record: listen_port, sensor, id, first_read_len, wire/wire_len,
+ *       typed extras (values/values_count/value_size); extra writer:
+ *       struct_size, add_typed, set_wire; the analyzer kind; create args:
+ *       config_dir, worker; the output contract below (flush = durable,
+ *       one thread per output instance).
  *
  * Threading contract.
  *  - Output plugins: create, write, flush, reopen and destroy of one instance
  *    are never called concurrently. create and destroy run on the main
- *    thread; write, flush and reopen run on the single output thread. Nothing
- *    is called after destroy.
- *  - Transport plugins: create and destroy run on the main thread before any
- *    connection is accepted / after the last one is gone; accept,
- *    conn_finish and conn_free run on the network thread that owns the
- *    connection's event_base.
+ *    thread; write, flush and reopen run on that instance's own output
+ *    thread (ABI 1.1: every output instance has a thread of its own, so a
+ *    stalled output never holds up another). Nothing is called after
+ *    destroy.
+ *  - Transport plugins: one instance per group PER NETWORK THREAD, so an
+ *    instance is never called from two threads (create args say which
+ *    network thread, `worker`). create and destroy run on the main thread
+ *    before any connection is accepted / after the last one is gone;
+ *    accept, conn_finish and conn_free run on the network thread that owns
+ *    the connection's event_base.
+ *  - Analyzer plugins (ABI 1.1): create and destroy on the main thread;
+ *    analyze on the record thread, which runs every analyzer, in config
+ *    order, on each record before any output sees it. Calls on one instance
+ *    never overlap.
  *  - sink_host_api functions may be called from any thread, at any time
  *    between create and destroy.
  *
@@ -45,7 +64,7 @@ extern "C" {
 #endif
 
 #define SINK_ABI_MAJOR 1
-#define SINK_ABI_MINOR 0
+#define SINK_ABI_MINOR 1
 
 /* The one symbol every plugin exports. */
 #define SINK_PLUGIN_ENTRY_SYMBOL "sink_plugin_entry"
@@ -63,7 +82,11 @@ typedef enum sink_status {
   SINK_ERR_IO = -3      /* the plugin's sink (file, socket...) failed */
 } sink_status;
 
-typedef enum sink_plugin_kind { SINK_PLUGIN_OUTPUT = 1, SINK_PLUGIN_TRANSPORT = 2 } sink_plugin_kind;
+typedef enum sink_plugin_kind {
+  SINK_PLUGIN_OUTPUT = 1,
+  SINK_PLUGIN_TRANSPORT = 2,
+  SINK_PLUGIN_ANALYZER = 3 /* ABI 1.1 */
+} sink_plugin_kind;
 
 typedef enum sink_log_level {
   SINK_LOG_DEBUG = 0,
@@ -95,11 +118,37 @@ static inline const char *sink_close_reason_name(sink_close_reason r) {
   return "error";
 }
 
-/* One transport-provided fact about a connection, e.g. {"tls.sni", "x"}. */
+/* One transport-provided fact about a connection, e.g. {"tls.sni", "x"}.
+ * ABI 1.0 view: every extra as text. Since 1.1 the host derives it from the
+ * typed extras: strings and bytes with every byte outside printable ASCII
+ * and valid UTF-8 (and every backslash) written as \xHH, booleans as
+ * "true"/"false", integers and floats in decimal. */
 typedef struct sink_extra {
   const char *key;
   const char *value;
 } sink_extra;
+
+/* ABI 1.1: the type a plugin declares for an extra's value. */
+typedef enum sink_value_type {
+  SINK_VALUE_STRING = 1, /* text, UTF-8; bytes/len, may hold NUL */
+  SINK_VALUE_BOOL = 2,   /* integer: 0 or 1 */
+  SINK_VALUE_INT = 3,    /* integer */
+  SINK_VALUE_FLOAT = 4,  /* number (finite) */
+  SINK_VALUE_BYTES = 5   /* raw bytes: bytes/len */
+} sink_value_type;
+
+/* ABI 1.1: one typed extra. Elements of sink_record.values are
+ * sink_record.value_size bytes apart (use sink_record_value()), so fields
+ * appended here later never move the elements a plugin already knows. */
+typedef struct sink_value_extra {
+  size_t struct_size;   /* sizeof(sink_value_extra) of the host */
+  const char *key;      /* NUL-terminated, e.g. "tls.sni" */
+  sink_value_type type;
+  const uint8_t *bytes; /* STRING, BYTES: len bytes (plus a NUL after them) */
+  size_t len;
+  int64_t integer; /* BOOL, INT */
+  double number;   /* FLOAT */
+} sink_value_extra;
 
 /*
  * One connection, handed to every output when it closed. Borrowed: valid
@@ -122,7 +171,25 @@ typedef struct sink_record {
   const char *close_detail; /* human detail, e.g. "connection reset by peer"; "" if none */
   const sink_extra *extras; /* transport facts, extras_count entries */
   size_t extras_count;
+  /* ---- ABI 1.1: present when struct_size covers them ---- */
+  uint16_t listen_port; /* port of the listening socket that accepted it;
+                           equals local_port unless a firewall redirected */
+  const char *sensor;   /* this sensor's name; "" when none is configured */
+  const char *id;       /* 36-character UUIDv7 taken at accept: unique,
+                           sortable, monotonic within a millisecond */
+  size_t first_read_len; /* bytes the first raw read returned; 0 if none */
+  const uint8_t *wire;   /* transports that transform bytes (TLS): the first
+                            bytes as they arrived on the wire; else NULL */
+  size_t wire_len;
+  const sink_value_extra *values; /* every extra with its declared type */
+  size_t values_count;
+  size_t value_size; /* stride of `values`: sizeof(sink_value_extra) of the host */
 } sink_record;
+
+/* ABI 1.1: the i-th typed extra of a record. */
+static inline const sink_value_extra *sink_record_value(const sink_record *r, size_t i) {
+  return (const sink_value_extra *)((const char *)r->values + i * r->value_size);
+}
 
 /* Opaque host-side handle passed back with every host call. */
 typedef struct sink_host_ctx sink_host_ctx;
@@ -152,18 +219,40 @@ typedef struct sink_create_args {
    * transport can keep as many of its own raw bytes. */
   const char *group;
   size_t capture_bytes;
+  /* ---- ABI 1.1 ---- */
+  const char *config_dir; /* absolute directory of the config file (the
+                             working directory for flags / built-in config):
+                             resolve relative paths in options against it */
+  uint32_t worker;        /* transports: the network thread this instance
+                             serves (0-based); 0 for other kinds */
 } sink_create_args;
 
-/* ---- output plugins ---------------------------------------------------- */
+/* ---- output plugins ----------------------------------------------------
+ * The output contract (ABI 1.1, and how a 1.0 output is driven too):
+ *  - write hands one record to the plugin, which may buffer or submit it.
+ *    SINK_OK means "taken", not yet "safe".
+ *  - flush returns SINK_OK only when everything written before it is
+ *    durable or acknowledged: on the OS for files, acknowledged by a broker,
+ *    committed by a database. The host counts records as written, and
+ *    moves that output's position past them, only on a successful flush.
+ *    It flushes each time it has handed over what was waiting, and before
+ *    destroy.
+ *  - A failed write is retried later with the same record; a failed flush
+ *    makes the host write again every record since the last successful
+ *    flush, then flush again. So a retry must be harmless: on a failed
+ *    flush, drop (or cut back) what you buffered since your last successful
+ *    flush; write records idempotently (ids are unique) or atomically.
+ *    Delivery is at-least-once.
+ *  - Each output instance runs on its own thread; a write that blocks holds
+ *    up only its own output. The host keeps a bounded backlog per output
+ *    and counts what a stalled output had to skip as lost for it alone. */
 typedef struct sink_output_ops {
   size_t struct_size;
   /* Make an instance from its config. Open files here. */
   int (*create)(const sink_create_args *args, void **instance);
-  /* Deliver one record. Return SINK_OK once it is handed to the OS or
-   * buffered under the plugin's own flush policy. */
+  /* Take one record (see the contract above). */
   int (*write)(void *instance, const sink_record *record);
-  /* Push everything buffered to the OS. Called when the queue runs dry and
-   * before destroy. */
+  /* Make everything written so far durable (see the contract above). */
   int (*flush)(void *instance);
   /* Reopen files (log rotation). May be NULL. */
   int (*reopen)(void *instance);
@@ -175,11 +264,46 @@ typedef struct sink_output_ops {
 struct event_base;
 struct bufferevent;
 
-/* Collects extras from conn_finish; copies key and value immediately. */
+/* Collects extras from a transport's conn_finish or an analyzer's analyze;
+ * the host copies key and value immediately. Only valid during that call. */
 typedef struct sink_extra_writer {
   void *ctx;
+  /* ABI 1.0: a text value (NUL-terminated), recorded as a STRING. */
   void (*add)(void *ctx, const char *key, const char *value);
+  /* ---- ABI 1.1: present when the host's minor is >= 1 (always, for a
+   * plugin whose descriptor asks for minor 1) ---- */
+  size_t struct_size;
+  /* A value of a declared type; nothing is inferred from text.
+   *   STRING, BYTES: value points to len bytes (any bytes, NUL included).
+   *   BOOL: value points to a uint8_t (0 or 1), len 1.
+   *   INT:  value points to an int64_t, len 8.
+   *   FLOAT: value points to a double, len 8.
+   * A STRING that is not valid UTF-8 is kept as BYTES, so nothing is lost.
+   * A call with a NULL key, a bad type or a wrong len is ignored. */
+  void (*add_typed)(void *ctx, const char *key, sink_value_type type, const void *value, size_t len);
+  /* Transports that transform bytes (TLS): the first bytes as they arrived
+   * on the wire (up to the group's capture_bytes) and how many bytes the
+   * first raw read returned. NULL for analyzers. */
+  void (*set_wire)(void *ctx, const uint8_t *wire, size_t wire_len, size_t first_read_len);
 } sink_extra_writer;
+
+/* ABI 1.1 conveniences over add_typed. */
+static inline void sink_add_string(const sink_extra_writer *w, const char *key, const char *s, size_t len) {
+  w->add_typed(w->ctx, key, SINK_VALUE_STRING, s, len);
+}
+static inline void sink_add_bytes(const sink_extra_writer *w, const char *key, const void *b, size_t len) {
+  w->add_typed(w->ctx, key, SINK_VALUE_BYTES, b, len);
+}
+static inline void sink_add_bool(const sink_extra_writer *w, const char *key, int v) {
+  uint8_t b = v ? 1 : 0;
+  w->add_typed(w->ctx, key, SINK_VALUE_BOOL, &b, 1);
+}
+static inline void sink_add_int(const sink_extra_writer *w, const char *key, int64_t v) {
+  w->add_typed(w->ctx, key, SINK_VALUE_INT, &v, sizeof v);
+}
+static inline void sink_add_float(const sink_extra_writer *w, const char *key, double v) {
+  w->add_typed(w->ctx, key, SINK_VALUE_FLOAT, &v, sizeof v);
+}
 
 typedef struct sink_transport_ops {
   size_t struct_size;
@@ -205,17 +329,33 @@ typedef struct sink_transport_ops {
   int reads_plain_socket;
 } sink_transport_ops;
 
+/* ---- analyzer plugins (ABI 1.1) ------------------------------------------ */
+typedef struct sink_analyzer_ops {
+  size_t struct_size;
+  /* One instance per `analyzers:` entry. */
+  int (*create)(const sink_create_args *args, void **instance);
+  /* Called once per record, off the network thread, before the record
+   * reaches any output (or journal). The record shows the extras added so
+   * far (the transport's, then earlier analyzers'); add your own through
+   * writer (add / add_typed; set_wire is NULL). An analyzer never changes
+   * or drops a record; an error return is logged and the record goes on. */
+  int (*analyze)(void *instance, const sink_record *record, const sink_extra_writer *writer);
+  void (*destroy)(void *instance);
+} sink_analyzer_ops;
+
 /* ---- the descriptor -------------------------------------------------------- */
 typedef struct sink_plugin_descriptor {
   size_t struct_size; /* sizeof(sink_plugin_descriptor) */
   uint32_t abi_major; /* SINK_ABI_MAJOR the plugin was built with */
-  uint32_t abi_minor; /* SINK_ABI_MINOR the plugin was built with */
+  uint32_t abi_minor; /* the LOWEST host minor this plugin needs (0 or 1) */
   sink_plugin_kind kind;
   const char *name;                    /* unique, e.g. "csv" */
   const char *version;                 /* the plugin's own version, e.g. "1.0.0" */
   const char *description;             /* one line */
   const sink_output_ops *output;       /* kind == SINK_PLUGIN_OUTPUT */
   const sink_transport_ops *transport; /* kind == SINK_PLUGIN_TRANSPORT */
+  /* ---- ABI 1.1 ---- */
+  const sink_analyzer_ops *analyzer; /* kind == SINK_PLUGIN_ANALYZER */
 } sink_plugin_descriptor;
 
 typedef const sink_plugin_descriptor *(*sink_plugin_entry_fn)(void);

@@ -1,8 +1,8 @@
 // outputs/csv: the original sink's CSV, byte for byte.
 #include <sink/plugin.h>
 
-#include "../common/LineOutput.h"
-#include "../common/RecordFormat.h"
+#include "LineOutput.h"
+#include "RecordFormat.h"
 
 namespace {
 
@@ -21,13 +21,14 @@ const sink_output_ops kOps{
 const sink_plugin_descriptor kDescriptor{
     sizeof(sink_plugin_descriptor),
     SINK_ABI_MAJOR,
-    SINK_ABI_MINOR,
+    0, // needs nothing newer than ABI 1.0
     SINK_PLUGIN_OUTPUT,
     "csv",
     "1.0.0",
     "CSV rows compatible with the original sink",
     &kOps,
     nullptr,
+    nullptr, // analyzer
 };
 
 } // namespace

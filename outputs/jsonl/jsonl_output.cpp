@@ -1,8 +1,8 @@
 // outputs/jsonl: one JSON object per record, every field of the record.
 #include <sink/plugin.h>
 
-#include "../common/LineOutput.h"
-#include "../common/RecordFormat.h"
+#include "LineOutput.h"
+#include "RecordFormat.h"
 
 namespace {
 
@@ -21,13 +21,14 @@ const sink_output_ops kOps{
 const sink_plugin_descriptor kDescriptor{
     sizeof(sink_plugin_descriptor),
     SINK_ABI_MAJOR,
-    SINK_ABI_MINOR,
+    0, // runs on 1.0 hosts too; uses typed extras where the record has them
     SINK_PLUGIN_OUTPUT,
     "jsonl",
     "1.0.0",
     "JSON Lines with every record field and transport extras",
     &kOps,
     nullptr,
+    nullptr, // analyzer
 };
 
 } // namespace

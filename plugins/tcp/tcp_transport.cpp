@@ -4,7 +4,7 @@
 
 #include <event2/bufferevent.h>
 
-#include "../common/PluginOptions.h"
+#include "PluginOptions.h"
 
 namespace {
 
@@ -39,13 +39,14 @@ const sink_transport_ops kOps{
 const sink_plugin_descriptor kDescriptor{
     sizeof(sink_plugin_descriptor),
     SINK_ABI_MAJOR,
-    SINK_ABI_MINOR,
+    0, // needs nothing newer than ABI 1.0
     SINK_PLUGIN_TRANSPORT,
     "tcp",
     "1.0.0",
     "plain TCP",
     nullptr,
     &kOps,
+    nullptr, // analyzer
 };
 
 } // namespace

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "../common/PluginOptions.h"
+#include "PluginOptions.h"
 #include "ClientHello.h"
 #include "Fingerprint.h"
 #include "RecordFormat.h"
@@ -48,6 +48,7 @@ struct TlsConnection {
   std::unique_ptr<event, EventFree> first_byte;
   bool attached = false;
   std::vector<uint8_t> raw;
+  size_t first_read_len = 0; // what the kernel held when the client first spoke
   ClientHelloReader hello;
   int read_errno = 0; // errno of the last failed socket read (a reset shows here)
 
@@ -88,6 +89,11 @@ long observe_raw_reads(BIO *bio, int oper, const char *data, size_t, int, long, 
 void attach_on_first_byte(evutil_socket_t, short, void *arg) {
   auto *conn = static_cast<TlsConnection *>(arg);
   conn->first_byte.reset();
+  // OpenSSL reads a record header first; the first data packet as the
+  // kernel received it is what a peek sees now.
+  static thread_local uint8_t peek[65536];
+  const ssize_t n = ::recv(conn->fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) conn->first_read_len = static_cast<size_t>(n);
   if (bufferevent_setfd(conn->bev, conn->fd) != 0) return;
   conn->attached = true; // from here the bufferevent owns and closes fd
   BIO *rbio = SSL_get_rbio(bufferevent_openssl_get_ssl(conn->bev));
@@ -199,7 +205,8 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
     add("tls.ja3", ja3);
     add("tls.ja3_hash", hello ? sink::tls::md5_hex(ja3) : "");
     add("tls.ja4", hello ? sink::tls::ja4(*hello) : "");
-    add("tls.raw_hex", sink::format::hex(conn->raw.data(), conn->raw.size()));
+    add("tls.raw_hex", sink::text::hex(conn->raw.data(), conn->raw.size()));
+    w->set_wire(w->ctx, conn->raw.data(), conn->raw.size(), conn->first_read_len);
   } catch (...) {
     // Extras are best effort; the record itself is the host's.
   }
@@ -229,13 +236,14 @@ const sink_transport_ops kOps{
 const sink_plugin_descriptor kDescriptor{
     sizeof(sink_plugin_descriptor),
     SINK_ABI_MAJOR,
-    SINK_ABI_MINOR,
+    1, // needs ABI 1.1 (set_wire)
     SINK_PLUGIN_TRANSPORT,
     "tls",
     "1.0.0",
     "TLS 1.0-1.3 via OpenSSL; records SNI, ALPN, JA3, JA4 and raw bytes",
     nullptr,
     &kOps,
+    nullptr, // analyzer
 };
 
 } // namespace

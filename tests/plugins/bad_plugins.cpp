@@ -51,6 +51,13 @@ int write_flaky(void *instance, const sink_record *r) noexcept {
 void destroy_flaky(void *instance) noexcept { std::unique_ptr<Flaky>(static_cast<Flaky *>(instance)); }
 const sink_output_ops kOps{
     sizeof(sink_output_ops), create_flaky, write_flaky, flush_ok, nullptr, destroy_flaky};
+#elif defined(BAD_PLUGIN_BLOCKS_FOREVER)
+// A write that never returns: a broker that hangs, a FIFO nobody reads.
+int write_blocks(void *, const sink_record *) noexcept {
+  for (;;)
+    std::this_thread::sleep_for(std::chrono::hours(1));
+}
+const sink_output_ops kOps{sizeof(sink_output_ops), create_ok, write_blocks, flush_ok, nullptr, destroy};
 #elif defined(BAD_PLUGIN_WRITE_SLOWLY)
 const sink_output_ops kOps{sizeof(sink_output_ops), create_ok, write_slowly, flush_ok, nullptr, destroy};
 #elif defined(BAD_PLUGIN_WRITE_FAILS)
@@ -64,10 +71,15 @@ constexpr uint32_t kMajor = SINK_ABI_MAJOR + 1;
 #else
 constexpr uint32_t kMajor = SINK_ABI_MAJOR;
 #endif
+#if defined(BAD_PLUGIN_NEEDS_MINOR_2)
+constexpr uint32_t kMinor = 2; // a plugin from a future sink
+#else
+constexpr uint32_t kMinor = 0;
+#endif
 
 const sink_plugin_descriptor kDescriptor{
-    sizeof(sink_plugin_descriptor), kMajor, SINK_ABI_MINOR, SINK_PLUGIN_OUTPUT, BAD_PLUGIN_NAME, "0.0.1",
-    "a broken plugin for tests",    &kOps,  nullptr,
+    sizeof(sink_plugin_descriptor), kMajor, kMinor, SINK_PLUGIN_OUTPUT, BAD_PLUGIN_NAME, "0.0.1",
+    "a broken plugin for tests",    &kOps,  nullptr, nullptr,
 };
 
 } // namespace

@@ -71,7 +71,7 @@ TEST(CsvFormat, HexCoversEveryByte) {
     std::snprintf(b, sizeof b, "%02x", i);
     expected += b;
   }
-  EXPECT_EQ(sink::format::hex(all.data(), all.size()), expected);
+  EXPECT_EQ(sink::text::hex(all.data(), all.size()), expected);
 }
 
 TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {

@@ -5,10 +5,9 @@
 
 #include <string>
 
-namespace sink::format {
+#include "TextEncoding.h"
 
-// Lowercase hex, no separators.
-std::string hex(const uint8_t *data, size_t len);
+namespace sink::format {
 
 // "2026-11-28T02:45:57.123Z"
 std::string rfc3339_utc_ms(int64_t unix_ns);
@@ -23,7 +22,10 @@ const std::string &csv_header();
 // ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration
 std::string csv_row(const sink_record &r);
 
-// One JSON object and "\n".
+// One JSON object and "\n". `extra` holds the typed extras (ABI 1.1) with
+// their JSON types: strings as strings, booleans and numbers as such, bytes
+// as base64 strings. A record without typed extras (value_size 0) shows the
+// ABI 1.0 text extras.
 std::string jsonl_line(const sink_record &r);
 
 } // namespace sink::format

@@ -2,6 +2,12 @@
 // The shared body of line-oriented file outputs (CSV, JSON Lines): one line
 // per record appended to an OutputFile, an optional header, a flush policy.
 // Each plugin supplies its LineFormat and wires these into sink_output_ops.
+//
+// The ABI 1.1 output contract, for files: write stages the line (and with
+// `flush: true` hands it to the OS at once); flush hands everything staged
+// to the OS. A failed write takes its own line back; a failed flush cuts the
+// file back to the last successful flush, since the host writes every
+// record since then again. Only whole lines ever stay in a regular file.
 #include <sink/plugin.h>
 
 #include <string>

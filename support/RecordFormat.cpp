@@ -3,19 +3,41 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstddef>
 #include <ctime>
 
 namespace sink::format {
 
-std::string hex(const uint8_t *data, size_t len) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(len * 2, '\0');
-  for (size_t i = 0; i < len; ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 0xf];
+namespace {
+
+nlohmann::ordered_json value_json(const sink_value_extra &v) {
+  switch (v.type) {
+  case SINK_VALUE_STRING:
+    return std::string(reinterpret_cast<const char *>(v.bytes), v.len);
+  case SINK_VALUE_BOOL: return v.integer != 0;
+  case SINK_VALUE_INT: return v.integer;
+  case SINK_VALUE_FLOAT: return v.number;
+  case SINK_VALUE_BYTES: return text::base64(v.bytes, v.len);
   }
-  return out;
+  return nullptr;
 }
+
+nlohmann::ordered_json extras_json(const sink_record &r) {
+  auto extra = nlohmann::ordered_json::object();
+  const bool typed = r.struct_size >= offsetof(sink_record, value_size) + sizeof r.value_size && r.value_size;
+  if (typed) {
+    for (size_t i = 0; i < r.values_count; ++i) {
+      const sink_value_extra &v = *sink_record_value(&r, i);
+      extra[v.key] = value_json(v);
+    }
+  } else {
+    for (size_t i = 0; i < r.extras_count; ++i)
+      extra[r.extras[i].key] = r.extras[i].value;
+  }
+  return extra;
+}
+
+} // namespace
 
 std::string rfc3339_utc_ms(int64_t unix_ns) {
   int64_t ms = unix_ns >= 0 ? unix_ns / 1000000 : -((-unix_ns + 999999) / 1000000);
@@ -58,7 +80,7 @@ std::string csv_row(const sink_record &r) {
       std::to_string(r.local_port),
       r.remote_ip,
       std::to_string(r.remote_port),
-      hex(r.payload, r.captured_len),
+      text::hex(r.payload, r.captured_len),
       std::to_string(r.total_bytes),
       dur,
   };
@@ -80,16 +102,13 @@ std::string jsonl_line(const sink_record &r) {
   j["local_port"] = r.local_port;
   j["remote_ip"] = r.remote_ip;
   j["remote_port"] = r.remote_port;
-  j["payload_hex"] = hex(r.payload, r.captured_len);
+  j["payload_hex"] = text::hex(r.payload, r.captured_len);
   j["payload_len"] = r.total_bytes;
   j["captured_len"] = r.captured_len;
   j["truncated"] = r.total_bytes > r.captured_len;
   j["duration"] = static_cast<double>(r.duration_ns) / 1e9;
   j["close_reason"] = sink_close_reason_name(r.close_reason);
-  auto extra = nlohmann::ordered_json::object();
-  for (size_t i = 0; i < r.extras_count; ++i)
-    extra[r.extras[i].key] = r.extras[i].value;
-  j["extra"] = std::move(extra);
+  j["extra"] = extras_json(r);
   // Peer-controlled text (e.g. a TLS SNI) may be invalid UTF-8: replace, never throw.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }

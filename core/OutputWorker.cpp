@@ -1,0 +1,174 @@
+#include "OutputWorker.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+namespace sink {
+
+namespace {
+// How long a failing output waits before it tries again.
+constexpr auto kRetryInterval = std::chrono::milliseconds(500);
+} // namespace
+
+OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger &logger, size_t max_backlog)
+    : label_(std::move(label)), ops_(ops), logger_(logger),
+      ctx_(std::make_unique<sink_host_ctx>(sink_host_ctx{&logger, label_})), max_backlog_(max_backlog) {}
+
+OutputWorker::~OutputWorker() {
+  if (thread_.joinable()) {
+    close();
+    thread_.join();
+  }
+  if (instance_ && !detached_) ops_->destroy(instance_);
+}
+
+void OutputWorker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void OutputWorker::submit(const std::vector<RecordPtr> &batch) {
+  if (batch.empty()) return;
+  uint64_t skipped = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    inbox_.insert(inbox_.end(), batch.begin(), batch.end());
+    // A stalled output skips its oldest untaken records rather than hold
+    // memory without bound; only this output loses them.
+    while (inbox_.size() > max_backlog_) {
+      inbox_.pop_front();
+      ++skipped;
+    }
+    outstanding_ = inbox_.size() + unconfirmed_count_;
+  }
+  if (skipped) lost_ += skipped;
+  wake_.notify_one();
+}
+
+void OutputWorker::request_reopen() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reopen_ = true;
+  }
+  wake_.notify_one();
+}
+
+void OutputWorker::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_ = true;
+  }
+  wake_.notify_one();
+}
+
+void OutputWorker::abandon() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    abandoned_ = true;
+  }
+  wake_.notify_one();
+}
+
+void OutputWorker::release() {
+  if (!thread_.joinable()) return;
+  if (finished_) {
+    thread_.join();
+  } else {
+    thread_.detach();
+    detached_ = true;
+  }
+}
+
+void OutputWorker::check(int rc, const char *what) {
+  if (rc == SINK_OK) return;
+  ++failures_;
+  // One line per run of failures; the plugin's own log says why.
+  if (!failing_) {
+    logger_.error(label_ + ": " + what + " failed (code " + std::to_string(rc) + ")");
+    failing_what_ = what;
+  }
+  failing_ = true;
+}
+
+bool OutputWorker::deliver() {
+  RecordView view;
+  while (taken_ < unconfirmed_.size()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (abandoned_) return false;
+    }
+    view.build(*unconfirmed_[taken_]);
+    const int rc = ops_->write(instance_, &view.get());
+    check(rc, "write");
+    if (rc != SINK_OK) return false; // retried later with the same record
+    ++taken_;
+  }
+  const int rc = ops_->flush(instance_);
+  check(rc, "flush");
+  if (rc != SINK_OK) {
+    taken_ = 0; // every record since the last good flush is written again
+    return false;
+  }
+  if (failing_)
+    logger_.warn(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) + " failures");
+  failing_ = false;
+  written_ += unconfirmed_.size();
+  unconfirmed_.clear();
+  taken_ = 0;
+  return true;
+}
+
+void OutputWorker::run() {
+  bool retry_wait = false;
+  for (;;) {
+    bool reopen = false, closing = false;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto ready = [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_; };
+      if (retry_wait)
+        wake_.wait_for(lock, kRetryInterval, [&] { return closed_ || reopen_ || abandoned_; });
+      else if (unconfirmed_.empty())
+        wake_.wait(lock, ready);
+      if (abandoned_) break;
+      // Take what fits; the rest waits in the inbox (and overflows there).
+      while (!inbox_.empty() && unconfirmed_.size() < max_backlog_) {
+        unconfirmed_.push_back(std::move(inbox_.front()));
+        inbox_.pop_front();
+      }
+      unconfirmed_count_ = unconfirmed_.size();
+      outstanding_ = inbox_.size() + unconfirmed_.size();
+      reopen = std::exchange(reopen_, false);
+      closing = closed_ && inbox_.empty();
+    }
+    if (reopen && ops_->reopen) check(ops_->reopen(instance_), "reopen");
+    const bool ok = unconfirmed_.empty() || deliver();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      unconfirmed_count_ = unconfirmed_.size();
+      outstanding_ = inbox_.size() + unconfirmed_.size();
+    }
+    // At the end one more attempt is all a failing output gets.
+    if (closing) break;
+    retry_wait = !ok;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    left_at_exit_ = inbox_.size() + unconfirmed_.size();
+  }
+  finished_ = true;
+}
+
+std::string OutputWorker::stats() const {
+  return label_ + " written=" + std::to_string(written_) + " failed=" + std::to_string(failures_) +
+         " pending=" + std::to_string(outstanding_) + " lost=" + std::to_string(lost_);
+}
+
+std::string OutputWorker::loss_report() const {
+  const uint64_t left = finished_ ? left_at_exit_.load() : outstanding_.load();
+  if (lost_ == 0 && left == 0) return "";
+  return label_ + ": " + std::to_string(lost_ + left) + " records could not be written (" +
+         std::to_string(lost_) + " skipped while it lagged, " + std::to_string(left) +
+         (finished_ ? " still pending at exit)" : " still pending, output stuck in a call at exit)");
+}
+
+} // namespace sink

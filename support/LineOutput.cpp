@@ -1,0 +1,113 @@
+#include "LineOutput.h"
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "OutputFile.h"
+#include "PluginOptions.h"
+
+namespace sink::plugin {
+namespace {
+
+// Staged bytes handed to the OS before flush is called, to bound memory.
+constexpr size_t kStageLimit = 256 * 1024;
+
+struct LineOutput {
+  LineOutput(const LineFormat &f, const std::string &path, bool flush, bool with_header,
+             const sink_create_args &args)
+      : format(&f), file(path), flush_each(flush), header(with_header), host(args.host), ctx(args.host_ctx) {}
+  const LineFormat *format;
+  OutputFile file;
+  bool flush_each;
+  bool header;
+  const sink_host_api *host;
+  sink_host_ctx *ctx;
+  bool failing = false; // one log line per run of failures
+
+  // Logs the first failure of a run, naming the path and the OS's reason.
+  int failed(const char *what) {
+    const int err = errno;
+    if (!failing && host && host->log)
+      host->log(ctx, SINK_LOG_ERROR,
+                (std::string(what) + " to \"" + file.path() + "\" failed: " + std::strerror(err)).c_str());
+    failing = true;
+    return SINK_ERR_IO;
+  }
+  // A file that starts empty gets the header first (also after rotation).
+  bool write_header_if_empty() {
+    if (!header || !file.was_empty()) return true;
+    file.stage(*format->header);
+    if (!file.write_out()) return false;
+    file.commit();
+    return true;
+  }
+};
+
+} // namespace
+
+int line_output_create(const sink_create_args *args, void **instance, const LineFormat &format) noexcept {
+  try {
+    PluginOptions opts(args->config_json);
+    if (format.header)
+      opts.only({"path", "flush", "header"});
+    else
+      opts.only({"path", "flush"});
+    const std::string path = opts.string("path", "-");
+    if (path.empty()) throw OptionError("option \"path\" must not be empty (use \"-\" for stdout)");
+    const bool flush = opts.boolean("flush", true);
+    const bool header = format.header && opts.boolean("header", false);
+    auto out = std::make_unique<LineOutput>(format, path, flush, header, *args);
+    if (!out->write_header_if_empty())
+      throw OptionError("cannot write to \"" + path + "\": " + std::strerror(errno));
+    *instance = out.release();
+    return SINK_OK;
+  } catch (const std::exception &e) {
+    set_create_error(args, e.what());
+    return SINK_ERR_CONFIG;
+  } catch (...) {
+    set_create_error(args, "unexpected failure");
+    return SINK_ERR;
+  }
+}
+
+int line_output_write(void *instance, const sink_record *record) noexcept {
+  auto *out = static_cast<LineOutput *>(instance);
+  try {
+    const std::string line = out->format->line(*record);
+    out->file.stage(line);
+    if ((out->flush_each || out->file.staged() >= kStageLimit) && !out->file.write_out()) {
+      out->file.unstage(line.size()); // the host retries this record itself
+      return out->failed("write");
+    }
+    return SINK_OK;
+  } catch (...) {
+    return SINK_ERR;
+  }
+}
+
+int line_output_flush(void *instance) noexcept {
+  auto *out = static_cast<LineOutput *>(instance);
+  if (!out->file.write_out()) {
+    out->file.rollback(); // the host writes every record since the last flush again
+    return out->failed("flush");
+  }
+  out->file.commit();
+  if (out->failing && out->host && out->host->log)
+    out->host->log(out->ctx, SINK_LOG_WARN, ("writing to \"" + out->file.path() + "\" works again").c_str());
+  out->failing = false;
+  return SINK_OK;
+}
+
+int line_output_reopen(void *instance) noexcept {
+  auto *out = static_cast<LineOutput *>(instance);
+  if (!out->file.reopen()) return out->failed("reopen");
+  if (!out->write_header_if_empty()) return out->failed("header");
+  return SINK_OK;
+}
+
+void line_output_destroy(void *instance) noexcept {
+  std::unique_ptr<LineOutput> owned(static_cast<LineOutput *>(instance)); // closes the file
+}
+
+} // namespace sink::plugin

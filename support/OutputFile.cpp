@@ -1,0 +1,87 @@
+#include "OutputFile.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace sink::plugin {
+
+namespace {
+int open_append(const std::string &path) {
+  if (path == "-") return STDOUT_FILENO;
+  return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+}
+} // namespace
+
+OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
+  fd_ = open_append(path_);
+  if (fd_ < 0) throw std::runtime_error("cannot open \"" + path_ + "\": " + std::strerror(errno));
+  owns_fd_ = fd_ != STDOUT_FILENO;
+  struct stat st {};
+  if (fstat(fd_, &st) == 0) {
+    seekable_ = S_ISREG(st.st_mode);
+    was_empty_ = !seekable_ || st.st_size == 0;
+    end_ = committed_ = seekable_ ? st.st_size : 0;
+  }
+}
+
+OutputFile::~OutputFile() {
+  if (owns_fd_) ::close(fd_);
+}
+
+bool OutputFile::cut_back_to(long long offset) {
+  if (!seekable_) return false;
+  const int saved = errno;
+  const bool ok = ::ftruncate(fd_, offset) == 0;
+  if (ok) end_ = offset;
+  errno = saved;
+  return ok;
+}
+
+bool OutputFile::write_out() {
+  size_t done = 0;
+  while (done < staged_.size()) {
+    const ssize_t n = ::write(fd_, staged_.data() + done, staged_.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) errno = EIO;
+    // Some bytes may have landed: take them back so the file ends on a
+    // whole record and the staged bytes can be written again later.
+    if (done) cut_back_to(end_);
+    return false;
+  }
+  end_ += static_cast<long long>(done);
+  staged_.clear();
+  return true;
+}
+
+void OutputFile::commit() { committed_ = end_; }
+
+void OutputFile::rollback() {
+  staged_.clear();
+  if (end_ != committed_) cut_back_to(committed_);
+}
+
+bool OutputFile::reopen() {
+  if (!owns_fd_) return true;
+  const int fd = open_append(path_);
+  if (fd < 0) return false;
+  ::close(fd_);
+  fd_ = fd;
+  struct stat st {};
+  if (fstat(fd_, &st) == 0) {
+    seekable_ = S_ISREG(st.st_mode);
+    was_empty_ = !seekable_ || st.st_size == 0;
+    end_ = committed_ = seekable_ ? st.st_size : 0;
+  }
+  return true;
+}
+
+} // namespace sink::plugin
