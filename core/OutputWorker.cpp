@@ -7,8 +7,12 @@
 namespace sink {
 
 namespace {
-// How long a failing output waits before it tries again.
-constexpr auto kRetryInterval = std::chrono::milliseconds(500);
+// A failing output tries again after a back-off that doubles up to a limit.
+constexpr auto kRetryFirst = std::chrono::milliseconds(100);
+constexpr auto kRetryLimit = std::chrono::milliseconds(5000);
+// At shutdown a failing output keeps trying this long before its records are
+// reported as not written.
+constexpr auto kFinalRetryBudget = std::chrono::milliseconds(2000);
 } // namespace
 
 OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger &logger, size_t max_backlog)
@@ -119,16 +123,22 @@ bool OutputWorker::deliver() {
 }
 
 void OutputWorker::run() {
-  bool retry_wait = false;
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds backoff{0}; // 0: not failing
+  Clock::time_point give_up_at{};
+  bool closing = false;
   for (;;) {
-    bool reopen = false, closing = false;
+    bool reopen = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      auto ready = [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_; };
-      if (retry_wait)
-        wake_.wait_for(lock, kRetryInterval, [&] { return closed_ || reopen_ || abandoned_; });
-      else if (unconfirmed_.empty())
-        wake_.wait(lock, ready);
+      if (backoff.count() > 0) {
+        auto wait = backoff;
+        if (closing) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::max(give_up_at - Clock::now(), Clock::duration::zero())));
+        wake_.wait_for(lock, wait, [&] { return reopen_ || abandoned_; });
+      } else if (unconfirmed_.empty()) {
+        wake_.wait(lock, [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_; });
+      }
       if (abandoned_) break;
       // Take what fits; the rest waits in the inbox (and overflows there).
       while (!inbox_.empty() && unconfirmed_.size() < max_backlog_) {
@@ -138,18 +148,27 @@ void OutputWorker::run() {
       unconfirmed_count_ = unconfirmed_.size();
       outstanding_ = inbox_.size() + unconfirmed_.size();
       reopen = std::exchange(reopen_, false);
-      closing = closed_ && inbox_.empty();
+      if (closed_ && !closing) {
+        closing = true;
+        give_up_at = Clock::now() + kFinalRetryBudget;
+      }
     }
     if (reopen && ops_->reopen) check(ops_->reopen(instance_), "reopen");
     const bool ok = unconfirmed_.empty() || deliver();
+    bool drained;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       unconfirmed_count_ = unconfirmed_.size();
       outstanding_ = inbox_.size() + unconfirmed_.size();
+      drained = inbox_.empty() && unconfirmed_.empty();
     }
-    // At the end one more attempt is all a failing output gets.
-    if (closing) break;
-    retry_wait = !ok;
+    if (ok) {
+      backoff = std::chrono::milliseconds(0);
+      if (closing && drained) break;
+    } else {
+      backoff = backoff.count() ? std::min(backoff * 2, kRetryLimit) : kRetryFirst;
+      if (closing && Clock::now() >= give_up_at) break;
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -32,7 +32,7 @@ TEST(PluginAbi, WrongAbiVersionIsRefused) {
   TempDir dir;
   auto r = run_with_output(dir, test_plugin("bad_wrong_abi"));
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("bad_wrong_abi.so: built for plugin ABI 2.0, this sink supports ABI 1.0"),
+  EXPECT_NE(r.err.find("bad_wrong_abi.so: built for plugin ABI 2.0, this sink supports ABI 1.1"),
             std::string::npos)
       << r.err;
 }
