@@ -11,6 +11,10 @@ std::atomic<bool> OutputDispatcher::abandoned_{false};
 namespace {
 // How often the draining main thread looks for a second signal.
 constexpr auto kAbandonPoll = std::chrono::milliseconds(20);
+// After a second signal, how long outputs get to leave their current call.
+constexpr auto kAbandonGrace = std::chrono::milliseconds(200);
+// At shutdown, an output whose backlog does not move for this long is left.
+constexpr auto kStallLimit = std::chrono::seconds(10);
 // How long the record thread waits for records before it checks again.
 constexpr auto kQueueWait = std::chrono::milliseconds(500);
 } // namespace
@@ -75,27 +79,51 @@ bool OutputDispatcher::stop() {
   if (stopped_) return true;
   stopped_ = true;
   queue_.close();
-  // Wait for the drain, but let a second signal cut it short even while a
-  // plugin call blocks.
-  auto all_finished = [&] {
-    for (auto &o : outputs_)
-      if (!o->finished()) return false;
-    return true;
+  // Wait for the drain. A second signal cuts it short even while a plugin
+  // call blocks; an output that makes no progress for kStallLimit is given
+  // up on by itself, so one hung output cannot keep the process alive.
+  using Clock = std::chrono::steady_clock;
+  struct Progress {
+    uint64_t outstanding;
+    Clock::time_point since;
+    bool given_up = false;
   };
-  while (thread_.joinable() && !all_finished() && !abandoned_)
-    std::this_thread::sleep_for(kAbandonPoll);
-  if (abandoned_) {
-    uint64_t left = queue_.size();
-    for (auto &o : outputs_) {
-      o->abandon();
-      left += o->outstanding();
+  std::vector<Progress> progress;
+  for (auto &o : outputs_)
+    progress.push_back({o->outstanding(), Clock::now()});
+  bool announced = false;
+  Clock::time_point announced_at{};
+  while (thread_.joinable()) {
+    if (abandoned_ && !announced) {
+      announced = true;
+      announced_at = Clock::now();
+      uint64_t left = queue_.size();
+      for (auto &o : outputs_) {
+        o->abandon();
+        left += o->outstanding();
+      }
+      logger_.error("second signal: exiting without writing " + std::to_string(left) + " queued records");
     }
-    logger_.error("second signal: exiting without writing " + std::to_string(left) + " queued records");
+    bool waiting = false;
+    for (size_t i = 0; i < outputs_.size(); ++i) {
+      auto &o = *outputs_[i];
+      auto &p = progress[i];
+      if (o.finished() || p.given_up) continue;
+      waiting = true;
+      const uint64_t now_outstanding = o.outstanding();
+      if (now_outstanding != p.outstanding) {
+        p = {now_outstanding, Clock::now()};
+      } else if (Clock::now() - p.since >= kStallLimit) {
+        p.given_up = true;
+        o.abandon();
+        logger_.error(o.label() + ": no progress for " + std::to_string(kStallLimit.count()) +
+                      " s while stopping; giving up on it");
+      }
+    }
+    if (!waiting || (announced && Clock::now() - announced_at > kAbandonGrace)) break;
+    std::this_thread::sleep_for(kAbandonPoll);
   }
   if (thread_.joinable()) thread_.join();
-  // Give outputs told to abandon a moment to leave their current call.
-  for (int i = 0; i < 10 && !all_finished(); ++i)
-    std::this_thread::sleep_for(kAbandonPoll);
   bool clean = true;
   for (auto &o : outputs_) {
     if (auto report = o->loss_report(); !report.empty()) logger_.error(report);
