@@ -3,12 +3,19 @@
 // It uses nothing of sink but <sink/plugin.h> (plus SQLite, and nlohmann/json
 // to read its options).
 //
+// The output contract makes retries harmless here: each record is inserted
+// under a savepoint, so a failed write leaves nothing of it behind; a failed
+// COMMIT rolls the whole transaction back before the host writes those
+// records again; and on hosts with ABI 1.1 the record id is UNIQUE, so a
+// record delivered twice (after a crash, say) is kept once.
+//
 // Options (YAML):  path: records.db   (required)
 //                  synchronous: normal | full | off   (default normal)
 #include <nlohmann/json.hpp>
 #include <sink/plugin.h>
 #include <sqlite3.h>
 
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -18,6 +25,7 @@ namespace {
 const char *const kSchema = R"(
 CREATE TABLE IF NOT EXISTS connections (
   id           INTEGER PRIMARY KEY,
+  record_id    TEXT UNIQUE,        -- UUIDv7 from ABI 1.1 hosts; NULL from 1.0 hosts
   ts_ms        INTEGER NOT NULL,   -- accept time, Unix milliseconds
   accept_ns    INTEGER NOT NULL,   -- accept time, Unix nanoseconds
   grp          TEXT NOT NULL,      -- config group
@@ -65,7 +73,15 @@ struct Db {
   bool commit() {
     if (!in_transaction) return true;
     in_transaction = false;
-    return exec("COMMIT");
+    if (exec("COMMIT")) return true;
+    exec("ROLLBACK"); // the host writes every record since the last commit again
+    return false;
+  }
+  // Undoes the record in hand after a failed insert.
+  int undo_record(const char *what) {
+    log_error(what);
+    exec("ROLLBACK TO record; RELEASE record");
+    return SINK_ERR_IO;
   }
 };
 
@@ -112,9 +128,10 @@ int create_database(const sink_create_args *a, void **instance) {
   const std::string pragmas = "PRAGMA journal_mode=WAL; PRAGMA synchronous=" + sync + ";";
   if (!d->exec(pragmas.c_str()) || !d->exec(kSchema) ||
       sqlite3_prepare_v2(d->db,
-                         "INSERT INTO connections (ts_ms, accept_ns, grp, transport, local_ip, local_port, "
-                         "remote_ip, remote_port, payload, captured_len, payload_len, truncated, duration, "
-                         "close_reason, close_detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "INSERT OR IGNORE INTO connections (ts_ms, accept_ns, grp, transport, local_ip, "
+                         "local_port, remote_ip, remote_port, payload, captured_len, payload_len, truncated, "
+                         "duration, close_reason, close_detail, record_id) "
+                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          -1, &d->insert_conn, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(d->db, "INSERT INTO extras (connection_id, key, value) VALUES (?,?,?)", -1,
                          &d->insert_extra, nullptr) != SQLITE_OK) {
@@ -144,6 +161,12 @@ int sqlite_write(void *instance, const sink_record *r) noexcept {
     }
     d->in_transaction = true;
   }
+  if (!d->exec("SAVEPOINT record")) {
+    d->log_error("SAVEPOINT");
+    return SINK_ERR_IO;
+  }
+  // The id arrived with ABI 1.1; a 1.0 host's record is shorter.
+  const bool has_id = r->struct_size >= offsetof(sink_record, id) + sizeof r->id && r->id;
   sqlite3_stmt *s = d->insert_conn;
   sqlite3_reset(s);
   sqlite3_bind_int64(s, 1, r->accept_unix_ns / 1000000);
@@ -162,9 +185,14 @@ int sqlite_write(void *instance, const sink_record *r) noexcept {
   sqlite3_bind_double(s, 13, static_cast<double>(r->duration_ns) / 1e9);
   sqlite3_bind_text(s, 14, sink_close_reason_name(r->close_reason), -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 15, r->close_detail ? r->close_detail : "", -1, SQLITE_STATIC);
-  if (sqlite3_step(s) != SQLITE_DONE) {
-    d->log_error("insert");
-    return SINK_ERR_IO;
+  if (has_id)
+    sqlite3_bind_text(s, 16, r->id, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, 16);
+  if (sqlite3_step(s) != SQLITE_DONE) return d->undo_record("insert");
+  if (sqlite3_changes(d->db) == 0) { // this id is stored already: a redelivery
+    d->exec("RELEASE record");
+    return SINK_OK;
   }
   const sqlite3_int64 id = sqlite3_last_insert_rowid(d->db);
   for (size_t i = 0; i < r->extras_count; ++i) {
@@ -173,11 +201,9 @@ int sqlite_write(void *instance, const sink_record *r) noexcept {
     sqlite3_bind_int64(e, 1, id);
     sqlite3_bind_text(e, 2, r->extras[i].key, -1, SQLITE_STATIC);
     sqlite3_bind_text(e, 3, r->extras[i].value, -1, SQLITE_STATIC);
-    if (sqlite3_step(e) != SQLITE_DONE) {
-      d->log_error("insert extra");
-      return SINK_ERR_IO;
-    }
+    if (sqlite3_step(e) != SQLITE_DONE) return d->undo_record("insert extra");
   }
+  if (!d->exec("RELEASE record")) return d->undo_record("RELEASE");
   return SINK_OK;
 }
 
@@ -200,8 +226,16 @@ const sink_output_ops kOps{
 };
 
 const sink_plugin_descriptor kDescriptor{
-    sizeof(sink_plugin_descriptor),  SINK_ABI_MAJOR, SINK_ABI_MINOR, SINK_PLUGIN_OUTPUT, "sqlite", "1.0.0",
-    "one SQLite row per connection", &kOps,          nullptr,
+    sizeof(sink_plugin_descriptor),
+    SINK_ABI_MAJOR,
+    0, // the lowest host minor it needs: it reads the 1.1 id only where present
+    SINK_PLUGIN_OUTPUT,
+    "sqlite",
+    "1.1.0",
+    "one SQLite row per connection",
+    &kOps,
+    nullptr, // transport
+    nullptr, // analyzer
 };
 
 } // namespace

@@ -22,13 +22,15 @@ cmake --build "$work/plugin" >/dev/null
 exports=$(nm -D --defined-only "$work/plugin/sqlite.so" | awk '{print $3}')
 [ "$exports" = "sink_plugin_entry" ] || fail "plugin exports: $exports"
 
-# The 30-line walk-through in docs/plugins.md builds as printed.
+# The walk-throughs in docs/plugins.md (an output, an analyzer) build as printed.
 mkdir "$work/walkthrough"
 python3 - "$src/docs/plugins.md" "$work/walkthrough" <<'PY'
 import re, sys
 blocks = re.findall(r"```(cmake|cpp)\n(.*?)```", open(sys.argv[1]).read(), re.S)
-open(sys.argv[2] + "/CMakeLists.txt", "w").write(blocks[0][1])
+assert [b[0] for b in blocks] == ["cmake", "cpp", "cpp"], [b[0] for b in blocks]
+open(sys.argv[2] + "/CMakeLists.txt", "w").write(blocks[0][1] + "sink_add_plugin(first_byte SOURCES first_byte.cpp)\n")
 open(sys.argv[2] + "/count.cpp", "w").write(blocks[1][1])
+open(sys.argv[2] + "/first_byte.cpp", "w").write(blocks[2][1])
 PY
 cmake -S "$work/walkthrough" -B "$work/walkthrough/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/walkthrough/build" >/dev/null || fail "docs/plugins.md walk-through does not build"
@@ -42,11 +44,14 @@ groups:
     ports: 0
     timeout: 10s
     capture_bytes: 8
+analyzers:
+  - plugin: $work/walkthrough/build/first_byte.so
 outputs:
   - plugin: $work/plugin/sqlite.so
     path: records.db
   - plugin: jsonl
     path: records.jsonl
+  - plugin: $work/walkthrough/build/count.so
 YAML
 "$build/sink" --config sink.yaml &
 pid=$!
@@ -87,4 +92,15 @@ for r in sorted((json.loads(l) for l in open("records.jsonl")), key=lambda r: r[
 $db
 ---
 $js"
+# The walk-through analyzer's extras reached both outputs.
+firsts=$(python3 -c '
+import json
+for r in sorted((json.loads(l) for l in open("records.jsonl")), key=lambda r: r["payload_len"]):
+    print(r["extra"].get("first_byte"), r["extra"].get("first_byte_printable"))')
+[ "$firsts" = "None None
+0 False
+104 True" ] || fail "first_byte extras were: $firsts"
+[ "$(sqlite3 records.db "SELECT count(*) FROM extras WHERE key = 'first_byte'")" = 2 ] || fail "first_byte not in sqlite"
+ids=$(sqlite3 records.db "SELECT count(DISTINCT record_id) FROM connections WHERE length(record_id) = 36")
+[ "$ids" = 3 ] || fail "expected 3 distinct record ids, got $ids"
 echo "ok: 3 rows in SQLite match the jsonl records"
