@@ -8,20 +8,15 @@ AnalyzerChain::AnalyzerChain(const Config &config, PluginLoader &loader, Logger 
   for (size_t i = 0; i < config.analyzers.size(); ++i) {
     const auto &ac = config.analyzers[i];
     const std::string where = plugin_location(config, ac.line, "analyzers", i, ac.plugin);
-    const LoadedPlugin *p = nullptr;
-    try {
-      p = &loader.load(ac.plugin, SINK_PLUGIN_ANALYZER);
-    } catch (const PluginError &e) {
-      throw PluginError(where + ": " + e.what());
-    }
+    const LoadedPlugin *p = &loader.load_for(where, ac.plugin, SINK_PLUGIN_ANALYZER);
     auto a = std::make_unique<Analyzer>();
     a->label = "analyzer " + std::string(p->descriptor->name);
     a->ops = p->descriptor->analyzer;
     a->ctx = std::make_unique<sink_host_ctx>(sink_host_ctx{&logger, a->label});
     analyzers_.push_back(std::move(a));
     auto &added = *analyzers_.back();
-    added.instance = create_plugin_instance(added.ops->create, *added.ctx, ac.options.dump(), where,
-                                            config.config_dir);
+    added.instance =
+        create_plugin_instance(added.ops->create, *added.ctx, ac.options.dump(), where, config.config_dir);
   }
 }
 
@@ -34,12 +29,15 @@ void AnalyzerChain::run(Record &r) {
     view_.build(r);
     const int rc = a->ops->analyze(a->instance, &view_.get(), extras.writer());
     if (rc == SINK_OK) {
-      if (a->failing) logger_.warn(a->label + ": works again after " + std::to_string(a->failures) + " failures");
+      if (a->failing)
+        logger_.warn(a->label + ": works again after " + std::to_string(a->failures) + " failures");
       a->failing = false;
       continue;
     }
     ++a->failures;
-    if (!a->failing) logger_.error(a->label + ": analyze failed (code " + std::to_string(rc) + "); records go on without its extras");
+    if (!a->failing)
+      logger_.error(a->label + ": analyze failed (code " + std::to_string(rc) +
+                    "); records go on without its extras");
     a->failing = true;
   }
 }

@@ -26,12 +26,7 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
   for (size_t i = 0; i < config.outputs.size(); ++i) {
     const auto &oc = config.outputs[i];
     const std::string where = plugin_location(config, oc.line, "outputs", i, oc.plugin);
-    const LoadedPlugin *p = nullptr;
-    try {
-      p = &loader.load(oc.plugin, SINK_PLUGIN_OUTPUT);
-    } catch (const PluginError &e) {
-      throw PluginError(where + ": " + e.what());
-    }
+    const LoadedPlugin *p = &loader.load_for(where, oc.plugin, SINK_PLUGIN_OUTPUT);
     outputs_.push_back(std::make_unique<OutputWorker>("output " + std::string(p->descriptor->name),
                                                       p->descriptor->output, logger, kMaxBacklog));
     auto &o = *outputs_.back();

@@ -49,29 +49,19 @@ void OutputWorker::submit(const std::vector<RecordPtr> &batch) {
   wake_.notify_one();
 }
 
-void OutputWorker::request_reopen() {
+void OutputWorker::raise(bool &flag) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    reopen_ = true;
+    flag = true;
   }
   wake_.notify_one();
 }
 
-void OutputWorker::close() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    closed_ = true;
-  }
-  wake_.notify_one();
-}
+void OutputWorker::request_reopen() { raise(reopen_); }
 
-void OutputWorker::abandon() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    abandoned_ = true;
-  }
-  wake_.notify_one();
-}
+void OutputWorker::close() { raise(closed_); }
+
+void OutputWorker::abandon() { raise(abandoned_); }
 
 void OutputWorker::release() {
   if (!thread_.joinable()) return;
@@ -114,7 +104,8 @@ bool OutputWorker::deliver() {
     return false;
   }
   if (failing_)
-    logger_.warn(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) + " failures");
+    logger_.warn(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) +
+                 " failures");
   failing_ = false;
   written_ += unconfirmed_.size();
   unconfirmed_.clear();
@@ -133,8 +124,9 @@ void OutputWorker::run() {
       std::unique_lock<std::mutex> lock(mutex_);
       if (backoff.count() > 0) {
         auto wait = backoff;
-        if (closing) wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::max(give_up_at - Clock::now(), Clock::duration::zero())));
+        if (closing)
+          wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::max(give_up_at - Clock::now(), Clock::duration::zero())));
         wake_.wait_for(lock, wait, [&] { return reopen_ || abandoned_; });
       } else if (unconfirmed_.empty()) {
         wake_.wait(lock, [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_; });

@@ -57,6 +57,8 @@ public:
 
 private:
   void run();
+  // Sets one of the flags below and wakes the thread.
+  void raise(bool &flag);
   // Writes and flushes what is unconfirmed; false on failure.
   bool deliver();
   void check(int rc, const char *what);

@@ -18,7 +18,9 @@ constexpr size_t kMinTransportOpsSize = offsetof(sink_transport_ops, reads_plain
 constexpr size_t kMinAnalyzerDescriptorSize = offsetof(sink_plugin_descriptor, analyzer) + sizeof(void *);
 constexpr size_t kMinAnalyzerOpsSize = offsetof(sink_analyzer_ops, destroy) + sizeof(void *);
 
-std::string abi_text(uint32_t major, uint32_t minor) { return std::to_string(major) + "." + std::to_string(minor); }
+std::string abi_text(uint32_t major, uint32_t minor) {
+  return std::to_string(major) + "." + std::to_string(minor);
+}
 
 const char *kind_name(sink_plugin_kind k) {
   return k == SINK_PLUGIN_OUTPUT      ? "an output"
@@ -53,6 +55,15 @@ std::string PluginLoader::resolve(const std::string &name) const {
   throw PluginError("unknown plugin \"" + name + "\" (looked for " + looked + ")");
 }
 
+const LoadedPlugin &PluginLoader::load_for(const std::string &where, const std::string &name_or_path,
+                                           sink_plugin_kind kind) {
+  try {
+    return load(name_or_path, kind);
+  } catch (const PluginError &e) {
+    throw PluginError(where + ": " + e.what());
+  }
+}
+
 const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plugin_kind kind) {
   const std::string file = resolve(name_or_path);
   std::error_code ec;
@@ -71,7 +82,8 @@ const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plu
     const std::string host_abi = abi_text(SINK_ABI_MAJOR, SINK_ABI_MINOR);
     if (d->abi_major != SINK_ABI_MAJOR)
       throw PluginError(file + ": built for plugin ABI " + abi_text(d->abi_major, d->abi_minor) +
-                        ", this sink supports ABI " + host_abi + " (rebuild the plugin against this sink's SDK)");
+                        ", this sink supports ABI " + host_abi +
+                        " (rebuild the plugin against this sink's SDK)");
     if (d->abi_minor > SINK_ABI_MINOR)
       throw PluginError(file + ": needs plugin ABI " + abi_text(d->abi_major, d->abi_minor) +
                         " or newer, this sink provides ABI " + host_abi + " (upgrade sink)");
@@ -91,11 +103,13 @@ const LoadedPlugin &PluginLoader::load(const std::string &name_or_path, sink_plu
                           "\" has an incomplete sink_transport_ops table");
     } else if (d->kind == SINK_PLUGIN_ANALYZER) {
       if (d->abi_minor < 1 || d->struct_size < kMinAnalyzerDescriptorSize)
-        throw PluginError(file + ": analyzer plugin \"" + d->name + "\" must ask for ABI 1.1 or newer (it asks for " +
+        throw PluginError(file + ": analyzer plugin \"" + d->name +
+                          "\" must ask for ABI 1.1 or newer (it asks for " +
                           abi_text(d->abi_major, d->abi_minor) + ")");
       const auto *a = d->analyzer;
       if (!a || a->struct_size < kMinAnalyzerOpsSize || !a->create || !a->analyze || !a->destroy)
-        throw PluginError(file + ": analyzer plugin \"" + d->name + "\" has an incomplete sink_analyzer_ops table");
+        throw PluginError(file + ": analyzer plugin \"" + d->name +
+                          "\" has an incomplete sink_analyzer_ops table");
     } else {
       throw PluginError(file + ": descriptor has unknown plugin kind " + std::to_string(d->kind));
     }

@@ -28,6 +28,10 @@ public:
   // name_or_path: a bare name ("csv", looked up as csv.so on the search
   // path) or a file path. Throws PluginError.
   const LoadedPlugin &load(const std::string &name_or_path, sink_plugin_kind kind);
+  // The same for a config entry: a refusal is prefixed with `where`
+  // ("file:line: outputs[1] (csv)").
+  const LoadedPlugin &load_for(const std::string &where, const std::string &name_or_path,
+                               sink_plugin_kind kind);
 
   const std::vector<std::string> &search_path() const { return search_path_; }
   // Everything loaded so far, by file.

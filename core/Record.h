@@ -30,7 +30,7 @@ struct Record {
   Endpoint local;
   Endpoint remote;
   uint16_t listen_port = 0;
-  std::array<char, 37> id{}; // UUIDv7 text and NUL
+  std::array<char, 37> id{};    // UUIDv7 text and NUL
   std::vector<uint8_t> payload; // the first capture_bytes of the stream
   uint64_t total_bytes = 0;
   size_t first_read_len = 0;

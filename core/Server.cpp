@@ -94,12 +94,7 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
   for (size_t i = 0; i < config.groups.size(); ++i) {
     const auto &g = config.groups[i];
     const std::string where = plugin_location(config, g.line, "groups", i, g.transport);
-    const LoadedPlugin *p = nullptr;
-    try {
-      p = &loader.load(g.transport, SINK_PLUGIN_TRANSPORT);
-    } catch (const PluginError &e) {
-      throw PluginError(where + ": " + e.what());
-    }
+    const LoadedPlugin *p = &loader.load_for(where, g.transport, SINK_PLUGIN_TRANSPORT);
     auto group = std::make_unique<TransportGroup>(g, *p->descriptor, logger, where, config.config_dir, 0);
     if (g.timeout.count() > 0) {
       // Every connection of a group has the same timeout: a common-timeout

@@ -12,8 +12,7 @@ namespace {
 
 nlohmann::ordered_json value_json(const sink_value_extra &v) {
   switch (v.type) {
-  case SINK_VALUE_STRING:
-    return std::string(reinterpret_cast<const char *>(v.bytes), v.len);
+  case SINK_VALUE_STRING: return std::string(reinterpret_cast<const char *>(v.bytes), v.len);
   case SINK_VALUE_BOOL: return v.integer != 0;
   case SINK_VALUE_INT: return v.integer;
   case SINK_VALUE_FLOAT: return v.number;

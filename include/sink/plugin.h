@@ -141,8 +141,8 @@ typedef enum sink_value_type {
  * sink_record.value_size bytes apart (use sink_record_value()), so fields
  * appended here later never move the elements a plugin already knows. */
 typedef struct sink_value_extra {
-  size_t struct_size;   /* sizeof(sink_value_extra) of the host */
-  const char *key;      /* NUL-terminated, e.g. "tls.sni" */
+  size_t struct_size; /* sizeof(sink_value_extra) of the host */
+  const char *key;    /* NUL-terminated, e.g. "tls.sni" */
   sink_value_type type;
   const uint8_t *bytes; /* STRING, BYTES: len bytes (plus a NUL after them) */
   size_t len;
@@ -172,11 +172,11 @@ typedef struct sink_record {
   const sink_extra *extras; /* transport facts, extras_count entries */
   size_t extras_count;
   /* ---- ABI 1.1: present when struct_size covers them ---- */
-  uint16_t listen_port; /* port of the listening socket that accepted it;
-                           equals local_port unless a firewall redirected */
-  const char *sensor;   /* this sensor's name; "" when none is configured */
-  const char *id;       /* 36-character UUIDv7 taken at accept: unique,
-                           sortable, monotonic within a millisecond */
+  uint16_t listen_port;  /* port of the listening socket that accepted it;
+                            equals local_port unless a firewall redirected */
+  const char *sensor;    /* this sensor's name; "" when none is configured */
+  const char *id;        /* 36-character UUIDv7 taken at accept: unique,
+                            sortable, monotonic within a millisecond */
   size_t first_read_len; /* bytes the first raw read returned; 0 if none */
   const uint8_t *wire;   /* transports that transform bytes (TLS): the first
                             bytes as they arrived on the wire; else NULL */

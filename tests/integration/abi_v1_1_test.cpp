@@ -163,7 +163,7 @@ TEST(AbiV11, TypedExtrasRoundTripThroughJsonl) {
   // was kept as bytes; booleans and numbers have their JSON types.
   EXPECT_NE(lines[0].find("\"a.nul\":\"a\\u0000b\""), std::string::npos) << lines[0];
   EXPECT_EQ(x["a.nul"].get<std::string>(), std::string("a\0b", 3));
-  EXPECT_EQ(x["a.bytes"], "AP9B");   // 00 ff 41
+  EXPECT_EQ(x["a.bytes"], "AP9B");    // 00 ff 41
   EXPECT_EQ(x["a.not_utf8"], "//4="); // ff fe
   EXPECT_EQ(x["a.bool"], true);
   EXPECT_EQ(x["a.int"], -42);
@@ -229,12 +229,13 @@ TEST(AbiV11, NewRecordFieldsReachAOnePointOnePlugin) {
 
 TEST(AbiV11, TlsRecordsCarryTheBytesAsTheyArrivedOnTheWire) {
   TempDir dir;
-  write_file(dir.file("c.yaml"), "log: {path: sink.log}\n"
-                                 "groups: [{name: t, transport: tls, listen: 127.0.0.1, ports: 0, timeout: 2s,"
-                                 " capture_bytes: 4096}]\n"
-                                 "outputs:\n  - plugin: jsonl\n    path: out.jsonl\n"
-                                 "  - plugin: " +
-                                     test_plugin("probe_v1_1_output") + "\n    path: probe.jsonl\n");
+  write_file(dir.file("c.yaml"),
+             "log: {path: sink.log}\n"
+             "groups: [{name: t, transport: tls, listen: 127.0.0.1, ports: 0, timeout: 2s,"
+             " capture_bytes: 4096}]\n"
+             "outputs:\n  - plugin: jsonl\n    path: out.jsonl\n"
+             "  - plugin: " +
+                 test_plugin("probe_v1_1_output") + "\n    path: probe.jsonl\n");
   SinkProcess sink(dir, {"--config", "c.yaml"});
   const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
   Bytes hello = build_hello(0x0303, {0x1301, 0xc02f}, {sni_ext("wire.example")});
@@ -314,7 +315,8 @@ TEST(AbiV11, AnOutputBlockedForeverHoldsUpNoOther) {
   EXPECT_EQ(exit.code, 0);
   const std::string log = read_file(dir.file("sink.log"));
   EXPECT_NE(log.find("second signal: exiting without writing"), std::string::npos) << log;
-  EXPECT_NE(log.find("output bad_blocks_forever: 200 records could not be written"), std::string::npos) << log;
+  EXPECT_NE(log.find("output bad_blocks_forever: 200 records could not be written"), std::string::npos)
+      << log;
   EXPECT_EQ(log.find("output jsonl: "), std::string::npos) << "the healthy output lost nothing\n" << log;
 }
 

@@ -78,8 +78,16 @@ constexpr uint32_t kMinor = 0;
 #endif
 
 const sink_plugin_descriptor kDescriptor{
-    sizeof(sink_plugin_descriptor), kMajor, kMinor, SINK_PLUGIN_OUTPUT, BAD_PLUGIN_NAME, "0.0.1",
-    "a broken plugin for tests",    &kOps,  nullptr, nullptr,
+    sizeof(sink_plugin_descriptor),
+    kMajor,
+    kMinor,
+    SINK_PLUGIN_OUTPUT,
+    BAD_PLUGIN_NAME,
+    "0.0.1",
+    "a broken plugin for tests",
+    &kOps,
+    nullptr,
+    nullptr,
 };
 
 } // namespace

@@ -64,7 +64,9 @@ int write(void *instance, const sink_record *r) noexcept {
   return std::fwrite(line.data(), 1, line.size(), fz->file) == line.size() ? SINK_OK : SINK_ERR_IO;
 }
 
-int flush(void *instance) noexcept { return std::fflush(static_cast<Frozen *>(instance)->file) == 0 ? SINK_OK : SINK_ERR_IO; }
+int flush(void *instance) noexcept {
+  return std::fflush(static_cast<Frozen *>(instance)->file) == 0 ? SINK_OK : SINK_ERR_IO;
+}
 
 void destroy(void *instance) noexcept {
   std::unique_ptr<Frozen> fz(static_cast<Frozen *>(instance));

@@ -70,7 +70,9 @@ int write(void *instance, const sink_record *r) noexcept try {
   return SINK_ERR;
 }
 
-int flush(void *instance) noexcept { return std::fflush(static_cast<Probe *>(instance)->file) == 0 ? SINK_OK : SINK_ERR_IO; }
+int flush(void *instance) noexcept {
+  return std::fflush(static_cast<Probe *>(instance)->file) == 0 ? SINK_OK : SINK_ERR_IO;
+}
 
 void destroy(void *instance) noexcept {
   std::unique_ptr<Probe> p(static_cast<Probe *>(instance));
@@ -78,9 +80,16 @@ void destroy(void *instance) noexcept {
 }
 
 const sink_output_ops kOps{sizeof(sink_output_ops), create, write, flush, nullptr, destroy};
-const sink_plugin_descriptor kDescriptor{
-    sizeof(sink_plugin_descriptor), SINK_ABI_MAJOR, 1, SINK_PLUGIN_OUTPUT, "probe_v1_1", "1.1.0",
-    "writes every ABI 1.1 record field", &kOps, nullptr, nullptr};
+const sink_plugin_descriptor kDescriptor{sizeof(sink_plugin_descriptor),
+                                         SINK_ABI_MAJOR,
+                                         1,
+                                         SINK_PLUGIN_OUTPUT,
+                                         "probe_v1_1",
+                                         "1.1.0",
+                                         "writes every ABI 1.1 record field",
+                                         &kOps,
+                                         nullptr,
+                                         nullptr};
 
 } // namespace
 

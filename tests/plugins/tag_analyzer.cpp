@@ -46,9 +46,16 @@ int analyze(void *instance, const sink_record *r, const sink_extra_writer *w) no
 void destroy(void *instance) noexcept { std::unique_ptr<Tagger>(static_cast<Tagger *>(instance)); }
 
 const sink_analyzer_ops kOps{sizeof(sink_analyzer_ops), create, analyze, destroy};
-const sink_plugin_descriptor kDescriptor{
-    sizeof(sink_plugin_descriptor), SINK_ABI_MAJOR, 1, SINK_PLUGIN_ANALYZER, "tag", "1.0.0",
-    "adds an extra of every type (tests)", nullptr, nullptr, &kOps};
+const sink_plugin_descriptor kDescriptor{sizeof(sink_plugin_descriptor),
+                                         SINK_ABI_MAJOR,
+                                         1,
+                                         SINK_PLUGIN_ANALYZER,
+                                         "tag",
+                                         "1.0.0",
+                                         "adds an extra of every type (tests)",
+                                         nullptr,
+                                         nullptr,
+                                         &kOps};
 
 } // namespace
 

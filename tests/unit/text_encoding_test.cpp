@@ -5,7 +5,9 @@
 using namespace sink::text;
 
 namespace {
-std::string b64(const std::string &s) { return base64(reinterpret_cast<const uint8_t *>(s.data()), s.size()); }
+std::string b64(const std::string &s) {
+  return base64(reinterpret_cast<const uint8_t *>(s.data()), s.size());
+}
 } // namespace
 
 TEST(TextEncoding, Base64MatchesRfc4648TestVectors) {
@@ -23,13 +25,13 @@ TEST(TextEncoding, Utf8Validation) {
   EXPECT_TRUE(valid_utf8(""));
   EXPECT_TRUE(valid_utf8("plain"));
   EXPECT_TRUE(valid_utf8(std::string("nul\0inside", 10)));
-  EXPECT_TRUE(valid_utf8("\xe4\xb8\xad\xe6\x96\x87"));     // 中文
-  EXPECT_TRUE(valid_utf8("\xf0\x9f\x98\x80"));             // U+1F600
+  EXPECT_TRUE(valid_utf8("\xe4\xb8\xad\xe6\x96\x87")); // 中文
+  EXPECT_TRUE(valid_utf8("\xf0\x9f\x98\x80"));         // U+1F600
   EXPECT_FALSE(valid_utf8("\xff"));
-  EXPECT_FALSE(valid_utf8("\xc0\xaf"));                    // overlong '/'
-  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));                // surrogate
-  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));            // above U+10FFFF
-  EXPECT_FALSE(valid_utf8("\xe4\xb8"));                    // cut short
+  EXPECT_FALSE(valid_utf8("\xc0\xaf"));         // overlong '/'
+  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));     // surrogate
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80")); // above U+10FFFF
+  EXPECT_FALSE(valid_utf8("\xe4\xb8"));         // cut short
 }
 
 TEST(TextEncoding, EscapeKeepsTextAndEscapesEverythingElse) {
