@@ -22,6 +22,11 @@ struct GroupConfig {
   std::string transport = "tcp";
   std::vector<std::string> listen; // empty = all IPv4 and IPv6 addresses
   std::vector<uint16_t> ports;
+  // Dialed ports a firewall redirects to this group's one listener port;
+  // after accept the host picks the group by the port the client dialed.
+  // Empty: the group takes what no other group on its listener claims.
+  std::vector<uint16_t> redirect_from;
+  bool transparent = false; // IP_TRANSPARENT listeners, for TPROXY
   Duration timeout = std::chrono::minutes(1); // 0 = no absolute deadline
   Duration idle_timeout{0};                   // 0 = off
   size_t capture_bytes = 2048;
@@ -39,6 +44,12 @@ struct OutputConfig {
   int line = 0;
 };
 
+// What `sink firewall` needs beyond the groups.
+struct FirewallConfig {
+  std::vector<uint16_t> exclude_ports{22}; // never redirected (SSH keeps working)
+  std::vector<std::string> sources;        // CIDRs; empty = every source
+};
+
 struct Config {
   std::string source = "<built-in>"; // file name, for messages
   LogConfig log;
@@ -51,6 +62,9 @@ struct Config {
   std::string config_dir;
   Duration stats_interval = std::chrono::minutes(1); // 0 = off
   size_t max_connections = 0;                        // 0 = from the open-file limit
+  std::string user;                 // switch to this user once everything is open; "" = stay
+  std::vector<std::string> public_ip; // at most one IPv4 and one IPv6: recorded instead of the socket's
+  FirewallConfig firewall;
 };
 
 // Largest capture_bytes we accept: bounds memory per connection.

@@ -2,7 +2,14 @@
 
 #include <arpa/inet.h>
 
+#include <pwd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
 #include <set>
+#include <unordered_map>
+#include <vector>
 
 #include "ConfigError.h"
 
@@ -39,7 +46,155 @@ bool overlaps(const Bind &a, const Bind &b) {
 
 std::string show(const std::string &addr) { return addr.empty() ? "all addresses" : addr; }
 
+std::string who(const Config &config, size_t i) {
+  const auto &g = config.groups[i];
+  return "group \"" + g.name + "\"" + (g.line ? " (line " + std::to_string(g.line) + ")" : "");
+}
+
+// Listeners: groups that name the same listen list and port share one
+// listening socket when they split it by dialed port (redirect_from); any
+// other overlap of address and port is a conflict. Indexed by port, so the
+// full port range validates in linear time.
+void validate_listeners(const Config &config) {
+  struct Taken {
+    size_t group;
+    Bind bind;
+    std::string listener; // canonical listen list: groups with the same one share
+  };
+  std::unordered_map<uint16_t, std::vector<Taken>> by_port;
+  for (size_t i = 0; i < config.groups.size(); ++i) {
+    const auto &g = config.groups[i];
+    std::vector<std::string> addrs;
+    for (const auto &a : g.listen)
+      addrs.push_back(canonical_address(a));
+    if (addrs.empty()) addrs.push_back("");
+    std::vector<std::string> sorted = addrs;
+    std::sort(sorted.begin(), sorted.end());
+    std::string listener;
+    for (const auto &a : sorted)
+      listener += a + ",";
+    for (const auto &addr : addrs) {
+      Bind b = classify(addr);
+      for (uint16_t port : g.ports) {
+        if (port == 0) continue; // ephemeral: never collides
+        auto &list = by_port[port];
+        for (const auto &t : list) {
+          if (t.group == i) continue;
+          if (t.listener == listener && (!g.redirect_from.empty() || !config.groups[t.group].redirect_from.empty()))
+            continue; // a shared listener: checked below
+          if (!overlaps(t.bind, b)) continue;
+          throw ConfigError(group_location(config, i, "ports") + ": port " + std::to_string(port) + " on " +
+                            show(addr) + " is already taken by " + who(config, t.group) + " on " +
+                            show(t.bind.addr) +
+                            " (groups may share a listener only with the same listen list and redirect_from)");
+        }
+        list.push_back({i, b, listener});
+      }
+    }
+  }
+  // Within a shared listener: one default group at most, disjoint dialed
+  // ranges, one transparent setting.
+  std::map<std::pair<std::string, uint16_t>, std::vector<size_t>> shared;
+  for (auto &[port, list] : by_port)
+    for (const auto &t : list) {
+      auto &members = shared[{t.listener, port}];
+      if (std::find(members.begin(), members.end(), t.group) == members.end()) members.push_back(t.group);
+    }
+  for (auto &[key, members] : shared) {
+    if (members.size() < 2) continue;
+    std::sort(members.begin(), members.end());
+    std::vector<int> owner(65536, -1);
+    int fallback = -1;
+    for (size_t i : members) {
+      const auto &g = config.groups[i];
+      const auto &first = config.groups[members[0]];
+      if (g.transparent != first.transparent)
+        throw ConfigError(group_location(config, i, "transparent") + ": " + who(config, members[0]) +
+                          " shares this listener (port " + std::to_string(key.second) +
+                          ") and must agree on transparent");
+      if (g.redirect_from.empty()) {
+        if (fallback >= 0)
+          throw ConfigError(group_location(config, i, "redirect_from") + ": " +
+                            who(config, static_cast<size_t>(fallback)) +
+                            " already takes every dialed port no other group claims on listener port " +
+                            std::to_string(key.second) + "; give one of them redirect_from");
+        fallback = static_cast<int>(i);
+        continue;
+      }
+      for (uint16_t p : g.redirect_from) {
+        if (owner[p] >= 0 && owner[p] != static_cast<int>(i))
+          throw ConfigError(group_location(config, i, "redirect_from") + ": dialed port " + std::to_string(p) +
+                            " is also claimed by " + who(config, static_cast<size_t>(owner[p])) +
+                            " on the same listener (port " + std::to_string(key.second) +
+                            "); redirect_from ranges on one listener must not overlap");
+        owner[p] = static_cast<int>(i);
+      }
+    }
+  }
+}
+
+// Top-level keys about the host: the user to become, public addresses,
+// firewall sources.
+void validate_host_keys(const Config &config) {
+  if (!config.user.empty() && !getpwnam(config.user.c_str()))
+    throw ConfigError(config.source + ": user: no such user \"" + config.user +
+                      "\" (create it, e.g. useradd --system " + config.user + ", or change the key)");
+  bool v4 = false, v6 = false;
+  for (const auto &a : config.public_ip) {
+    in_addr a4{};
+    in6_addr a6{};
+    bool *seen = inet_pton(AF_INET, a.c_str(), &a4) == 1    ? &v4
+                 : inet_pton(AF_INET6, a.c_str(), &a6) == 1 ? &v6
+                                                             : nullptr;
+    if (!seen)
+      throw ConfigError(config.source + ": public_ip: \"" + a + "\" is not an IPv4 or IPv6 address");
+    if (*seen)
+      throw ConfigError(config.source + ": public_ip: at most one IPv4 and one IPv6 address (\"" + a +
+                        "\" is a second one)");
+    *seen = true;
+  }
+  for (const auto &cidr : config.firewall.sources) {
+    std::string why;
+    if (!valid_cidr(cidr, &why))
+      throw ConfigError(config.source + ": firewall.sources: \"" + cidr + "\" " + why);
+  }
+}
+
 } // namespace
+
+std::string canonical_address(const std::string &addr) {
+  in_addr v4{};
+  in6_addr v6{};
+  char buf[INET6_ADDRSTRLEN];
+  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1 && inet_ntop(AF_INET, &v4, buf, sizeof buf)) return buf;
+  if (inet_pton(AF_INET6, addr.c_str(), &v6) == 1 && inet_ntop(AF_INET6, &v6, buf, sizeof buf)) return buf;
+  return addr;
+}
+
+bool valid_cidr(const std::string &cidr, std::string *why) {
+  const auto slash = cidr.find('/');
+  const std::string addr = cidr.substr(0, slash);
+  in_addr v4{};
+  in6_addr v6{};
+  int max = 0;
+  if (inet_pton(AF_INET, addr.c_str(), &v4) == 1)
+    max = 32;
+  else if (inet_pton(AF_INET6, addr.c_str(), &v6) == 1)
+    max = 128;
+  else {
+    *why = "is not an IPv4 or IPv6 address or CIDR (expected e.g. 192.0.2.0/24)";
+    return false;
+  }
+  if (slash == std::string::npos) return true;
+  const std::string bits = cidr.substr(slash + 1);
+  int n = -1;
+  auto [p, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), n);
+  if (bits.empty() || ec != std::errc() || p != bits.data() + bits.size() || n < 0 || n > max) {
+    *why = "has a bad prefix length (expected 0 to " + std::to_string(max) + ")";
+    return false;
+  }
+  return true;
+}
 
 std::string plugin_location(const Config &config, int line, const char *section, size_t index,
                             const std::string &plugin) {
@@ -64,12 +219,6 @@ void validate_config(const Config &config) {
     throw ConfigError(config.source + ": log.level: \"" + config.log.level +
                       "\" is not one of debug, info, warn, error");
 
-  struct Taken {
-    size_t group;
-    Bind bind;
-    uint16_t port;
-  };
-  std::vector<Taken> taken;
   std::set<std::string> names;
   for (size_t i = 0; i < config.groups.size(); ++i) {
     const auto &g = config.groups[i];
@@ -93,27 +242,12 @@ void validate_config(const Config &config) {
     if (g.capture_bytes > kMaxCaptureBytes)
       throw ConfigError(group_location(config, i, "capture_bytes") + ": " + std::to_string(g.capture_bytes) +
                         " is above the limit of " + std::to_string(kMaxCaptureBytes));
-
-    std::vector<std::string> addrs = g.listen;
-    if (addrs.empty()) addrs.push_back("");
-    for (const auto &addr : addrs) {
-      Bind b = classify(addr);
-      for (uint16_t port : g.ports) {
-        if (port == 0) continue; // ephemeral: never collides
-        for (const auto &t : taken) {
-          if (t.port != port || !overlaps(t.bind, b)) continue;
-          const auto &other = config.groups[t.group];
-          std::string who = t.group == i
-                                ? "this group"
-                                : "group \"" + other.name + "\"" +
-                                      (other.line ? " (line " + std::to_string(other.line) + ")" : "");
-          throw ConfigError(group_location(config, i, "ports") + ": port " + std::to_string(port) + " on " +
-                            show(addr) + " is already taken by " + who + " on " + show(t.bind.addr));
-        }
-        taken.push_back({i, b, port});
-      }
-    }
+    if (!g.redirect_from.empty() && (g.ports.size() != 1 || g.ports[0] == 0))
+      throw ConfigError(group_location(config, i, "ports") +
+                        ": a group with redirect_from needs exactly one fixed listener port");
   }
+  validate_listeners(config);
+  validate_host_keys(config);
 }
 
 } // namespace sink

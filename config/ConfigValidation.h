@@ -1,4 +1,6 @@
 #pragma once
+#include <string>
+
 #include "Config.h"
 
 namespace sink {
@@ -7,6 +9,11 @@ namespace sink {
 // names, no two groups on the same address and port, valid addresses.
 // Throws ConfigError. Used for YAML and legacy flags alike.
 void validate_config(const Config &config);
+
+// An address in its canonical text form ("0::1" -> "::1"); other text as is.
+std::string canonical_address(const std::string &addr);
+// "192.0.2.0/24", "2001:db8::/32" or a bare address; *why says what is wrong.
+bool valid_cidr(const std::string &cidr, std::string *why);
 
 // Where a message about group i should point: "file:line: groups[i].key".
 std::string group_location(const Config &config, size_t index, const char *key);

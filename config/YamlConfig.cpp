@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -142,8 +143,8 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   if (n["transport"]) g.transport = r.scalar(n["transport"], key + ".transport");
   // A group may carry one options block named after its transport (tls: ...).
   r.only_keys(n, key,
-              {"name", "transport", "listen", "ports", "timeout", "idle_timeout", "capture_bytes",
-               "close_grace", g.transport});
+              {"name", "transport", "listen", "ports", "redirect_from", "transparent", "timeout", "idle_timeout",
+               "capture_bytes", "close_grace", g.transport});
   if (!n["name"]) r.fail(n, key + ".name", "missing required key");
   g.name = r.scalar(n["name"], key + ".name");
   if (g.name.empty()) r.fail(n["name"], key + ".name", "must not be empty");
@@ -151,6 +152,17 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   g.ports = r.ports(n["ports"], key + ".ports");
   if (g.ports.empty()) r.fail(n["ports"], key + ".ports", "at least one port is required");
   if (n["listen"]) g.listen = r.strings(n["listen"], key + ".listen");
+  if (n["redirect_from"]) {
+    g.redirect_from = r.ports(n["redirect_from"], key + ".redirect_from");
+    if (g.redirect_from.empty()) r.fail(n["redirect_from"], key + ".redirect_from", "at least one port is required");
+    if (std::find(g.redirect_from.begin(), g.redirect_from.end(), 0) != g.redirect_from.end())
+      r.fail(n["redirect_from"], key + ".redirect_from", "port 0 cannot be dialed (expected ports 1-65535)");
+    if (g.ports.size() != 1 || g.ports[0] == 0)
+      r.fail(n["ports"], key + ".ports",
+             "a group with redirect_from needs exactly one fixed listener port for the firewall to redirect to "
+             "(got " + std::to_string(g.ports.size()) + (g.ports.size() == 1 ? " port: 0" : " ports") + ")");
+  }
+  if (n["transparent"]) g.transparent = r.boolean(n["transparent"], key + ".transparent");
   if (n["timeout"]) g.timeout = r.duration(n["timeout"], key + ".timeout");
   if (n["idle_timeout"]) g.idle_timeout = r.duration(n["idle_timeout"], key + ".idle_timeout");
   if (n["close_grace"]) g.close_grace = r.duration(n["close_grace"], key + ".close_grace");
@@ -182,7 +194,23 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   if (!root.IsDefined() || root.IsNull()) throw ConfigError(source + ": the file is empty");
   r.expect_map(root, "(top level)");
   r.only_keys(root, "",
-              {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections"});
+              {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections", "user",
+               "public_ip", "firewall"});
+  if (root["user"]) {
+    c.user = r.scalar(root["user"], "user");
+    if (c.user.empty()) r.fail(root["user"], "user", "must not be empty (leave the key out to stay as started)");
+  }
+  if (auto pub = root["public_ip"]) c.public_ip = r.strings(pub, "public_ip");
+  if (auto fw = root["firewall"]) {
+    r.expect_map(fw, "firewall");
+    r.only_keys(fw, "firewall", {"exclude_ports", "sources"});
+    if (fw["exclude_ports"]) {
+      c.firewall.exclude_ports.clear();
+      if (!(fw["exclude_ports"].IsSequence() && fw["exclude_ports"].size() == 0))
+        c.firewall.exclude_ports = r.ports(fw["exclude_ports"], "firewall.exclude_ports");
+    }
+    if (fw["sources"]) c.firewall.sources = r.strings(fw["sources"], "firewall.sources");
+  }
   if (root["stats_interval"]) c.stats_interval = r.duration(root["stats_interval"], "stats_interval");
   if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");
 
@@ -301,6 +329,25 @@ std::string render_yaml_config(const Config &c) {
   }
   out << YAML::Key << "stats_interval" << YAML::Value << format_go_duration(c.stats_interval);
   if (c.max_connections) out << YAML::Key << "max_connections" << YAML::Value << c.max_connections;
+  if (!c.user.empty()) out << YAML::Key << "user" << YAML::Value << YAML::DoubleQuoted << c.user;
+  if (!c.public_ip.empty()) {
+    out << YAML::Key << "public_ip" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto &a : c.public_ip)
+      out << YAML::DoubleQuoted << a;
+    out << YAML::EndSeq;
+  }
+  out << YAML::Key << "firewall" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "exclude_ports" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (uint16_t p : c.firewall.exclude_ports)
+    out << p;
+  out << YAML::EndSeq;
+  if (!c.firewall.sources.empty()) {
+    out << YAML::Key << "sources" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto &s : c.firewall.sources)
+      out << YAML::DoubleQuoted << s;
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
   out << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
   for (const auto &g : c.groups) {
     out << YAML::BeginMap;
@@ -313,6 +360,9 @@ std::string render_yaml_config(const Config &c) {
       out << YAML::EndSeq;
     }
     out << YAML::Key << "ports" << YAML::Value << YAML::DoubleQuoted << format_port_list(g.ports);
+    if (!g.redirect_from.empty())
+      out << YAML::Key << "redirect_from" << YAML::Value << YAML::DoubleQuoted << format_port_list(g.redirect_from);
+    if (g.transparent) out << YAML::Key << "transparent" << YAML::Value << true;
     out << YAML::Key << "timeout" << YAML::Value << format_go_duration(g.timeout);
     out << YAML::Key << "idle_timeout" << YAML::Value << format_go_duration(g.idle_timeout);
     out << YAML::Key << "close_grace" << YAML::Value << format_go_duration(g.close_grace);

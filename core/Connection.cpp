@@ -34,8 +34,8 @@ int64_t unix_now_ns() {
 } // namespace
 
 Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer,
-                       uint16_t listen_port)
-    : server_(server), group_(group), fd_(fd), local_(local_endpoint(fd)),
+                       const Endpoint &local, uint16_t listen_port)
+    : server_(server), group_(group), fd_(fd), local_(local),
       remote_(Endpoint::from_sockaddr(peer)), listen_port_(listen_port), accept_unix_ns_(unix_now_ns()),
       accept_mono_(std::chrono::steady_clock::now()) {
   server_.ids().next(id_);
@@ -71,6 +71,14 @@ void Connection::start() {
     deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
     evtimer_add(deadline_.get(), group_.deadline);
   }
+}
+
+void Connection::reject(std::string detail) {
+  if (server_.log_connections())
+    server_.logger().plain("Open:  " + local_.to_string() + " <-- " + remote_.to_string());
+  ::close(fd_);
+  fd_ = -1;
+  finish(SINK_CLOSE_ERROR, 0, std::move(detail));
 }
 
 size_t Connection::capture_room(size_t len) const {

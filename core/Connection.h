@@ -21,7 +21,9 @@ class Server;
 
 class Connection {
 public:
-  Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer, uint16_t listen_port);
+  // local: the address the client dialed (see dialed_endpoint).
+  Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer, const Endpoint &local,
+             uint16_t listen_port);
   ~Connection();
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;
@@ -29,6 +31,8 @@ public:
   // Hands the socket to the transport and arms callbacks and timers. On
   // failure the connection has already been finished (and destroyed).
   void start();
+  // No group takes the connection: close it and record why. Destroys *this.
+  void reject(std::string detail);
   // Ends the connection: final drain, record, close. Destroys *this.
   void finish(sink_close_reason reason, short events, std::string detail);
   // A close we start (deadline, idle): stop sending, keep reading for the

@@ -36,4 +36,22 @@ Endpoint local_endpoint(int fd) {
   return Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
 }
 
+namespace {
+// From <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h>,
+// which clash with glibc's <netinet/in.h>.
+constexpr int kSoOriginalDst = 80;
+constexpr int kIp6tSoOriginalDst = 80;
+} // namespace
+
+Endpoint dialed_endpoint(int fd, const Endpoint &local) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  // IPv4 connections (also on a dual-stack IPv6 socket) are tracked as IPv4.
+  const int rc = local.v6 ? getsockopt(fd, SOL_IPV6, kIp6tSoOriginalDst, &ss, &len)
+                          : getsockopt(fd, SOL_IP, kSoOriginalDst, &ss, &len);
+  if (rc != 0) return local; // not tracked, or no conntrack: nothing was redirected
+  Endpoint e = Endpoint::from_sockaddr(reinterpret_cast<sockaddr *>(&ss));
+  return e.ip.empty() ? local : e;
+}
+
 } // namespace sink

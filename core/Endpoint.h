@@ -20,4 +20,10 @@ struct Endpoint {
 // The local address of a connected or listening socket.
 Endpoint local_endpoint(int fd);
 
+// The address the client dialed. For a connection a firewall redirected
+// (REDIRECT / DNAT) that is conntrack's original destination
+// (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST); for a transparent (TPROXY)
+// listener, and whenever conntrack knows nothing, the socket's own address.
+Endpoint dialed_endpoint(int fd, const Endpoint &local);
+
 } // namespace sink

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 
 #include <cctype>
 #include <csignal>
@@ -29,8 +30,9 @@ struct SocketGuard {
   int release() { return std::exchange(fd, -1); }
 };
 
-// Opens a listening socket on addr ("" = all IPv4 and IPv6) and port.
-int open_listener(const std::string &addr, uint16_t port, std::string *why) {
+// Opens a listening socket on addr ("" = all IPv4 and IPv6) and port;
+// transparent sockets accept connections to any address (TPROXY).
+int open_listener(const std::string &addr, uint16_t port, bool transparent, std::string *why) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   bool dual = false;
@@ -50,7 +52,7 @@ int open_listener(const std::string &addr, uint16_t port, std::string *why) {
   SocketGuard s{::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (s.fd < 0 && addr.empty() && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
     // No IPv6 on this host: all addresses means all IPv4 addresses.
-    return open_listener("0.0.0.0", port, why);
+    return open_listener("0.0.0.0", port, transparent, why);
   }
   if (s.fd < 0) {
     *why = std::string("socket: ") + std::strerror(errno);
@@ -59,6 +61,17 @@ int open_listener(const std::string &addr, uint16_t port, std::string *why) {
   int one = 1, zero = 0;
   setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (ss.ss_family == AF_INET6) setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof one);
+  if (transparent) {
+    // One flag on the socket covers IPv4 and IPv6 (IPV6_TRANSPARENT sets the same bit).
+    const int rc = ss.ss_family == AF_INET6 ? setsockopt(s.fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one)
+                                            : setsockopt(s.fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one);
+    if (rc != 0) {
+      *why = std::string("transparent: cannot set IP_TRANSPARENT (it needs CAP_NET_ADMIN: run as root, or "
+                         "grant the capability): ") +
+             std::strerror(errno);
+      return -1;
+    }
+  }
   if (::bind(s.fd, reinterpret_cast<sockaddr *>(&ss), len) != 0) {
     *why = std::strerror(errno);
     return -1;
@@ -91,6 +104,12 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
     : config_(config), logger_(logger), queue_(queue), log_connections_(config.log.connections),
       base_(make_base()) {
   if (!base_) throw std::runtime_error("cannot create an event base");
+  for (const auto &ip : config.public_ip) {
+    Endpoint e;
+    e.ip = canonical_address(ip);
+    e.v6 = ip.find(':') != std::string::npos;
+    public_ips_.push_back(e);
+  }
   for (size_t i = 0; i < config.groups.size(); ++i) {
     const auto &g = config.groups[i];
     const std::string where = plugin_location(config, g.line, "groups", i, g.transport);
@@ -133,47 +152,92 @@ void Server::bind_all() {
                                                        : 1;
   max_connections_ = config_.max_connections ? std::min(config_.max_connections, by_limit) : by_limit;
 
+  // Groups that name the same listen list and port share one socket and are
+  // told apart after accept by the port the client dialed.
+  std::map<std::pair<std::string, uint16_t>, Listener *> shared;
   for (auto &group : groups_) {
     const auto &g = group->config;
-    std::vector<std::string> addrs = g.listen;
+    std::vector<std::string> addrs;
+    for (const auto &a : g.listen)
+      addrs.push_back(canonical_address(a));
     if (addrs.empty()) addrs.push_back("");
     for (const auto &addr : addrs) {
       for (uint16_t port : g.ports) {
-        std::string why;
-        int fd = open_listener(addr, port, &why);
-        std::string shown = addr.empty() ? "all addresses" : addr;
-        if (fd < 0)
-          throw BindError("cannot listen on " + shown + " port " + std::to_string(port) + " (group \"" +
-                          g.name + "\"): " + why);
-        auto l = std::make_unique<Listener>();
-        l->group = group.get();
-        l->server = this;
-        l->local = local_endpoint(fd);
-        l->lev.reset(evconnlistener_new(base_.get(), on_accept, l.get(),
-                                        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd));
-        if (!l->lev) {
-          ::close(fd);
-          throw BindError("cannot watch " + shown + " port " + std::to_string(port));
-        }
-        evconnlistener_set_error_cb(l->lev.get(), on_accept_error);
-        logger_.plain(upper(group->plugin_name) + " server is listening on " + l->local.to_string() +
-                      ", timeout value: " + format_go_duration(g.timeout));
-        listeners_.push_back(std::move(l));
+        Listener *l = nullptr;
+        if (auto it = shared.find({addr, port}); port != 0 && it != shared.end()) l = it->second;
+        if (!l) l = open_listener_for(*group, addr, port);
+        if (port != 0) shared[{addr, port}] = l;
+        l->groups.push_back(group.get());
+        if (g.redirect_from.empty()) l->fallback = group.get();
       }
     }
   }
+  for (auto &l : listeners_) {
+    bool routed = false;
+    for (auto *g : l->groups)
+      routed = routed || !g->config.redirect_from.empty();
+    if (!routed) continue;
+    l->by_dialed_port.assign(65536, 0);
+    for (size_t i = 0; i < l->groups.size(); ++i)
+      for (uint16_t p : l->groups[i]->config.redirect_from)
+        l->by_dialed_port[p] = static_cast<uint16_t>(i + 1);
+  }
+}
+
+Server::Listener *Server::open_listener_for(TransportGroup &group, const std::string &addr, uint16_t port) {
+  const auto &g = group.config;
+  std::string why;
+  int fd = open_listener(addr, port, g.transparent, &why);
+  std::string shown = addr.empty() ? "all addresses" : addr;
+  if (fd < 0)
+    throw BindError("cannot listen on " + shown + " port " + std::to_string(port) + " (group \"" + g.name +
+                    "\"): " + why);
+  auto l = std::make_unique<Listener>();
+  l->server = this;
+  l->local = local_endpoint(fd);
+  l->lev.reset(
+      evconnlistener_new(base_.get(), on_accept, l.get(), LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd));
+  if (!l->lev) {
+    ::close(fd);
+    throw BindError("cannot watch " + shown + " port " + std::to_string(port));
+  }
+  evconnlistener_set_error_cb(l->lev.get(), on_accept_error);
+  logger_.plain(upper(group.plugin_name) + " server is listening on " + l->local.to_string() +
+                ", timeout value: " + format_go_duration(g.timeout));
+  listeners_.push_back(std::move(l));
+  return listeners_.back().get();
+}
+
+TransportGroup *Server::Listener::pick(uint16_t port) const {
+  if (!by_dialed_port.empty())
+    if (uint16_t i = by_dialed_port[port]) return groups[i - 1];
+  return fallback;
 }
 
 void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *arg) {
   auto *l = static_cast<Listener *>(arg);
   Server *s = l->server;
   ++s->counters_.accepted;
-  auto conn = std::make_unique<Connection>(*s, *l->group, fd, peer, l->local.port);
+  const Endpoint local = local_endpoint(fd);
+  Endpoint dialed = dialed_endpoint(fd, local);
+  TransportGroup *group = l->pick(dialed.port);
+  s->apply_public_ip(dialed);
+  auto conn = std::make_unique<Connection>(*s, group ? *group : *l->groups.front(), fd, peer, dialed,
+                                           l->local.port);
   Connection &c = *conn;
   s->add(std::move(conn));
-  c.start();
+  if (group)
+    c.start();
+  else
+    c.reject("no group claims dialed port " + std::to_string(dialed.port) + " on listener " +
+             l->local.to_string() + " (add the port to a group's redirect_from, or add a group without one)");
   if (s->connections_.size() >= s->max_connections_)
     s->pause_accepting("reached the connection limit of " + std::to_string(s->max_connections_));
+}
+
+void Server::apply_public_ip(Endpoint &dialed) const {
+  for (const auto &p : public_ips_)
+    if (p.v6 == dialed.v6 && dialed.ip != "127.0.0.1" && dialed.ip != "::1") dialed.ip = p.ip;
 }
 
 void Server::on_accept_error(evconnlistener *, void *arg) {

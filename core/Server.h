@@ -56,11 +56,16 @@ public:
   void remove(Connection &c);
 
 private:
+  // One listening socket and the groups it serves, picked by dialed port.
   struct Listener {
-    TransportGroup *group;
     Server *server;
     Endpoint local;
     ListenerPtr lev;
+    std::vector<TransportGroup *> groups; // in config order
+    TransportGroup *fallback = nullptr;   // the group without redirect_from, if any
+    std::vector<uint16_t> by_dialed_port; // 65536 entries: index into groups + 1; empty = always fallback
+    // The group for a connection that dialed `port`, or nullptr.
+    TransportGroup *pick(uint16_t port) const;
   };
   struct Counters {
     uint64_t accepted = 0;
@@ -69,6 +74,10 @@ private:
     uint64_t accept_pauses = 0;
   };
   static void on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *listener);
+  // Binds one listening socket for group (BindError) and keeps it.
+  Listener *open_listener_for(TransportGroup &group, const std::string &addr, uint16_t port);
+  // Records the configured public address instead of a private one.
+  void apply_public_ip(Endpoint &dialed) const;
   static void on_accept_error(evconnlistener *lev, void *listener);
   static void on_signal(evutil_socket_t sig, short, void *self);
   void stop();
@@ -94,6 +103,7 @@ private:
   std::function<std::string()> stats_extra_;
   Counters counters_;
   RecordIdGenerator ids_;
+  std::vector<Endpoint> public_ips_; // config public_ip, parsed
   size_t max_connections_ = 0;
   bool paused_ = false;
   EventPtr resume_timer_;

@@ -47,11 +47,12 @@ std::string config_text() {
 void expect_json(const nlohmann::json &j, const std::string &group, const std::string &ip, uint16_t port,
                  const std::string &payload, uint64_t len, const std::string &reason) {
   SCOPED_TRACE(j.dump());
-  EXPECT_EQ(j.size(), 15u);
+  EXPECT_EQ(j.size(), 16u);
   EXPECT_EQ(j["group"], group);
   EXPECT_EQ(j["transport"], "tcp");
   EXPECT_EQ(j["local_ip"], ip);
   EXPECT_EQ(j["local_port"], port);
+  EXPECT_EQ(j["listen_port"], port); // nothing redirected
   EXPECT_EQ(j["remote_ip"], ip);
   EXPECT_EQ(j["payload_hex"], hex(payload));
   EXPECT_EQ(j["payload_len"], len);

@@ -16,7 +16,8 @@ struct RecordFixture {
     r.group = "web";
     r.transport = "tcp";
     r.local_ip = "127.0.0.1";
-    r.local_port = 23010;
+    r.local_port = 23010; // dialed
+    r.listen_port = 12345; // accepted on, after a firewall redirect
     r.remote_ip = "::1";
     r.remote_port = 39772;
     r.payload = payload.data();
@@ -85,7 +86,7 @@ TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {
     keys.push_back(it.key());
   EXPECT_EQ(keys,
             (std::vector<std::string>{"ts", "ts_ms", "group", "transport", "local_ip", "local_port",
-                                      "remote_ip", "remote_port", "payload_hex", "payload_len",
+                                      "listen_port", "remote_ip", "remote_port", "payload_hex", "payload_len",
                                       "captured_len", "truncated", "duration", "close_reason", "extra"}));
   EXPECT_EQ(j["ts"], "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(j["ts_ms"], 1700000000123LL);
@@ -93,6 +94,7 @@ TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {
   EXPECT_EQ(j["transport"], "tcp");
   EXPECT_EQ(j["local_ip"], "127.0.0.1");
   EXPECT_EQ(j["local_port"], 23010);
+  EXPECT_EQ(j["listen_port"], 12345);
   EXPECT_EQ(j["remote_ip"], "::1");
   EXPECT_EQ(j["remote_port"], 39772);
   EXPECT_EQ(j["payload_hex"], "612c220a00ff");
@@ -131,4 +133,12 @@ TEST(JsonlFormat, CloseReasonNames) {
     f.r.close_reason = static_cast<sink_close_reason>(i);
     EXPECT_EQ(nlohmann::json::parse(sink::format::jsonl_line(f.r))["close_reason"], names[i]);
   }
+}
+
+TEST(JsonlFormat, ARecordWithoutListenPortShowsTheLocalPort) {
+  RecordFixture f;
+  f.r.struct_size = offsetof(sink_record, listen_port); // an ABI 1.0 host's record
+  auto j = nlohmann::json::parse(sink::format::jsonl_line(f.r));
+  EXPECT_EQ(j["listen_port"], 23010);
+  EXPECT_EQ(j["extra"]["tls.sni"], "example.org");
 }
