@@ -75,7 +75,8 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
   CommandLine cl;
   std::string config_path;
   std::string first_legacy;
-  bool help = false, print_config = false;
+  bool help = false, print_config = false, version = false;
+  std::string user;
 
   auto str = [](std::string &dst) { return [&dst](const std::string &, const std::string &v) { dst = v; }; };
   auto boolean = [](bool &dst) {
@@ -126,6 +127,8 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
       {"help", {true, false, boolean(help)}},
       {"config", {false, false, str(config_path)}},
       {"print-config", {true, false, boolean(print_config)}},
+      {"version", {true, false, boolean(version)}},
+      {"user", {false, false, str(user)}},
   };
 
   for (size_t i = 0; i < args.size(); ++i) {
@@ -168,6 +171,10 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
     cl.action = CommandLine::Action::kHelp;
     return cl;
   }
+  if (version) {
+    cl.action = CommandLine::Action::kVersion;
+    return cl;
+  }
   if (!config_path.empty()) {
     if (!first_legacy.empty())
       throw UsageError("flag -" + first_legacy +
@@ -175,6 +182,10 @@ CommandLine parse_command_line(const std::vector<std::string> &args) {
     cl.config = load_yaml_config(config_path);
   } else {
     cl.config = build_legacy_config(f);
+    validate_config(cl.config);
+  }
+  if (!user.empty()) {
+    cl.config.user = user; // --user overrides the config's user:
     validate_config(cl.config);
   }
   if (print_config) cl.action = CommandLine::Action::kPrintConfig;
@@ -189,6 +200,9 @@ std::string usage_text(const std::string &program) {
          "    " +
          program +
          " -config FILE.yaml\n"
+         "    " +
+         program +
+         " firewall --config FILE.yaml [--iptables] [--apply | --remove]\n"
          "\n"
          "Description:\n"
          "    Sink server accepts TCP (or TLS with -tls option) handshakes and data packets. "
@@ -248,7 +262,11 @@ std::string usage_text(const std::string &program) {
          "  -tlsCert string\n"
          "    \tspecify TLS certificate file (PEM) for listening. (default \"server.crt\")\n"
          "  -tlsKey string\n"
-         "    \tspecify TLS private key (PEM) for listening. (default \"server.key\")\n";
+         "    \tspecify TLS private key (PEM) for listening. (default \"server.key\")\n"
+         "  -user string\n"
+         "    \tafter binding and opening every file, switch to this user and drop all privileges.\n"
+         "  -version\n"
+         "    \tprint sink's version, the plugin ABI and the libevent and OpenSSL versions, and exit.\n";
 }
 
 } // namespace sink

@@ -16,7 +16,7 @@ public:
 };
 
 struct CommandLine {
-  enum class Action { kRun, kHelp, kPrintConfig };
+  enum class Action { kRun, kHelp, kPrintConfig, kVersion };
   Action action = Action::kRun;
   Config config;
 };

@@ -26,7 +26,7 @@ struct GroupConfig {
   // after accept the host picks the group by the port the client dialed.
   // Empty: the group takes what no other group on its listener claims.
   std::vector<uint16_t> redirect_from;
-  bool transparent = false; // IP_TRANSPARENT listeners, for TPROXY
+  bool transparent = false;                   // IP_TRANSPARENT listeners, for TPROXY
   Duration timeout = std::chrono::minutes(1); // 0 = no absolute deadline
   Duration idle_timeout{0};                   // 0 = off
   size_t capture_bytes = 2048;
@@ -62,7 +62,7 @@ struct Config {
   std::string config_dir;
   Duration stats_interval = std::chrono::minutes(1); // 0 = off
   size_t max_connections = 0;                        // 0 = from the open-file limit
-  std::string user;                 // switch to this user once everything is open; "" = stay
+  std::string user;                                  // switch to this user once everything is open; "" = stay
   std::vector<std::string> public_ip; // at most one IPv4 and one IPv6: recorded instead of the socket's
   FirewallConfig firewall;
 };

@@ -80,13 +80,14 @@ void validate_listeners(const Config &config) {
         auto &list = by_port[port];
         for (const auto &t : list) {
           if (t.group == i) continue;
-          if (t.listener == listener && (!g.redirect_from.empty() || !config.groups[t.group].redirect_from.empty()))
+          if (t.listener == listener &&
+              (!g.redirect_from.empty() || !config.groups[t.group].redirect_from.empty()))
             continue; // a shared listener: checked below
           if (!overlaps(t.bind, b)) continue;
-          throw ConfigError(group_location(config, i, "ports") + ": port " + std::to_string(port) + " on " +
-                            show(addr) + " is already taken by " + who(config, t.group) + " on " +
-                            show(t.bind.addr) +
-                            " (groups may share a listener only with the same listen list and redirect_from)");
+          throw ConfigError(
+              group_location(config, i, "ports") + ": port " + std::to_string(port) + " on " + show(addr) +
+              " is already taken by " + who(config, t.group) + " on " + show(t.bind.addr) +
+              " (groups may share a listener only with the same listen list and redirect_from)");
         }
         list.push_back({i, b, listener});
       }
@@ -123,9 +124,10 @@ void validate_listeners(const Config &config) {
       }
       for (uint16_t p : g.redirect_from) {
         if (owner[p] >= 0 && owner[p] != static_cast<int>(i))
-          throw ConfigError(group_location(config, i, "redirect_from") + ": dialed port " + std::to_string(p) +
-                            " is also claimed by " + who(config, static_cast<size_t>(owner[p])) +
-                            " on the same listener (port " + std::to_string(key.second) +
+          throw ConfigError(group_location(config, i, "redirect_from") + ": dialed port " +
+                            std::to_string(p) + " is also claimed by " +
+                            who(config, static_cast<size_t>(owner[p])) + " on the same listener (port " +
+                            std::to_string(key.second) +
                             "); redirect_from ranges on one listener must not overlap");
         owner[p] = static_cast<int>(i);
       }
@@ -145,9 +147,8 @@ void validate_host_keys(const Config &config) {
     in6_addr a6{};
     bool *seen = inet_pton(AF_INET, a.c_str(), &a4) == 1    ? &v4
                  : inet_pton(AF_INET6, a.c_str(), &a6) == 1 ? &v6
-                                                             : nullptr;
-    if (!seen)
-      throw ConfigError(config.source + ": public_ip: \"" + a + "\" is not an IPv4 or IPv6 address");
+                                                            : nullptr;
+    if (!seen) throw ConfigError(config.source + ": public_ip: \"" + a + "\" is not an IPv4 or IPv6 address");
     if (*seen)
       throw ConfigError(config.source + ": public_ip: at most one IPv4 and one IPv6 address (\"" + a +
                         "\" is a second one)");

@@ -143,8 +143,8 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   if (n["transport"]) g.transport = r.scalar(n["transport"], key + ".transport");
   // A group may carry one options block named after its transport (tls: ...).
   r.only_keys(n, key,
-              {"name", "transport", "listen", "ports", "redirect_from", "transparent", "timeout", "idle_timeout",
-               "capture_bytes", "close_grace", g.transport});
+              {"name", "transport", "listen", "ports", "redirect_from", "transparent", "timeout",
+               "idle_timeout", "capture_bytes", "close_grace", g.transport});
   if (!n["name"]) r.fail(n, key + ".name", "missing required key");
   g.name = r.scalar(n["name"], key + ".name");
   if (g.name.empty()) r.fail(n["name"], key + ".name", "must not be empty");
@@ -154,13 +154,16 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   if (n["listen"]) g.listen = r.strings(n["listen"], key + ".listen");
   if (n["redirect_from"]) {
     g.redirect_from = r.ports(n["redirect_from"], key + ".redirect_from");
-    if (g.redirect_from.empty()) r.fail(n["redirect_from"], key + ".redirect_from", "at least one port is required");
+    if (g.redirect_from.empty())
+      r.fail(n["redirect_from"], key + ".redirect_from", "at least one port is required");
     if (std::find(g.redirect_from.begin(), g.redirect_from.end(), 0) != g.redirect_from.end())
       r.fail(n["redirect_from"], key + ".redirect_from", "port 0 cannot be dialed (expected ports 1-65535)");
     if (g.ports.size() != 1 || g.ports[0] == 0)
-      r.fail(n["ports"], key + ".ports",
-             "a group with redirect_from needs exactly one fixed listener port for the firewall to redirect to "
-             "(got " + std::to_string(g.ports.size()) + (g.ports.size() == 1 ? " port: 0" : " ports") + ")");
+      r.fail(
+          n["ports"], key + ".ports",
+          "a group with redirect_from needs exactly one fixed listener port for the firewall to redirect to "
+          "(got " +
+              std::to_string(g.ports.size()) + (g.ports.size() == 1 ? " port: 0" : " ports") + ")");
   }
   if (n["transparent"]) g.transparent = r.boolean(n["transparent"], key + ".transparent");
   if (n["timeout"]) g.timeout = r.duration(n["timeout"], key + ".timeout");
@@ -194,11 +197,12 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   if (!root.IsDefined() || root.IsNull()) throw ConfigError(source + ": the file is empty");
   r.expect_map(root, "(top level)");
   r.only_keys(root, "",
-              {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections", "user",
-               "public_ip", "firewall"});
+              {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections",
+               "user", "public_ip", "firewall"});
   if (root["user"]) {
     c.user = r.scalar(root["user"], "user");
-    if (c.user.empty()) r.fail(root["user"], "user", "must not be empty (leave the key out to stay as started)");
+    if (c.user.empty())
+      r.fail(root["user"], "user", "must not be empty (leave the key out to stay as started)");
   }
   if (auto pub = root["public_ip"]) c.public_ip = r.strings(pub, "public_ip");
   if (auto fw = root["firewall"]) {
@@ -361,7 +365,8 @@ std::string render_yaml_config(const Config &c) {
     }
     out << YAML::Key << "ports" << YAML::Value << YAML::DoubleQuoted << format_port_list(g.ports);
     if (!g.redirect_from.empty())
-      out << YAML::Key << "redirect_from" << YAML::Value << YAML::DoubleQuoted << format_port_list(g.redirect_from);
+      out << YAML::Key << "redirect_from" << YAML::Value << YAML::DoubleQuoted
+          << format_port_list(g.redirect_from);
     if (g.transparent) out << YAML::Key << "transparent" << YAML::Value << true;
     out << YAML::Key << "timeout" << YAML::Value << format_go_duration(g.timeout);
     out << YAML::Key << "idle_timeout" << YAML::Value << format_go_duration(g.idle_timeout);

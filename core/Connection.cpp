@@ -35,8 +35,8 @@ int64_t unix_now_ns() {
 
 Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer,
                        const Endpoint &local, uint16_t listen_port)
-    : server_(server), group_(group), fd_(fd), local_(local),
-      remote_(Endpoint::from_sockaddr(peer)), listen_port_(listen_port), accept_unix_ns_(unix_now_ns()),
+    : server_(server), group_(group), fd_(fd), local_(local), remote_(Endpoint::from_sockaddr(peer)),
+      listen_port_(listen_port), accept_unix_ns_(unix_now_ns()),
       accept_mono_(std::chrono::steady_clock::now()) {
   server_.ids().next(id_);
 }

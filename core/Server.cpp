@@ -195,8 +195,8 @@ Server::Listener *Server::open_listener_for(TransportGroup &group, const std::st
   auto l = std::make_unique<Listener>();
   l->server = this;
   l->local = local_endpoint(fd);
-  l->lev.reset(
-      evconnlistener_new(base_.get(), on_accept, l.get(), LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd));
+  l->lev.reset(evconnlistener_new(base_.get(), on_accept, l.get(),
+                                  LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd));
   if (!l->lev) {
     ::close(fd);
     throw BindError("cannot watch " + shown + " port " + std::to_string(port));
@@ -222,8 +222,8 @@ void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int
   Endpoint dialed = dialed_endpoint(fd, local);
   TransportGroup *group = l->pick(dialed.port);
   s->apply_public_ip(dialed);
-  auto conn = std::make_unique<Connection>(*s, group ? *group : *l->groups.front(), fd, peer, dialed,
-                                           l->local.port);
+  auto conn =
+      std::make_unique<Connection>(*s, group ? *group : *l->groups.front(), fd, peer, dialed, l->local.port);
   Connection &c = *conn;
   s->add(std::move(conn));
   if (group)

@@ -7,7 +7,13 @@
 #include <filesystem>
 #include <iostream>
 
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <unistd.h>
+
 #include "CommandLine.h"
+#include "FirewallCommand.h"
+#include "Privileges.h"
 #include "OutputDispatcher.h"
 #include "PluginLoader.h"
 #include "Server.h"
@@ -64,6 +70,19 @@ int run(sink::Config config) {
     sink::OutputDispatcher outputs(config, loader, *logger, queue);
     sink::Server server(config, loader, *logger, queue);
     server.bind_all();
+    if (!config.user.empty()) {
+      // Everything privileged is done: listeners bound, files open.
+      sink::become_user(config.user);
+      std::vector<std::string> paths{config.log.path};
+      for (const auto &o : config.outputs)
+        if (o.options.contains("path") && o.options["path"].is_string())
+          paths.push_back(o.options["path"].get<std::string>());
+      sink::check_writable_dirs(paths, config.user);
+      logger->info("running as user " + config.user + " (uid " + std::to_string(getuid()) +
+                   "), no capabilities");
+    } else if (geteuid() == 0) {
+      logger->warn("running as root: set user: (or --user NAME) to drop privileges once the ports are bound");
+    }
     for (const auto &[file, p] : loader.loaded())
       logger->info("plugin " + std::string(p.descriptor->name) + " " +
                    (p.descriptor->version ? p.descriptor->version : "") + " (needs ABI " +
@@ -95,6 +114,8 @@ int run(sink::Config config) {
     return fail(kExitUsage, e.what());
   } catch (const sink::BindError &e) {
     return fail(kExitRuntime, e.what());
+  } catch (const sink::PrivilegeError &e) {
+    return fail(kExitRuntime, e.what());
   } catch (const std::exception &e) {
     return fail(kExitRuntime, e.what());
   }
@@ -106,6 +127,8 @@ int main(int argc, char **argv) {
   // We never write to peers, but a closed stdout must be an error, not death.
   std::signal(SIGPIPE, SIG_IGN);
   const std::string program = argc > 0 ? argv[0] : "sink";
+  if (argc > 1 && std::string(argv[1]) == "firewall")
+    return sink::firewall::run_firewall_command(std::vector<std::string>(argv + 2, argv + argc));
   sink::CommandLine cl;
   try {
     cl = sink::parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
@@ -120,6 +143,10 @@ int main(int argc, char **argv) {
   case sink::CommandLine::Action::kHelp: std::fputs(sink::usage_text(program).c_str(), stdout); return 0;
   case sink::CommandLine::Action::kPrintConfig:
     std::fputs(sink::render_yaml_config(cl.config).c_str(), stdout);
+    return 0;
+  case sink::CommandLine::Action::kVersion:
+    std::printf("sink %s\nplugin ABI %d.%d\nlibevent %s\n%s\n", SINK_VERSION, SINK_ABI_MAJOR, SINK_ABI_MINOR,
+                event_get_version(), OpenSSL_version(OPENSSL_VERSION));
     return 0;
   case sink::CommandLine::Action::kRun: break;
   }
