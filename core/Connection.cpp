@@ -78,6 +78,7 @@ void Connection::reject(std::string detail) {
     server_.logger().plain("Open:  " + local_.to_string() + " <-- " + remote_.to_string());
   ::close(fd_);
   fd_ = -1;
+  unclaimed_ = true;
   finish(SINK_CLOSE_ERROR, 0, std::move(detail));
 }
 
@@ -218,7 +219,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   Record r;
   r.first_read_len = first_read_len_;
   ExtraCollector extras(r, true);
-  if (group_.ops->reads_plain_socket) {
+  if (group_.ops->reads_plain_socket && !unclaimed_) {
     // Bytes still queued when we close make the kernel answer with a RST;
     // say so, since firewall rules may be hiding it.
     int unread = 0;
@@ -231,8 +232,9 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
     group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, extras.writer());
   r.duration_ns = closing_ ? closing_->duration_ns : elapsed_ns();
   r.accept_unix_ns = accept_unix_ns_;
-  r.group = &group_.config.name;
-  r.transport = group_.plugin_name;
+  static const std::string kNoGroup;
+  r.group = unclaimed_ ? &kNoGroup : &group_.config.name;
+  r.transport = unclaimed_ ? "" : group_.plugin_name;
   r.local = local_;
   r.remote = remote_;
   r.listen_port = listen_port_;

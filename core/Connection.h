@@ -77,6 +77,7 @@ private:
   std::vector<uint8_t> captured_;
   uint64_t total_ = 0;
   size_t first_read_len_ = 0;
+  bool unclaimed_ = false; // no group takes it: the record names none
 };
 
 } // namespace sink

@@ -110,6 +110,7 @@ std::string jsonl_line(const sink_record &r) {
   j["truncated"] = r.total_bytes > r.captured_len;
   j["duration"] = static_cast<double>(r.duration_ns) / 1e9;
   j["close_reason"] = sink_close_reason_name(r.close_reason);
+  j["close_detail"] = r.close_detail ? r.close_detail : "";
   j["extra"] = extras_json(r);
   // Peer-controlled text (e.g. a TLS SNI) may be invalid UTF-8: replace, never throw.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";

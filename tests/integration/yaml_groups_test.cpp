@@ -47,7 +47,7 @@ std::string config_text() {
 void expect_json(const nlohmann::json &j, const std::string &group, const std::string &ip, uint16_t port,
                  const std::string &payload, uint64_t len, const std::string &reason) {
   SCOPED_TRACE(j.dump());
-  EXPECT_EQ(j.size(), 16u);
+  EXPECT_EQ(j.size(), 17u);
   EXPECT_EQ(j["group"], group);
   EXPECT_EQ(j["transport"], "tcp");
   EXPECT_EQ(j["local_ip"], ip);

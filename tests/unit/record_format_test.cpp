@@ -87,7 +87,8 @@ TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {
   EXPECT_EQ(keys,
             (std::vector<std::string>{"ts", "ts_ms", "group", "transport", "local_ip", "local_port",
                                       "listen_port", "remote_ip", "remote_port", "payload_hex", "payload_len",
-                                      "captured_len", "truncated", "duration", "close_reason", "extra"}));
+                                      "captured_len", "truncated", "duration", "close_reason", "close_detail",
+                                      "extra"}));
   EXPECT_EQ(j["ts"], "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(j["ts_ms"], 1700000000123LL);
   EXPECT_EQ(j["group"], "web");
@@ -103,6 +104,7 @@ TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {
   EXPECT_EQ(j["truncated"], true);
   EXPECT_DOUBLE_EQ(j["duration"].get<double>(), 1.000191334);
   EXPECT_EQ(j["close_reason"], "timeout");
+  EXPECT_EQ(j["close_detail"], "i/o timeout");
   EXPECT_EQ(j["extra"], (nlohmann::ordered_json{{"tls.sni", "example.org"}, {"tls.alpn", "h2,http/1.1"}}));
 }
 

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Vantage-point tests against the real kernel: real nftables rules generated
+by `sink firewall --apply`, inside network namespaces these tests create.
+Needs root; skips (exit 77) otherwise, but fails when CI=true.
+Usage: vantage_test.py BUILD_DIR [unittest args]"""
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netlab  # noqa: E402
+from netlab import CLIENT4, FOREIGN4, FOREIGN6, SERVER4, SERVER6, sh  # noqa: E402
+
+BUILD = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else "build"
+SINK = os.path.join(BUILD, "sink")
+
+HELLO_TLS = """
+import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = socket.create_connection(({host!r}, {port}), timeout=5)
+print(s.getsockname()[1])
+t = ctx.wrap_socket(s, server_hostname="vantage.example")
+t.sendall(b"GET / HTTP/1.1\\r\\n\\r\\n")
+t.close()
+"""
+
+
+class VantageTest(unittest.TestCase):
+    def setUp(self):
+        self.lab = netlab.Lab()
+
+    def tearDown(self):
+        self.lab.close()
+
+    def firewall(self, *args, check=True):
+        r = sh(SINK, "firewall", "--config", self.lab.path("sink.yaml"), *args, ns=self.lab.srv, check=False)
+        if check:
+            self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def rst_counter(self):
+        """Counts RSTs arriving in the client namespace (nft counter)."""
+        sh("nft", "-f", "-", ns=self.lab.cli, input="table inet probe {\n chain in {\n"
+           "  type filter hook input priority 0; policy accept;\n"
+           "  tcp flags & rst == rst counter name rsts\n }\n counter rsts {}\n}\n")
+
+    def rsts(self):
+        out = sh("nft", "list", "counter", "inet", "probe", "rsts", ns=self.lab.cli).stdout
+        return int(out.split("packets ")[1].split()[0])
+
+    def test_redirected_ranges_record_the_dialed_port_and_pick_the_group(self):
+        lab = self.lab
+        lab.write("sink.yaml", f"""
+log: {{path: sink.log}}
+groups:
+  - name: tls
+    transport: tls
+    ports: 5555
+    redirect_from: "443,8443"
+  - name: rest
+    ports: 5555
+    redirect_from: "10000-65000"
+    timeout: 5s
+outputs: [{{plugin: jsonl, path: out.jsonl}}]
+""")
+        p = lab.start_sink(SINK, ["--config", "sink.yaml"])
+        self.firewall("--apply")
+        ports = {}
+        for dialed in (20000, 31337, 65000):
+            ports[lab.connect_send_close(SERVER4, dialed, b"dialed %d" % dialed)] = (dialed, "rest", SERVER4)
+        ports[lab.connect_send_close(SERVER6, 40000, b"v6", socket.AF_INET6)] = (40000, "rest", SERVER6)
+        ports[int(lab.client(HELLO_TLS.format(host=SERVER4, port=8443)).strip())] = (8443, "tls", SERVER4)
+        # Dialing the listener itself: claimed by no group (no default group).
+        ports[lab.connect_send_close(SERVER4, 5555, b"direct")] = (5555, None, SERVER4)
+        recs = lab.records("out.jsonl", len(ports))
+        self.assertEqual(lab.stop(p), 0)
+        self.assertEqual(len(recs), len(ports))
+        for r in recs:
+            dialed, group, ip = ports[r["remote_port"]]
+            self.assertEqual(r["local_port"], dialed, r)
+            self.assertEqual(r["local_ip"], ip, r)
+            self.assertEqual(r["listen_port"], 5555, r)
+            if group is None:
+                self.assertEqual(r["close_reason"], "error", r)
+                self.assertEqual((r["group"], r["transport"]), ("", ""), r)
+                self.assertIn("no group claims dialed port 5555", r["close_detail"])
+                continue
+            self.assertEqual(r["group"], group, r)
+            if group == "tls":
+                self.assertEqual(r["transport"], "tls")
+                self.assertEqual(r["extra"]["tls.handshake"], "ok", r)
+                self.assertEqual(r["extra"]["tls.sni"], "vantage.example")
+                self.assertEqual(bytes.fromhex(r["payload_hex"]), b"GET / HTTP/1.1\r\n\r\n")
+            else:
+                self.assertEqual(r["transport"], "tcp")
+        self.firewall("--remove")
+        self.assertEqual(sh("nft", "list", "tables", ns=lab.srv).stdout.strip(), "")
+
+    def test_generated_rules_drop_the_sinks_resets(self):
+        lab = self.lab
+        lab.write("sink.yaml", """
+log: {path: sink.log}
+groups:
+  - name: rest
+    ports: 5555
+    redirect_from: "10000-65000"
+    timeout: 500ms
+    close_grace: 0s
+outputs: [{plugin: jsonl, path: out.jsonl}]
+""")
+        p = lab.start_sink(SINK, ["--config", "sink.yaml"])
+        self.rst_counter()
+        # After the sink closed at its deadline, more data from the client
+        # makes the server's kernel answer with a RST.
+        late = """
+import socket, time
+s = socket.create_connection(({host!r}, {port}), timeout=5)
+s.sendall(b"first")
+time.sleep(1.2)
+for _ in range(3):
+    try:
+        s.sendall(b"after the server closed")
+    except OSError:
+        pass
+    time.sleep(0.2)
+"""
+        lab.client(late.format(host=SERVER4, port=5555))
+        without = self.rsts()
+        self.assertGreater(without, 0, "without the rules the closed socket answers with a RST")
+        self.firewall("--apply")
+        lab.client(late.format(host=SERVER4, port=5555))   # the listener itself
+        lab.client(late.format(host=SERVER4, port=23456))  # a redirected port
+        self.assertEqual(self.rsts(), without, "with the rules no RST leaves the server namespace")
+        recs = lab.records("out.jsonl", 3)
+        self.assertEqual(sorted(r["local_port"] for r in recs), [5555, 5555, 23456])
+        self.assertEqual(lab.stop(p), 0)
+        self.firewall("--remove")
+        self.assertEqual(sh("nft", "list", "tables", ns=lab.srv).stdout.strip(), "")
+
+    def test_apply_twice_replaces_and_refuses_to_cut_off_ssh(self):
+        lab = self.lab
+        lab.write("sink.yaml", """
+groups: [{name: rest, ports: 5555, redirect_from: "1-65535"}]
+outputs: [{plugin: jsonl, path: out.jsonl}]
+firewall: {exclude_ports: [22, 2222]}
+""")
+        self.firewall("--apply")
+        first = sh("nft", "list", "ruleset", ns=lab.srv).stdout
+        self.firewall("--apply")
+        self.assertEqual(sh("nft", "list", "ruleset", ns=lab.srv).stdout, first)
+        self.assertEqual(first.count("redirect to :5555"), 1)
+        env = dict(os.environ, SSH_CONNECTION=f"{CLIENT4} 50000 {SERVER4} 2200")
+        r = subprocess.run(["ip", "netns", "exec", lab.srv, SINK, "firewall", "--config", lab.path("sink.yaml"),
+                            "--apply"], env=env, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("dialed port 2200, the port of your SSH session", r.stderr)
+        env["SSH_CONNECTION"] = f"{CLIENT4} 50000 {SERVER4} 2222"  # excluded: fine
+        r = subprocess.run(["ip", "netns", "exec", lab.srv, SINK, "firewall", "--config", lab.path("sink.yaml"),
+                            "--apply"], env=env, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_tproxy_to_a_transparent_listener_ipv4_and_ipv6(self):
+        lab = self.lab
+        lab.write("sink.yaml", """
+log: {path: sink.log}
+groups:
+  - name: tp
+    ports: 7777
+    transparent: true
+    redirect_from: "5000-5999"
+outputs: [{plugin: jsonl, path: out.jsonl}]
+""")
+        p = lab.start_sink(SINK, ["--config", "sink.yaml"])
+        self.firewall("--apply")
+        self.assertIn("fwmark", sh("ip", "rule", "show", ns=lab.srv).stdout)
+        ports = {lab.connect_send_close(FOREIGN4, 5001, b"tp4"): (FOREIGN4, 5001),
+                 lab.connect_send_close(FOREIGN6, 5999, b"tp6", socket.AF_INET6): (FOREIGN6, 5999)}
+        recs = lab.records("out.jsonl", 2)
+        self.assertEqual(lab.stop(p), 0)
+        self.assertEqual(len(recs), 2)
+        for r in recs:
+            ip, dialed = ports[r["remote_port"]]
+            self.assertEqual((r["local_ip"], r["local_port"], r["listen_port"]), (ip, dialed, 7777), r)
+            self.assertEqual(r["group"], "tp")
+        self.firewall("--remove")
+        self.assertNotIn("fwmark", sh("ip", "rule", "show", ns=lab.srv).stdout)
+        self.assertEqual(sh("nft", "list", "tables", ns=lab.srv).stdout.strip(), "")
+
+    def test_privilege_drop_reaches_every_thread(self):
+        lab = self.lab
+        lab.write("sink.yaml", f"""
+log: {{path: {lab.path('sink.log')}}}
+user: nobody
+groups: [{{name: low, listen: {SERVER4}, ports: 80}}]
+outputs: [{{plugin: jsonl, path: {lab.path('out.jsonl')}}}]
+""")
+        p = lab.start_sink(SINK, ["--config", "sink.yaml"])
+        # The ip-netns-exec wrapper execs sink: same pid.
+        time.sleep(0.3)
+        tasks = os.listdir(f"/proc/{p.pid}/task")
+        self.assertGreater(len(tasks), 1, "the record and output threads exist")
+        for t in tasks:
+            with open(f"/proc/{p.pid}/task/{t}/status") as f:
+                status = f.read()
+            fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
+            self.assertNotIn("0", fields["Uid"].split(), f"task {t}: {fields['Uid']}")
+            self.assertNotIn("0", fields["Gid"].split(), f"task {t}: {fields['Gid']}")
+            self.assertEqual(int(fields["CapEff"], 16), 0, f"task {t}")
+            self.assertEqual(int(fields["CapPrm"], 16), 0, f"task {t}")
+        lab.connect_send_close(SERVER4, 80, b"before")
+        lab.records("out.jsonl", 1)
+        os.rename(lab.path("out.jsonl"), lab.path("out.jsonl.1"))
+        p.send_signal(1)  # SIGHUP: reopen as nobody
+        time.sleep(0.3)
+        lab.connect_send_close(SERVER4, 80, b"after")
+        self.assertEqual(len(lab.records("out.jsonl", 1)), 1)
+        self.assertEqual(lab.stop(p), 0)
+        self.assertIn("running as user nobody", lab.read("sink.log"))
+
+    def test_user_errors(self):
+        lab = self.lab
+        lab.write("sink.yaml", """
+user: no-such-user-here
+groups: [{name: g, listen: 127.0.0.1, ports: 0}]
+outputs: [{plugin: jsonl, path: out.jsonl}]
+""")
+        r = sh(SINK, "--config", lab.path("sink.yaml"), check=False, ns=lab.srv)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('user: no such user "no-such-user-here"', r.stderr)
+        r = sh(SINK, "--user", "no-such-user-here", "-p", "0", "-ip", "127.0.0.1", check=False, ns=lab.srv)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        os.mkdir(lab.path("closed"), 0o755)  # root-owned: nobody cannot write it
+        lab.write("sink.yaml", f"""
+user: nobody
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, path: {lab.path('closed/out.jsonl')}}}]
+""")
+        r = sh(SINK, "--config", lab.path("sink.yaml"), check=False, ns=lab.srv)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("user nobody cannot write directory " + lab.path("closed"), r.stderr)
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        msg = "vantage_test: SKIP: needs root (network namespaces and nftables)"
+        print(msg)
+        sys.exit(1 if os.environ.get("CI") == "true" else 77)
+    for tool in ("ip", "nft"):
+        if subprocess.run(["sh", "-c", f"command -v {tool} || test -x /usr/sbin/{tool}"],
+                          capture_output=True).returncode != 0:
+            print(f"vantage_test: {tool} is missing (install iproute2 and nftables)")
+            sys.exit(1)
+    unittest.main(verbosity=2)
