@@ -223,6 +223,26 @@ outputs: [{{plugin: jsonl, path: {lab.path('out.jsonl')}}}]
         self.assertEqual(lab.stop(p), 0)
         self.assertIn("running as user nobody", lab.read("sink.log"))
 
+    def test_environment_errors_exit_1_naming_the_cause(self):
+        lab = self.lab
+        lab.write("sink.yaml", """
+groups: [{name: tp, listen: 127.0.0.1, ports: 7777, transparent: true, redirect_from: 5000}]
+outputs: [{plugin: jsonl, path: out.jsonl}]
+""")
+        # Without nft, --apply changes nothing and says what is missing.
+        hide = "for p in /usr/sbin/nft /sbin/nft /usr/bin/nft; do [ -e $p ] && mount --bind /dev/null $p; done; "
+        r = subprocess.run(["unshare", "-m", "sh", "-c", hide + f"exec {SINK} firewall --config sink.yaml --apply"],
+                           cwd=lab.dir, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("nft not found (install the nftables package)", r.stderr)
+        # A transparent listener without CAP_NET_ADMIN.
+        r = subprocess.run(["ip", "netns", "exec", lab.srv, "setpriv", "--reuid=nobody", "--regid=nogroup",
+                            "--clear-groups", SINK, "--config", "sink.yaml"], cwd=lab.dir, capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn('(group "tp"): transparent: cannot set IP_TRANSPARENT (it needs CAP_NET_ADMIN', r.stderr)
+        self.assertFalse(os.path.exists(lab.path("out.jsonl")) and os.path.getsize(lab.path("out.jsonl")) > 0)
+
     def test_user_errors(self):
         lab = self.lab
         lab.write("sink.yaml", """
