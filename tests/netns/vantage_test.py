@@ -113,6 +113,7 @@ groups:
     timeout: 500ms
     close_grace: 0s
 outputs: [{plugin: jsonl, path: out.jsonl}]
+public_ip: [192.0.2.7]
 """)
         p = lab.start_sink(SINK, ["--config", "sink.yaml"])
         self.rst_counter()
@@ -139,6 +140,8 @@ for _ in range(3):
         self.assertEqual(self.rsts(), without, "with the rules no RST leaves the server namespace")
         recs = lab.records("out.jsonl", 3)
         self.assertEqual(sorted(r["local_port"] for r in recs), [5555, 5555, 23456])
+        # A 1:1-NATed host records its public address, not the one the socket sees.
+        self.assertEqual({r["local_ip"] for r in recs}, {"192.0.2.7"})
         self.assertEqual(lab.stop(p), 0)
         self.firewall("--remove")
         self.assertEqual(sh("nft", "list", "tables", ns=lab.srv).stdout.strip(), "")
