@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "ConfigErrorOf.h"
 #include "ConfigError.h"
 #include "YamlConfig.h"
 
@@ -11,14 +12,7 @@ using sink::parse_yaml_config;
 
 namespace {
 
-std::string error_of(const std::string &text) {
-  try {
-    parse_yaml_config(text, "t.yaml");
-  } catch (const sink::ConfigError &e) {
-    return e.what();
-  }
-  return "";
-}
+std::string error_of(const std::string &text) { return sinktest::config_error_of(text); }
 
 std::string with(const std::string &groups_body, const std::string &top = "") {
   return top + "groups:\n" + groups_body + "outputs:\n  - plugin: csv\n";

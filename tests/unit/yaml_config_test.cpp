@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "ConfigErrorOf.h"
 #include "ConfigError.h"
 #include "YamlConfig.h"
 
@@ -30,15 +31,7 @@ outputs:
     flush: false
 )";
 
-// The error for `text`, or "" when it loads.
-std::string error_of(const std::string &text) {
-  try {
-    parse_yaml_config(text, "t.yaml");
-  } catch (const sink::ConfigError &e) {
-    return e.what();
-  }
-  return "";
-}
+std::string error_of(const std::string &text) { return sinktest::config_error_of(text); }
 
 std::string with(const std::string &groups_body) {
   return "groups:\n" + groups_body + "outputs:\n  - plugin: csv\n";
