@@ -8,6 +8,7 @@
 #include <charconv>
 #include <map>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -135,29 +136,66 @@ void validate_listeners(const Config &config) {
   }
 }
 
-// Top-level keys about the host: the user to become, public addresses,
-// firewall sources.
+// Top-level keys about the host (messages without a location; the YAML
+// reader adds file and line).
 void validate_host_keys(const Config &config) {
-  if (!config.user.empty() && !getpwnam(config.user.c_str()))
-    throw ConfigError(config.source + ": user: no such user \"" + config.user +
-                      "\" (create it, e.g. useradd --system " + config.user + ", or change the key)");
-  bool v4 = false, v6 = false;
-  for (const auto &a : config.public_ip) {
-    in_addr a4{};
-    in6_addr a6{};
-    bool *seen = inet_pton(AF_INET, a.c_str(), &a4) == 1    ? &v4
-                 : inet_pton(AF_INET6, a.c_str(), &a6) == 1 ? &v6
-                                                            : nullptr;
-    if (!seen) throw ConfigError(config.source + ": public_ip: \"" + a + "\" is not an IPv4 or IPv6 address");
-    if (*seen)
-      throw ConfigError(config.source + ": public_ip: at most one IPv4 and one IPv6 address (\"" + a +
-                        "\" is a second one)");
-    *seen = true;
+  for (const std::string &problem : {user_problem(config.user), public_ip_problem(config.public_ip),
+                                     sources_problem(config.firewall.sources)})
+    if (!problem.empty()) throw ConfigError(config.source + ": " + problem);
+}
+
+// Dialed ports across listeners: one dialed port (per address family) goes
+// to one listener, and never steals another group's own listening port.
+void validate_dialed_ports(const Config &config) {
+  enum : uint8_t { kV4 = 1, kV6 = 2 };
+  auto families = [](const GroupConfig &g) -> uint8_t {
+    if (g.listen.empty()) return kV4 | kV6;
+    uint8_t f = 0;
+    for (const auto &a : g.listen) {
+      const std::string c = canonical_address(a);
+      f |= c == "::" ? (kV4 | kV6) : c.find(':') != std::string::npos ? kV6 : kV4;
+    }
+    return f;
+  };
+  std::vector<int> owner4(65536, -1), owner6(65536, -1), listener4(65536, -1), listener6(65536, -1);
+  for (size_t i = 0; i < config.groups.size(); ++i) {
+    const uint8_t f = families(config.groups[i]);
+    for (uint16_t p : config.groups[i].ports) {
+      if (f & kV4) listener4[p] = static_cast<int>(i);
+      if (f & kV6) listener6[p] = static_cast<int>(i);
+    }
   }
-  for (const auto &cidr : config.firewall.sources) {
-    std::string why;
-    if (!valid_cidr(cidr, &why))
-      throw ConfigError(config.source + ": firewall.sources: \"" + cidr + "\" " + why);
+  for (size_t i = 0; i < config.groups.size(); ++i) {
+    const auto &g = config.groups[i];
+    if (g.redirect_from.empty()) continue;
+    const uint8_t f = families(g);
+    for (const auto &a : g.listen)
+      if (const std::string c = canonical_address(a);
+          c == "127.0.0.1" || c.rfind("127.", 0) == 0 || c == "::1")
+        throw ConfigError(
+            group_location(config, i, "listen") + ": \"" + a +
+            "\" is a loopback address, which redirected traffic from outside cannot reach (listen "
+            "on the address it arrives at, or leave listen out)");
+    for (uint16_t p : g.redirect_from) {
+      for (auto [bit, owner, listener] :
+           {std::tuple{kV4, &owner4, &listener4}, std::tuple{kV6, &owner6, &listener6}}) {
+        if (!(f & bit)) continue;
+        const int other = (*owner)[p];
+        if (other >= 0 && config.groups[static_cast<size_t>(other)].ports != g.ports)
+          throw ConfigError(group_location(config, i, "redirect_from") + ": dialed port " +
+                            std::to_string(p) + " is also redirected by " +
+                            who(config, static_cast<size_t>(other)) +
+                            " to another listener; a dialed port can go to one listener only");
+        (*owner)[p] = static_cast<int>(i);
+        const int l = (*listener)[p];
+        if (l >= 0 && static_cast<size_t>(l) != i && config.groups[static_cast<size_t>(l)].ports != g.ports &&
+            std::find(g.ports.begin(), g.ports.end(), p) == g.ports.end())
+          throw ConfigError(group_location(config, i, "redirect_from") + ": dialed port " +
+                            std::to_string(p) + " is the listening port of " +
+                            who(config, static_cast<size_t>(l)) +
+                            "; the firewall would redirect its connections away");
+      }
+    }
   }
 }
 
@@ -170,6 +208,35 @@ std::string canonical_address(const std::string &addr) {
   if (inet_pton(AF_INET, addr.c_str(), &v4) == 1 && inet_ntop(AF_INET, &v4, buf, sizeof buf)) return buf;
   if (inet_pton(AF_INET6, addr.c_str(), &v6) == 1 && inet_ntop(AF_INET6, &v6, buf, sizeof buf)) return buf;
   return addr;
+}
+
+std::string user_problem(const std::string &user) {
+  if (user.empty() || getpwnam(user.c_str())) return "";
+  return "user: no such user \"" + user + "\" (create it, e.g. useradd --system " + user +
+         ", or change the key)";
+}
+
+std::string public_ip_problem(const std::vector<std::string> &ips) {
+  bool v4 = false, v6 = false;
+  for (const auto &a : ips) {
+    in_addr a4{};
+    in6_addr a6{};
+    bool *seen = inet_pton(AF_INET, a.c_str(), &a4) == 1    ? &v4
+                 : inet_pton(AF_INET6, a.c_str(), &a6) == 1 ? &v6
+                                                            : nullptr;
+    if (!seen) return "public_ip: \"" + a + "\" is not an IPv4 or IPv6 address";
+    if (*seen) return "public_ip: at most one IPv4 and one IPv6 address (\"" + a + "\" is a second one)";
+    *seen = true;
+  }
+  return "";
+}
+
+std::string sources_problem(const std::vector<std::string> &sources) {
+  for (const auto &cidr : sources) {
+    std::string why;
+    if (!valid_cidr(cidr, &why)) return "firewall.sources: \"" + cidr + "\" " + why;
+  }
+  return "";
 }
 
 bool valid_cidr(const std::string &cidr, std::string *why) {
@@ -233,6 +300,9 @@ void validate_config(const Config &config) {
       if (inet_pton(AF_INET, a.c_str(), &v4) != 1 && inet_pton(AF_INET6, a.c_str(), &v6) != 1)
         throw ConfigError(group_location(config, i, "listen") + ": \"" + a +
                           "\" is not an IPv4 or IPv6 address");
+      if (inet_pton(AF_INET6, a.c_str(), &v6) == 1 && IN6_IS_ADDR_V4MAPPED(&v6))
+        throw ConfigError(group_location(config, i, "listen") + ": \"" + a +
+                          "\" is an IPv4-mapped IPv6 address, which cannot be bound; write the IPv4 address");
     }
     if (g.timeout.count() < 0)
       throw ConfigError(group_location(config, i, "timeout") + ": must not be negative");
@@ -248,6 +318,7 @@ void validate_config(const Config &config) {
                         ": a group with redirect_from needs exactly one fixed listener port");
   }
   validate_listeners(config);
+  validate_dialed_ports(config);
   validate_host_keys(config);
 }
 

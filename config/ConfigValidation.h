@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "Config.h"
 
@@ -14,6 +15,11 @@ void validate_config(const Config &config);
 std::string canonical_address(const std::string &addr);
 // "192.0.2.0/24", "2001:db8::/32" or a bare address; *why says what is wrong.
 bool valid_cidr(const std::string &cidr, std::string *why);
+
+// What is wrong with a top-level key ("key: what"), or "" when nothing is.
+std::string user_problem(const std::string &user);
+std::string public_ip_problem(const std::vector<std::string> &ips);
+std::string sources_problem(const std::vector<std::string> &sources);
 
 // Where a message about group i should point: "file:line: groups[i].key".
 std::string group_location(const Config &config, size_t index, const char *key);

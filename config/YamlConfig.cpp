@@ -203,8 +203,12 @@ Config read_config(const YAML::Node &root, const std::string &source) {
     c.user = r.scalar(root["user"], "user");
     if (c.user.empty())
       r.fail(root["user"], "user", "must not be empty (leave the key out to stay as started)");
+    if (auto p = user_problem(c.user); !p.empty()) r.fail(root["user"], "user", p.substr(6));
   }
-  if (auto pub = root["public_ip"]) c.public_ip = r.strings(pub, "public_ip");
+  if (auto pub = root["public_ip"]) {
+    c.public_ip = r.strings(pub, "public_ip");
+    if (auto p = public_ip_problem(c.public_ip); !p.empty()) r.fail(pub, "public_ip", p.substr(11));
+  }
   if (auto fw = root["firewall"]) {
     r.expect_map(fw, "firewall");
     r.only_keys(fw, "firewall", {"exclude_ports", "sources"});
@@ -213,7 +217,11 @@ Config read_config(const YAML::Node &root, const std::string &source) {
       if (!(fw["exclude_ports"].IsSequence() && fw["exclude_ports"].size() == 0))
         c.firewall.exclude_ports = r.ports(fw["exclude_ports"], "firewall.exclude_ports");
     }
-    if (fw["sources"]) c.firewall.sources = r.strings(fw["sources"], "firewall.sources");
+    if (fw["sources"]) {
+      c.firewall.sources = r.strings(fw["sources"], "firewall.sources");
+      if (auto p = sources_problem(c.firewall.sources); !p.empty())
+        r.fail(fw["sources"], "firewall.sources", p.substr(18));
+    }
   }
   if (root["stats_interval"]) c.stats_interval = r.duration(root["stats_interval"], "stats_interval");
   if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");

@@ -27,8 +27,13 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
     const auto &oc = config.outputs[i];
     const std::string where = plugin_location(config, oc.line, "outputs", i, oc.plugin);
     const LoadedPlugin *p = &loader.load_for(where, oc.plugin, SINK_PLUGIN_OUTPUT);
-    outputs_.push_back(std::make_unique<OutputWorker>("output " + std::string(p->descriptor->name),
-                                                      p->descriptor->output, logger, kMaxBacklog));
+    // Two entries of one plugin are told apart by their index in outputs:.
+    bool shared = false;
+    for (size_t j = 0; j < config.outputs.size(); ++j)
+      shared = shared || (j != i && config.outputs[j].plugin == oc.plugin);
+    const std::string label =
+        "output " + std::string(p->descriptor->name) + (shared ? "#" + std::to_string(i) : "");
+    outputs_.push_back(std::make_unique<OutputWorker>(label, p->descriptor->output, logger, kMaxBacklog));
     auto &o = *outputs_.back();
     o.set_instance(
         create_plugin_instance(o.ops()->create, o.ctx(), oc.options.dump(), where, config.config_dir));

@@ -13,6 +13,9 @@ constexpr auto kRetryLimit = std::chrono::milliseconds(5000);
 // At shutdown a failing output keeps trying this long before its records are
 // reported as not written.
 constexpr auto kFinalRetryBudget = std::chrono::milliseconds(2000);
+// Records written between two flushes at most: bounds what a failed flush
+// makes the host write again, and how long records wait to count as written.
+constexpr size_t kFlushBatch = 4096;
 } // namespace
 
 OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger &logger, size_t max_backlog)
@@ -76,10 +79,15 @@ void OutputWorker::release() {
 void OutputWorker::check(int rc, const char *what) {
   if (rc == SINK_OK) return;
   ++failures_;
-  // One line per run of failures; the plugin's own log says why.
-  if (!failing_) {
-    logger_.error(label_ + ": " + what + " failed (code " + std::to_string(rc) + ")");
+  // One line per run of failures, and at most one a minute for an output
+  // that fails now and then; the plugin's own log says why.
+  const auto now = std::chrono::steady_clock::now();
+  if (!failing_ && (!failure_logged_ || now - last_failure_log_ >= std::chrono::minutes(1))) {
+    logger_.error(label_ + ": " + what + " failed (code " + std::to_string(rc) + "); retrying with back-off");
     failing_what_ = what;
+    failure_logged_ = true;
+    last_failure_log_ = now;
+    recovery_pending_ = true;
   }
   failing_ = true;
 }
@@ -132,8 +140,9 @@ void OutputWorker::run() {
         wake_.wait(lock, [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_; });
       }
       if (abandoned_) break;
-      // Take what fits; the rest waits in the inbox (and overflows there).
-      while (!inbox_.empty() && unconfirmed_.size() < max_backlog_) {
+      // Take at most one flush batch; the rest waits in the inbox (and
+      // overflows there).
+      while (!inbox_.empty() && unconfirmed_.size() < std::min(kFlushBatch, max_backlog_)) {
         unconfirmed_.push_back(std::move(inbox_.front()));
         inbox_.pop_front();
       }
@@ -146,7 +155,10 @@ void OutputWorker::run() {
       }
     }
     if (reopen && ops_->reopen) check(ops_->reopen(instance_), "reopen");
+    const uint64_t written_before = written_;
+    const size_t taken_before = taken_;
     const bool ok = unconfirmed_.empty() || deliver();
+    const bool progressed = written_ != written_before || taken_ > taken_before;
     bool drained;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -158,7 +170,12 @@ void OutputWorker::run() {
       backoff = std::chrono::milliseconds(0);
       if (closing && drained) break;
     } else {
-      backoff = backoff.count() ? std::min(backoff * 2, kRetryLimit) : kRetryFirst;
+      // Something got through: try again at once. Back off, harder each
+      // time, only while nothing does.
+      if (progressed)
+        backoff = std::chrono::milliseconds(0);
+      else
+        backoff = backoff.count() ? std::min(backoff * 2, kRetryLimit) : kRetryFirst;
       if (closing && Clock::now() >= give_up_at) break;
     }
   }

@@ -8,6 +8,7 @@
 #include <sink/plugin.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -81,6 +82,8 @@ private:
   size_t taken_ = 0;                  // how many of them write() accepted
   bool failing_ = false;
   const char *failing_what_ = ""; // the call whose failures started the run
+  bool failure_logged_ = false, recovery_pending_ = false;
+  std::chrono::steady_clock::time_point last_failure_log_{};
 
   std::thread thread_;
   bool detached_ = false; // left inside the plugin at exit: never destroy

@@ -82,6 +82,10 @@ void ExtraCollector::add_text(const char *key, const char *value) {
 void ExtraCollector::add_typed(const char *key, sink_value_type type, const void *value, size_t len) {
   if (!key || (!value && len)) return;
   try {
+    // Extras are never replaced: the first writer of a key (the transport,
+    // then analyzers in order) keeps it; a later add of that key is ignored.
+    for (const auto &existing : record_.extras)
+      if (existing.key == key) return;
     ExtraValue e;
     e.key = key;
     e.type = type;

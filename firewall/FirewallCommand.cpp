@@ -121,6 +121,7 @@ std::string add_policy_routing(const std::string &ip) {
   for (const auto &s : steps) {
     Result r = run(s, "");
     if (r.status != 0) {
+      remove_policy_routing(ip); // all or nothing
       std::string cmd;
       for (size_t i = 1; i < s.size(); ++i)
         cmd += " " + s[i];

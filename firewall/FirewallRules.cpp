@@ -178,9 +178,14 @@ std::string nft_script(const Config &c) {
     tp << "\t\t# group \"" << g.name << "\" (transparent): dialed ports " << format_port_list(g.redirect_from)
        << " -> listener " << listener << "; the socket keeps the dialed address\n";
     for (const auto &from : source_matches(c)) {
+      const auto [v4_only, v6_only] = dnat_targets(g);
       for (const char *fam : {"ip", "ip6"}) {
         if ((from.rfind("ip6", 0) == 0 && std::strcmp(fam, "ip") == 0) ||
             (from.rfind("ip ", 0) == 0 && std::strcmp(fam, "ip6") == 0))
+          continue;
+        // A group listening on addresses of one family only gets that family.
+        if (!(v4_only.empty() && v6_only.empty()) &&
+            (std::strcmp(fam, "ip") == 0 ? v4_only : v6_only).empty())
           continue;
         tp << "\t\tmeta nfproto " << (std::strcmp(fam, "ip") == 0 ? "ipv4" : "ipv6") << " " << from
            << "tcp dport " << nft_set(g.redirect_from) << " tproxy " << fam << " to :" << listener
@@ -229,17 +234,17 @@ std::string iptables_script(const Config &c) {
       if (srcs.empty()) srcs.push_back("");
       for (const auto &s : srcs)
         for (const auto &[a, b] : port_ranges(g.redirect_from))
-          o << "-A SINK_PREROUTING" << (s.empty() ? "" : " -s " + s) << " -p tcp --dport " << a
-            << (b != a ? ":" + std::to_string(b) : "") << " -j REDIRECT --to-ports " << g.ports.at(0)
-            << "  # group " << g.name << "\n";
+          o << "# group " << g.name << "\n-A SINK_PREROUTING" << (s.empty() ? "" : " -s " + s)
+            << " -p tcp --dport " << a << (b != a ? ":" + std::to_string(b) : "")
+            << " -j REDIRECT --to-ports " << g.ports.at(0) << "\n";
     }
     o << "COMMIT\n*mangle\n:SINK_TPROXY - [0:0]\n-A PREROUTING -p tcp -j SINK_TPROXY\n";
     for (const auto &g : c.groups) {
       if (g.redirect_from.empty() || !g.transparent) continue;
       for (const auto &[a, b] : port_ranges(g.redirect_from))
-        o << "-A SINK_TPROXY -p tcp --dport " << a << (b != a ? ":" + std::to_string(b) : "")
-          << " -j TPROXY --on-port " << g.ports.at(0) << " --tproxy-mark 0x" << std::hex << kMark << std::dec
-          << "  # group " << g.name << "\n";
+        o << "# group " << g.name << "\n-A SINK_TPROXY -p tcp --dport " << a
+          << (b != a ? ":" + std::to_string(b) : "") << " -j TPROXY --on-port " << g.ports.at(0)
+          << " --tproxy-mark 0x" << std::hex << kMark << std::dec << "\n";
     }
     o << "COMMIT\n*filter\n:SINK_OUTPUT - [0:0]\n-A OUTPUT -j SINK_OUTPUT\n";
     for (const auto &[a, b] : port_ranges(listener_ports(c)))
@@ -247,7 +252,7 @@ std::string iptables_script(const Config &c) {
         << " --tcp-flags RST RST -j DROP\n";
     if (v6) {
       o << "-A SINK_OUTPUT -p ipv6-icmp --icmpv6-type port-unreachable -j DROP\n"
-        << "-A SINK_OUTPUT -p ipv6-icmp --icmpv6-type adm-prohibited -j DROP\n";
+        << "-A SINK_OUTPUT -p ipv6-icmp --icmpv6-type communication-prohibited -j DROP\n";
     } else {
       o << "-A SINK_OUTPUT -p icmp --icmp-type port-unreachable -j DROP\n"
         << "-A SINK_OUTPUT -p icmp --icmp-type communication-prohibited -j DROP\n";
@@ -256,7 +261,8 @@ std::string iptables_script(const Config &c) {
   };
   o << "# sink firewall rules for " << c.source << " as iptables-restore input.\n"
     << "# Load the first part with `iptables-restore --noflush`, the second with\n"
-    << "# `ip6tables-restore --noflush`. `sink firewall --apply` uses nftables instead.\n";
+    << "# `ip6tables-restore --noflush`, once: loading it again adds the jumps into the\n"
+    << "# SINK_* chains a second time. `sink firewall --apply` (nftables) replaces cleanly.\n";
   family(false);
   family(true);
   return o.str();

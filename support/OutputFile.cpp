@@ -11,15 +11,24 @@
 namespace sink::plugin {
 
 namespace {
+// Opens for appending without blocking: a FIFO with no reader fails with
+// ENXIO at once instead of hanging start-up; writes block again afterwards.
 int open_append(const std::string &path) {
   if (path == "-") return STDOUT_FILENO;
-  return ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0666);
+  if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+std::string open_error(const std::string &path) {
+  if (errno == ENXIO) return "\"" + path + "\" is a FIFO with no reader (start the reader first)";
+  return "cannot open \"" + path + "\": " + std::strerror(errno);
 }
 } // namespace
 
 OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
   fd_ = open_append(path_);
-  if (fd_ < 0) throw std::runtime_error("cannot open \"" + path_ + "\": " + std::strerror(errno));
+  if (fd_ < 0) throw std::runtime_error(open_error(path_));
   owns_fd_ = fd_ != STDOUT_FILENO;
   struct stat st {};
   if (fstat(fd_, &st) == 0) {

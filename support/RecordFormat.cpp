@@ -100,8 +100,9 @@ std::string jsonl_line(const sink_record &r) {
   j["local_ip"] = r.local_ip;
   j["local_port"] = r.local_port; // the port the client dialed
   // The port the socket was accepted on (differs when a firewall redirected).
-  j["listen_port"] = r.struct_size >= offsetof(sink_record, listen_port) + sizeof r.listen_port ? r.listen_port
-                                                                                                 : r.local_port;
+  j["listen_port"] = r.struct_size >= offsetof(sink_record, listen_port) + sizeof r.listen_port
+                         ? r.listen_port
+                         : r.local_port;
   j["remote_ip"] = r.remote_ip;
   j["remote_port"] = r.remote_port;
   j["payload_hex"] = text::hex(r.payload, r.captured_len);

@@ -279,7 +279,9 @@ typedef struct sink_extra_writer {
    *   INT:  value points to an int64_t, len 8.
    *   FLOAT: value points to a double, len 8.
    * A STRING that is not valid UTF-8 is kept as BYTES, so nothing is lost.
-   * A call with a NULL key, a bad type or a wrong len is ignored. */
+   * A call with a NULL key, a bad type or a wrong len is ignored, and so is
+   * a key the record already has: extras are never replaced (the transport's
+   * come first, then each analyzer's in config order). */
   void (*add_typed)(void *ctx, const char *key, sink_value_type type, const void *value, size_t len);
   /* Transports that transform bytes (TLS): the first bytes as they arrived
    * on the wire (up to the group's capture_bytes) and how many bytes the

@@ -336,3 +336,23 @@ TEST(AbiV11, AStalledOutputIsGivenUpAtShutdownWithoutASecondSignal) {
   EXPECT_NE(log.find("output bad_blocks_forever: 20 records could not be written"), std::string::npos) << log;
   EXPECT_NE(log.find("output jsonl written=20 failed=0 pending=0 lost=0"), std::string::npos) << log;
 }
+
+TEST(AbiV11, AnOutputThatFailsNowAndThenStillGetsEverythingCountedOnce) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\n"
+                                 "outputs:\n  - plugin: " +
+                                     test_plugin("bad_fails_now_and_then") +
+                                     "\n  - plugin: jsonl\n    path: out.jsonl\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  for (int i = 0; i < 300; ++i)
+    send_and_close("127.0.0.1", port, "n" + std::to_string(i));
+  wait_for_lines(dir.file("out.jsonl"), 300);
+  // Scattered failures must not stall the flaky output: it catches up.
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::string log = read_file(dir.file("sink.log"));
+  EXPECT_NE(log.find("output bad_fails_now_and_then written=300 "), std::string::npos) << log;
+  EXPECT_NE(log.find("pending=0 lost=0 | output jsonl written=300"), std::string::npos) << log;
+}

@@ -35,6 +35,13 @@ class Lab:
         self.dir = tempfile.mkdtemp(prefix="sink-netns-")
         os.chmod(self.dir, 0o777)  # the privilege-drop tests write here as nobody
         self.procs = []
+        try:
+            self._build()
+        except Exception:
+            self.close()
+            raise
+
+    def _build(self):
         sh("ip", "netns", "add", self.srv)
         sh("ip", "netns", "add", self.cli)
         sh("ip", "link", "add", self.vs, "netns", self.srv, "type", "veth", "peer", "name", self.vc, "netns", self.cli)

@@ -168,6 +168,21 @@ firewall: {exclude_ports: [22, 2222]}
                             "--apply"], env=env, capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_iptables_text_loads(self):
+        lab = self.lab
+        lab.write("sink.yaml", """
+groups:
+  - {name: rest, ports: 5555, redirect_from: "10000-65000"}
+  - {name: tp, ports: 7777, transparent: true, redirect_from: "6000-6999"}
+outputs: [{plugin: jsonl, path: out.jsonl}]
+firewall: {sources: [192.0.2.0/24, "2001:db8::/32"]}
+""")
+        text = self.firewall("--iptables").stdout
+        v4, v6 = text.split("# --- ip6tables-restore --noflush ---\n")
+        for tool, part in (("iptables-restore", v4), ("ip6tables-restore", v6)):
+            r = sh(tool, "--test", "--noflush", ns=lab.srv, input=part, check=False)
+            self.assertEqual(r.returncode, 0, f"{tool}: {r.stderr}\n{part}")
+
     def test_tproxy_to_a_transparent_listener_ipv4_and_ipv6(self):
         lab = self.lab
         lab.write("sink.yaml", """
@@ -229,7 +244,7 @@ outputs: [{{plugin: jsonl, path: {lab.path('out.jsonl')}}}]
     def test_environment_errors_exit_1_naming_the_cause(self):
         lab = self.lab
         lab.write("sink.yaml", """
-groups: [{name: tp, listen: 127.0.0.1, ports: 7777, transparent: true, redirect_from: 5000}]
+groups: [{name: tp, ports: 7777, transparent: true, redirect_from: 5000}]
 outputs: [{plugin: jsonl, path: out.jsonl}]
 """)
         # Without nft, --apply changes nothing and says what is missing.

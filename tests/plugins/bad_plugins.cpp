@@ -25,7 +25,7 @@ namespace {
   std::this_thread::sleep_for(std::chrono::milliseconds(100)); // a disk that can barely keep up
   return SINK_OK;
 }
-int flush_ok(void *) noexcept { return SINK_OK; }
+[[maybe_unused]] int flush_ok(void *) noexcept { return SINK_OK; }
 [[maybe_unused]] void destroy(void *) noexcept {}
 
 #if defined(BAD_PLUGIN_CREATE_FAILS)
@@ -51,6 +51,26 @@ int write_flaky(void *instance, const sink_record *r) noexcept {
 void destroy_flaky(void *instance) noexcept { std::unique_ptr<Flaky>(static_cast<Flaky *>(instance)); }
 const sink_output_ops kOps{
     sizeof(sink_output_ops), create_flaky, write_flaky, flush_ok, nullptr, destroy_flaky};
+#elif defined(BAD_PLUGIN_FAILS_NOW_AND_THEN)
+// Every fifth write and every fourth flush fail: a flaky network store.
+struct Sometimes {
+  int writes = 0, flushes = 0;
+};
+int create_sometimes(const sink_create_args *, void **instance) noexcept {
+  *instance = new (std::nothrow) Sometimes{};
+  return *instance ? SINK_OK : SINK_ERR;
+}
+int write_sometimes(void *instance, const sink_record *) noexcept {
+  return ++static_cast<Sometimes *>(instance)->writes % 5 == 0 ? SINK_ERR_IO : SINK_OK;
+}
+int flush_sometimes(void *instance) noexcept {
+  return ++static_cast<Sometimes *>(instance)->flushes % 4 == 0 ? SINK_ERR_IO : SINK_OK;
+}
+void destroy_sometimes(void *instance) noexcept {
+  std::unique_ptr<Sometimes>(static_cast<Sometimes *>(instance));
+}
+const sink_output_ops kOps{sizeof(sink_output_ops), create_sometimes, write_sometimes,
+                           flush_sometimes,         nullptr,          destroy_sometimes};
 #elif defined(BAD_PLUGIN_BLOCKS_FOREVER)
 // A write that never returns: a broker that hangs, a FIFO nobody reads.
 int write_blocks(void *, const sink_record *) noexcept {

@@ -92,3 +92,13 @@ TEST(RecordView, BothExtrasArraysDescribeTheSameExtras) {
   EXPECT_STREQ(r.sensor, "");
   EXPECT_EQ(r.wire, nullptr);
 }
+
+TEST(ExtraCollector, AKeyIsNeverReplaced) {
+  Fixture f;
+  sink::ExtraCollector c(f.r, false);
+  sink_add_bool(c.writer(), "unread_at_close", 0);
+  sink_add_bool(c.writer(), "unread_at_close", 1);
+  c.writer()->add(c.writer()->ctx, "unread_at_close", "true");
+  ASSERT_EQ(f.r.extras.size(), 1u);
+  EXPECT_EQ(f.r.extras[0].integer, 0);
+}

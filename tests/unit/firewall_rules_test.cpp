@@ -69,7 +69,11 @@ TEST(FirewallRules, IptablesText) {
       << s;
   EXPECT_NE(s.find("-A SINK_OUTPUT -p tcp --sport 12345 --tcp-flags RST RST -j DROP"), std::string::npos)
       << s;
-  EXPECT_EQ(std::count(s.begin(), s.end(), '*'), 6) << "nat, mangle, filter for each family";
+  size_t tables = 0;
+  for (size_t at = 0; (at = s.find("\n*", at)) != std::string::npos; ++at)
+    ++tables;
+  EXPECT_EQ(tables, 6u) << "nat, mangle, filter for each family";
+  EXPECT_EQ(s.find(" #"), std::string::npos) << "iptables-restore takes comments on lines of their own";
 }
 
 TEST(FirewallRules, SshSessionGuard) {

@@ -70,6 +70,19 @@ TEST(OutputFile, AFailedWriteKeepsItsBytesStaged) {
   EXPECT_EQ(f.staged(), 7u);
 }
 
+TEST(OutputFile, AFifoWithoutAReaderFailsAtOnceInsteadOfHanging) {
+  TempFile t;
+  ::unlink(t.path.c_str());
+  ASSERT_EQ(mkfifo(t.path.c_str(), 0600), 0);
+  try {
+    OutputFile f(t.path);
+    FAIL() << "opened a FIFO nobody reads";
+  } catch (const std::runtime_error &e) {
+    EXPECT_NE(std::string(e.what()).find("is a FIFO with no reader (start the reader first)"),
+              std::string::npos);
+  }
+}
+
 namespace {
 std::string line_of(const sink_record &r) { return std::string(r.group) + "\n"; }
 const std::string kHeader = "h\n";

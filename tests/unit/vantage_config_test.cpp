@@ -81,9 +81,33 @@ TEST(VantageConfig, AddressesAreComparedParsed) {
                 .find("already taken"),
             std::string::npos);
   // Written differently, still one listener to share.
-  EXPECT_EQ(error_of(with("  - name: a\n    listen: \"::1\"\n    ports: 80\n    redirect_from: 1000\n"
-                          "  - name: b\n    listen: \"0::1\"\n    ports: 80\n")),
+  EXPECT_EQ(error_of(with("  - name: a\n    listen: \"fd00::1\"\n    ports: 80\n    redirect_from: 1000\n"
+                          "  - name: b\n    listen: \"fd00:0::1\"\n    ports: 80\n")),
             "");
+  EXPECT_NE(error_of(with("  - name: a\n    listen: \"::ffff:127.0.0.1\"\n    ports: 80\n"))
+                .find("groups[0].listen: \"::ffff:127.0.0.1\" is an IPv4-mapped IPv6 address"),
+            std::string::npos);
+}
+
+TEST(VantageConfig, DialedPortsGoToOneListenerAndStealNoListenerPort) {
+  EXPECT_NE(
+      error_of(with("  - name: a\n    ports: 24000\n    redirect_from: 5000-5100\n"
+                    "  - name: b\n    ports: 24001\n    redirect_from: 5100-5200\n"))
+          .find("t.yaml:5: groups[1].redirect_from: dialed port 5100 is also redirected by group \"a\""),
+      std::string::npos);
+  // Different families may split a dialed range between two listeners.
+  EXPECT_EQ(error_of(with(
+                "  - name: a\n    listen: 0.0.0.0\n    ports: 24000\n    redirect_from: 5000-5100\n"
+                "  - name: b\n    listen: \"fd00::1\"\n    ports: 24001\n    redirect_from: 5000-5100\n")),
+            "");
+  EXPECT_NE(error_of(with("  - name: a\n    ports: 12345\n    redirect_from: 400-500\n"
+                          "  - name: b\n    ports: 443\n"))
+                .find("dialed port 443 is the listening port of group \"b\""),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(with("  - name: a\n    listen: 127.0.0.1\n    ports: 12345\n    redirect_from: 400-500\n"))
+          .find("is a loopback address, which redirected traffic from outside cannot reach"),
+      std::string::npos);
 }
 
 TEST(VantageConfig, HostKeys) {
@@ -92,19 +116,19 @@ TEST(VantageConfig, HostKeys) {
                           "sources: [192.0.2.0/24, \"2001:db8::/32\", 198.51.100.1]}\n")),
             "");
   EXPECT_NE(error_of(with("  - name: a\n    ports: 80\n", "public_ip: [203.0.113.7, 203.0.113.8]\n"))
-                .find("public_ip: at most one IPv4 and one IPv6"),
+                .find("t.yaml:1: public_ip: at most one IPv4 and one IPv6"),
             std::string::npos);
   EXPECT_NE(
       error_of(with("  - name: a\n    ports: 80\n", "public_ip: example.org\n")).find("not an IPv4 or IPv6"),
       std::string::npos);
   EXPECT_NE(error_of(with("  - name: a\n    ports: 80\n", "firewall: {sources: [192.0.2.0/33]}\n"))
-                .find("firewall.sources: \"192.0.2.0/33\" has a bad prefix length"),
+                .find("t.yaml:1: firewall.sources: \"192.0.2.0/33\" has a bad prefix length"),
             std::string::npos);
   EXPECT_NE(
       error_of(with("  - name: a\n    ports: 80\n", "firewall: {exclude: [22]}\n")).find("firewall.exclude"),
       std::string::npos);
   EXPECT_NE(error_of(with("  - name: a\n    ports: 80\n", "user: no-such-user-xyz\n"))
-                .find("user: no such user \"no-such-user-xyz\""),
+                .find("t.yaml:1: user: no such user \"no-such-user-xyz\""),
             std::string::npos);
   auto c = parse_yaml_config(with("  - name: a\n    ports: 80\n", "firewall: {exclude_ports: []}\n"), "t");
   EXPECT_TRUE(c.firewall.exclude_ports.empty()) << "an explicit empty list means: exclude nothing";
