@@ -12,7 +12,7 @@ AnalyzerChain::AnalyzerChain(const Config &config, PluginLoader &loader, Logger 
     auto a = std::make_unique<Analyzer>();
     a->label = "analyzer " + std::string(p->descriptor->name);
     a->ops = p->descriptor->analyzer;
-    a->ctx = std::make_unique<sink_host_ctx>(sink_host_ctx{&logger, a->label});
+    a->ctx = std::make_unique<sink_host_ctx>(&logger, a->label);
     analyzers_.push_back(std::move(a));
     auto &added = *analyzers_.back();
     added.instance =

@@ -46,7 +46,7 @@ Connection::~Connection() {
   if (group_.ops->conn_free) group_.ops->conn_free(group_.instance, conn_state_);
 }
 
-void Connection::start() {
+bool Connection::start() {
   if (server_.log_connections())
     server_.logger().plain("Open:  " + local_.to_string() + " <-- " + remote_.to_string());
   bev_.reset(group_.ops->accept(group_.instance, server_.base(), fd_, &conn_state_));
@@ -55,7 +55,7 @@ void Connection::start() {
     fd_ = -1;
     finish(SINK_CLOSE_ERROR, 0,
            "transport " + std::string(group_.plugin_name) + " could not take the connection");
-    return;
+    return false;
   }
   bufferevent_setcb(bev_.get(), on_read, nullptr, on_event, this);
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHighWatermark);
@@ -71,6 +71,7 @@ void Connection::start() {
     deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
     evtimer_add(deadline_.get(), group_.deadline);
   }
+  return true;
 }
 
 void Connection::reject(std::string detail) {
@@ -120,10 +121,10 @@ void Connection::consume_input() {
   evbuffer_drain(in, len);
 }
 
-void Connection::drain_socket() {
-  if (!bev_ || !group_.ops->reads_plain_socket) return;
+size_t Connection::drain_socket() {
+  if (!bev_ || !group_.ops->reads_plain_socket) return 0;
   int fd = bufferevent_getfd(bev_.get());
-  if (fd < 0) return;
+  if (fd < 0) return 0;
   uint8_t buf[16384];
   size_t drained = 0;
   while (drained < kFinalDrainLimit) {
@@ -132,6 +133,7 @@ void Connection::drain_socket() {
     take(buf, static_cast<size_t>(n));
     drained += static_cast<size_t>(n);
   }
+  return drained;
 }
 
 void Connection::on_read(bufferevent *, void *self) { static_cast<Connection *>(self)->consume_input(); }
@@ -214,22 +216,25 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   consume_input();
   const bool by_server = closing_ || reason == SINK_CLOSE_TIMEOUT || reason == SINK_CLOSE_IDLE_TIMEOUT ||
                          reason == SINK_CLOSE_SHUTDOWN;
-  if (by_server) drain_socket();
+  const size_t drained = by_server ? drain_socket() : 0;
 
   Record r;
   r.first_read_len = first_read_len_;
   ExtraCollector extras(r, true);
-  if (group_.ops->reads_plain_socket && !unclaimed_) {
-    // Bytes still queued when we close make the kernel answer with a RST;
-    // say so, since firewall rules may be hiding it.
-    int unread = 0;
-    const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
-    if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &unread);
-    const uint8_t flag = unread > 0;
-    extras.add_typed("unread_at_close", SINK_VALUE_BOOL, &flag, 1);
-  }
+  // Bytes still queued when we close make the kernel answer with a RST: say
+  // so, since firewall rules may be hiding it. Asked before the transport's
+  // own final drain and again just before close(); bytes that arrive
+  // between that last look and close() still escape (the remaining race).
+  const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
+  int queued_before = 0, queued_at_close = 0;
+  if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &queued_before);
   if (group_.ops->conn_finish && bev_)
     group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, extras.writer());
+  if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &queued_at_close);
+  if (!unclaimed_) {
+    const uint8_t unread = queued_before > 0 || queued_at_close > 0 || drained > 0;
+    extras.add_typed("unread_at_close", SINK_VALUE_BOOL, &unread, 1);
+  }
   r.duration_ns = closing_ ? closing_->duration_ns : elapsed_ns();
   r.accept_unix_ns = accept_unix_ns_;
   static const std::string kNoGroup;

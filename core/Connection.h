@@ -28,9 +28,9 @@ public:
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;
 
-  // Hands the socket to the transport and arms callbacks and timers. On
-  // failure the connection has already been finished (and destroyed).
-  void start();
+  // Hands the socket to the transport and arms callbacks and timers. Returns
+  // false when that failed: the connection is then finished (and destroyed).
+  bool start();
   // No group takes the connection: close it and record why. Destroys *this.
   void reject(std::string detail);
   // Ends the connection: final drain, record, close. Destroys *this.
@@ -51,7 +51,8 @@ private:
   void take(const uint8_t *data, size_t len);
   // How many of the next len bytes still belong to the captured prefix.
   size_t capture_room(size_t len) const;
-  void drain_socket();
+  // Reads what the kernel still holds (plain sockets); returns how much.
+  size_t drain_socket();
   void log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns);
   int64_t elapsed_ns() const;
 

@@ -7,6 +7,7 @@ namespace {
 
 void host_log(sink_host_ctx *ctx, sink_log_level level, const char *message) {
   if (!ctx || !ctx->logger || !message) return;
+  if (level >= SINK_LOG_ERROR) ctx->error_logged = true;
   ctx->logger->log(level, "[" + ctx->label + "] " + message);
 }
 

@@ -3,13 +3,18 @@
 // tells the host which plugin is speaking.
 #include <sink/plugin.h>
 
+#include <atomic>
 #include <string>
 
 #include "Logger.h"
 
 struct sink_host_ctx {
+  sink_host_ctx(sink::Logger *l, std::string name) : logger(l), label(std::move(name)) {}
   sink::Logger *logger;
   std::string label; // e.g. "output csv" or "transport tcp (group web)"
+  // Set when the plugin logs an error itself: the host then need not add a
+  // vaguer line of its own about the same failure.
+  std::atomic<bool> error_logged{false};
 };
 
 namespace sink {

@@ -7,6 +7,13 @@
 namespace sink {
 
 namespace {
+std::string status_name(int rc) {
+  switch (rc) {
+  case SINK_ERR_IO: return "I/O error";
+  case SINK_ERR_CONFIG: return "configuration error";
+  default: return "error " + std::to_string(rc);
+  }
+}
 // A failing output tries again after a back-off that doubles up to a limit.
 constexpr auto kRetryFirst = std::chrono::milliseconds(100);
 constexpr auto kRetryLimit = std::chrono::milliseconds(5000);
@@ -20,7 +27,7 @@ constexpr size_t kFlushBatch = 4096;
 
 OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger &logger, size_t max_backlog)
     : label_(std::move(label)), ops_(ops), logger_(logger),
-      ctx_(std::make_unique<sink_host_ctx>(sink_host_ctx{&logger, label_})), max_backlog_(max_backlog) {}
+      ctx_(std::make_unique<sink_host_ctx>(&logger, label_)), max_backlog_(max_backlog) {}
 
 OutputWorker::~OutputWorker() {
   if (thread_.joinable()) {
@@ -82,12 +89,16 @@ void OutputWorker::check(int rc, const char *what) {
   // One line per run of failures, and at most one a minute for an output
   // that fails now and then; the plugin's own log says why.
   const auto now = std::chrono::steady_clock::now();
+  // The plugin's own error line (path, OS reason) says more than a code.
+  const bool plugin_said_why = ctx_->error_logged.exchange(false);
   if (!failing_ && (!failure_logged_ || now - last_failure_log_ >= std::chrono::minutes(1))) {
-    logger_.error(label_ + ": " + what + " failed (code " + std::to_string(rc) + "); retrying with back-off");
+    if (!plugin_said_why)
+      logger_.error(label_ + ": " + what + " failed (" + status_name(rc) +
+                    "; the plugin gave no reason); records stay pending and are retried with back-off");
     failing_what_ = what;
     failure_logged_ = true;
     last_failure_log_ = now;
-    recovery_pending_ = true;
+    recovery_pending_ = !plugin_said_why;
   }
   failing_ = true;
 }

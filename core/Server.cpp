@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,6 +19,9 @@
 namespace sink {
 namespace {
 
+// At shutdown, at most this many connections per listener are taken from
+// the kernel's queue (SOMAXCONN is 4096).
+constexpr size_t kMaxAcceptAtShutdown = 65536;
 // How long accepting pauses after the process ran out of descriptors.
 constexpr timeval kAcceptRetry{0, 100 * 1000};
 
@@ -131,7 +135,23 @@ Server::~Server() {
 }
 
 void Server::close_everything() {
-  listeners_.clear(); // stop accepting first
+  // Connections the kernel already completed wait in the listen queues:
+  // from the client's side they reached the sink, so each gets a record.
+  size_t queued = 0;
+  for (auto &l : listeners_) {
+    const int fd = evconnlistener_get_fd(l->lev.get());
+    for (size_t n = 0; n < kMaxAcceptAtShutdown; ++n) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      const int c = ::accept4(fd, reinterpret_cast<sockaddr *>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (c < 0) break; // empty (EAGAIN), or out of descriptors
+      ++queued;
+      if (Connection *conn = accept_connection(*l, c, reinterpret_cast<sockaddr *>(&peer)))
+        conn->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+    }
+  }
+  if (queued) logger_.info("recorded " + std::to_string(queued) + " connections still queued in the kernel");
+  listeners_.clear(); // stop accepting
   stats_timer_.reset();
   resume_timer_.reset();
   while (!connections_.empty())
@@ -217,22 +237,27 @@ TransportGroup *Server::Listener::pick(uint16_t port) const {
 void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *arg) {
   auto *l = static_cast<Listener *>(arg);
   Server *s = l->server;
-  ++s->counters_.accepted;
-  const Endpoint local = local_endpoint(fd);
-  Endpoint dialed = dialed_endpoint(fd, local);
-  TransportGroup *group = l->pick(dialed.port);
-  s->apply_public_ip(dialed);
-  auto conn =
-      std::make_unique<Connection>(*s, group ? *group : *l->groups.front(), fd, peer, dialed, l->local.port);
-  Connection &c = *conn;
-  s->add(std::move(conn));
-  if (group)
-    c.start();
-  else
-    c.reject("no group claims dialed port " + std::to_string(dialed.port) + " on listener " +
-             l->local.to_string() + " (add the port to a group's redirect_from, or add a group without one)");
+  s->accept_connection(*l, fd, peer);
   if (s->connections_.size() >= s->max_connections_)
     s->pause_accepting("reached the connection limit of " + std::to_string(s->max_connections_));
+}
+
+Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer) {
+  ++counters_.accepted;
+  const Endpoint local = local_endpoint(fd);
+  Endpoint dialed = dialed_endpoint(fd, local);
+  TransportGroup *group = l.pick(dialed.port);
+  apply_public_ip(dialed);
+  auto conn = std::make_unique<Connection>(*this, group ? *group : *l.groups.front(), fd, peer, dialed,
+                                           l.local.port);
+  Connection &c = *conn;
+  add(std::move(conn));
+  if (!group) {
+    c.reject("no group claims dialed port " + std::to_string(dialed.port) + " on listener " +
+             l.local.to_string() + " (add the port to a group's redirect_from, or add a group without one)");
+    return nullptr;
+  }
+  return c.start() ? &c : nullptr;
 }
 
 void Server::apply_public_ip(Endpoint &dialed) const {
@@ -345,10 +370,15 @@ void Server::run(std::function<void()> on_reopen) {
     timeval tv = to_timeval(config_.stats_interval);
     evtimer_add(stats_timer_.get(), &tv);
   }
+  sigset_t held;
+  sigemptyset(&held);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     signals_.emplace_back(evsignal_new(base_.get(), sig, on_signal, this));
     evsignal_add(signals_.back().get(), nullptr);
+    sigaddset(&held, sig);
   }
+  // main() held these during start-up; what arrived meanwhile is handled now.
+  pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
   event_base_dispatch(base_.get());
 }
 

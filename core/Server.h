@@ -74,6 +74,9 @@ private:
     uint64_t accept_pauses = 0;
   };
   static void on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *listener);
+  // Makes a connection for an accepted socket and starts it; nullptr when it
+  // already ended (no group claims it, or the transport refused it).
+  Connection *accept_connection(Listener &l, int fd, const sockaddr *peer);
   // Binds one listening socket for group (BindError) and keeps it.
   Listener *open_listener_for(TransportGroup &group, const std::string &addr, uint16_t port);
   // Records the configured public address instead of a private one.

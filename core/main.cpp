@@ -1,6 +1,8 @@
 // sink: accept connections, never answer, record everything that arrives.
 #include <sys/resource.h>
 
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -150,5 +152,14 @@ int main(int argc, char **argv) {
     return 0;
   case sink::CommandLine::Action::kRun: break;
   }
+  // A signal during start-up must not kill the process half-way: hold them
+  // until the event loop watches for them (Server::run), then act on what
+  // arrived. Threads started meanwhile inherit the mask, so signals always
+  // reach the main thread.
+  sigset_t held;
+  sigemptyset(&held);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP})
+    sigaddset(&held, sig);
+  pthread_sigmask(SIG_BLOCK, &held, nullptr);
   return run(cl.config);
 }
