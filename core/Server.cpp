@@ -248,8 +248,8 @@ Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer)
   Endpoint dialed = dialed_endpoint(fd, local);
   TransportGroup *group = l.pick(dialed.port);
   apply_public_ip(dialed);
-  auto conn = std::make_unique<Connection>(*this, group ? *group : *l.groups.front(), fd, peer, dialed,
-                                           l.local.port);
+  auto conn =
+      std::make_unique<Connection>(*this, group ? *group : *l.groups.front(), fd, peer, dialed, l.local.port);
   Connection &c = *conn;
   add(std::move(conn));
   if (!group) {

@@ -85,7 +85,11 @@ void parse_extension(ClientHello &h, uint16_t type, Cursor body) {
 
 bool is_grease(uint16_t v) { return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff); }
 
-std::optional<ClientHello> parse_client_hello(const uint8_t *data, size_t len) {
+std::optional<ClientHello> parse_client_hello(const uint8_t *data, size_t len, std::string *why) {
+  auto fail = [&](const char *what) -> std::optional<ClientHello> {
+    if (why) *why = what;
+    return std::nullopt;
+  };
   Cursor c(data, len);
   ClientHello h;
   h.legacy_version = c.u16();
@@ -93,19 +97,30 @@ std::optional<ClientHello> parse_client_hello(const uint8_t *data, size_t len) {
   c.take(c.u8()); // session id
   h.ciphers = u16_list(c.take(c.u16()));
   c.take(c.u8()); // compression methods
-  if (!c.ok()) return std::nullopt;
+  if (!c.ok())
+    return fail("ClientHello truncated before its extensions (cipher suites, session id or compression)");
+  if (c.left() == 1) return fail("ClientHello has one stray byte where the extensions length belongs");
   if (c.left() >= 2) {
     Cursor exts = c.take(c.u16());
+    if (!c.ok()) return fail("ClientHello extensions length runs past the end of the message");
     while (exts.ok() && exts.left() >= 4) {
       uint16_t type = exts.u16();
       Cursor body = exts.take(exts.u16());
-      if (!exts.ok()) break;
+      if (!exts.ok()) return fail("a ClientHello extension's length runs past the extensions block");
       h.extensions.push_back(type);
       parse_extension(h, type, body);
     }
-    if (!exts.ok()) return std::nullopt;
+    if (exts.left() != 0) return fail("ClientHello extensions block ends inside an extension header");
   }
   return h;
+}
+
+const char *ClientHelloReader::format() const {
+  switch (state_) {
+  case State::kSslV2: return "sslv2";
+  case State::kNotTls: return "";
+  default: return consumed_ > 0 || hello_ || !error_.empty() ? "tls" : "";
+  }
 }
 
 ClientHelloReader::State ClientHelloReader::feed(const uint8_t *data, size_t len) {
@@ -123,28 +138,48 @@ ClientHelloReader::State ClientHelloReader::feed(const uint8_t *data, size_t len
 }
 
 ClientHelloReader::State ClientHelloReader::advance() {
+  auto malformed = [&](std::string why) {
+    error_ = std::move(why);
+    return State::kMalformed;
+  };
+  // An SSLv2-compatible ClientHello: 2-byte header with the high bit set,
+  // then message type 1 (CLIENT-HELLO). Old clients still offer TLS 1.x so.
+  if (consumed_ == 0 && wire_.size() >= 3 && (wire_[0] & 0x80) && wire_[2] == 1) {
+    error_ = "SSLv2-compatible ClientHello (not fingerprinted)";
+    return State::kSslV2;
+  }
   // Move every complete handshake record into handshake_.
   while (wire_.size() - consumed_ >= 5) {
     const uint8_t *rec = wire_.data() + consumed_;
-    if (rec[0] != 22) return State::kNotTls; // not a handshake record
-    if (rec[1] != 3) return State::kNotTls;  // SSL 3.0 / TLS 1.x record versions only
+    if (rec[0] != 22 || rec[1] != 3) { // not a handshake record of SSL 3.0 / TLS 1.x
+      error_ = "not a TLS handshake record";
+      return State::kNotTls;
+    }
     size_t rec_len = static_cast<size_t>(rec[3] << 8 | rec[4]);
-    if (rec_len == 0 || rec_len > 16384 + 2048) return State::kMalformed;
+    if (rec_len == 0 || rec_len > 16384 + 2048)
+      return malformed("TLS record length " + std::to_string(rec_len) + " is out of range");
     if (wire_.size() - consumed_ < 5 + rec_len) break;
     handshake_.insert(handshake_.end(), rec + 5, rec + 5 + rec_len);
     consumed_ += 5 + rec_len;
   }
   if (wire_.empty()) return State::kNeedMore;
-  if (wire_[0] != 22) return State::kNotTls;
-  if (handshake_.size() < 4) return wire_.size() >= kMaxHelloBytes ? State::kMalformed : State::kNeedMore;
-  if (handshake_[0] != 1) return State::kMalformed; // first message must be a ClientHello
+  if (wire_[0] != 22) {
+    error_ = "not a TLS handshake record";
+    return State::kNotTls;
+  }
+  const char *too_big = "ClientHello larger than 64 KiB";
+  if (handshake_.size() < 4) return wire_.size() >= kMaxHelloBytes ? malformed(too_big) : State::kNeedMore;
+  if (handshake_[0] != 1)
+    return malformed("first handshake message has type " + std::to_string(handshake_[0]) +
+                     ", not ClientHello");
   size_t body_len =
       static_cast<size_t>(handshake_[1]) << 16 | static_cast<size_t>(handshake_[2]) << 8 | handshake_[3];
-  if (body_len > kMaxHelloBytes) return State::kMalformed;
+  if (body_len > kMaxHelloBytes) return malformed(too_big);
   if (handshake_.size() < 4 + body_len)
-    return wire_.size() >= kMaxHelloBytes ? State::kMalformed : State::kNeedMore;
-  hello_ = parse_client_hello(handshake_.data() + 4, body_len);
-  return hello_ ? State::kDone : State::kMalformed;
+    return wire_.size() >= kMaxHelloBytes ? malformed(too_big) : State::kNeedMore;
+  std::string why;
+  hello_ = parse_client_hello(handshake_.data() + 4, body_len, &why);
+  return hello_ ? State::kDone : malformed(why);
 }
 
 } // namespace sink::tls

@@ -28,7 +28,7 @@ bool is_grease(uint16_t v);
 // handshake message is complete, across TLS records and reads.
 class ClientHelloReader {
 public:
-  enum class State { kNeedMore, kDone, kNotTls, kMalformed };
+  enum class State { kNeedMore, kDone, kNotTls, kMalformed, kSslV2 };
 
   // Feeds the next raw bytes; returns the state after them. Bytes after the
   // ClientHello are ignored.
@@ -36,6 +36,10 @@ public:
   State state() const { return state_; }
   // The hello, once state() is kDone.
   const std::optional<ClientHello> &hello() const { return hello_; }
+  // Why no hello could be read ("" while it may still come, or once read).
+  const std::string &error() const { return error_; }
+  // "tls" (records), "sslv2" (an SSLv2-compatible hello) or "" (unknown).
+  const char *format() const;
 
   // A handshake message larger than this is treated as malformed.
   static constexpr size_t kMaxHelloBytes = 64 * 1024;
@@ -47,10 +51,12 @@ private:
   size_t consumed_ = 0;            // complete records already moved to handshake_
   std::vector<uint8_t> handshake_; // handshake-layer bytes
   std::optional<ClientHello> hello_;
+  std::string error_;
 };
 
 // Parses the body of a ClientHello handshake message (after the 4-byte
-// handshake header). Returns nullopt when it is truncated or inconsistent.
-std::optional<ClientHello> parse_client_hello(const uint8_t *body, size_t len);
+// handshake header). Returns nullopt when it is truncated or inconsistent,
+// and then says why in *why when given.
+std::optional<ClientHello> parse_client_hello(const uint8_t *body, size_t len, std::string *why = nullptr);
 
 } // namespace sink::tls

@@ -51,18 +51,29 @@ struct TlsConnection {
   size_t first_read_len = 0; // what the kernel held when the client first spoke
   ClientHelloReader hello;
   int read_errno = 0; // errno of the last failed socket read (a reset shows here)
+  // Set once the handshake completed; what it negotiated is kept, since a
+  // later protocol error leaves the SSL object in an error state.
+  bool handshake_done = false;
+  // The write side now discards. libevent finds the socket to close through
+  // the write BIO (and closes it only after its own deferred clean-up), so
+  // conn_finish puts the socket BIO back before the bufferevent is freed.
+  bool writes_discarded = false;
+  std::string version, cipher;
+  size_t drained_after_handshake = 0;
 
   // After a failed or unfinished handshake OpenSSL stops reading, so the rest
   // of a probe (an HTTP request, say) is still in the kernel: read it as raw
   // bytes, and so close with a FIN rather than a RST.
-  void drain_socket(int fd) {
+  size_t drain_socket(int fd) {
     uint8_t buf[16384];
-    for (size_t total = 0; total < kDrainLimit;) {
+    size_t total = 0;
+    while (total < kDrainLimit) {
       ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
       if (n <= 0) break;
       observe(buf, static_cast<size_t>(n));
       total += static_cast<size_t>(n);
     }
+    return total;
   }
   static constexpr size_t kDrainLimit = 1024 * 1024;
 
@@ -83,6 +94,23 @@ long observe_raw_reads(BIO *bio, int oper, const char *data, size_t, int, long, 
     // libevent reports only SSL_ERROR_SYSCALL for a socket error; keep errno.
     conn->read_errno = errno;
   return ret;
+}
+
+// Once the handshake is done nothing more may leave the sink: OpenSSL's
+// later writes (alerts for bad records, a no_renegotiation warning) go to a
+// BIO that discards them. The socket BIO keeps reading (SSL_set_bio gave it
+// one reference per direction, so replacing the write side is safe).
+void on_ssl_info(const SSL *ssl, int where, int) {
+  if (!(where & SSL_CB_HANDSHAKE_DONE)) return;
+  auto *conn = static_cast<TlsConnection *>(SSL_get_app_data(ssl));
+  if (!conn || conn->handshake_done) return;
+  conn->handshake_done = true;
+  conn->version = SSL_get_version(ssl);
+  conn->cipher = SSL_get_cipher_name(ssl);
+  if (BIO *discard = BIO_new(BIO_s_null())) {
+    SSL_set0_wbio(const_cast<SSL *>(ssl), discard);
+    conn->writes_discarded = true;
+  }
 }
 
 // The client spoke: hand the socket to OpenSSL and start the handshake.
@@ -134,6 +162,8 @@ bufferevent *tls_accept(void *instance, event_base *base, int fd, void **conn_st
     auto conn = std::make_unique<TlsConnection>();
     conn->raw_limit = t->raw_limit;
     conn->fd = fd;
+    SSL_set_app_data(ssl, conn.get());
+    SSL_set_info_callback(ssl, on_ssl_info);
     bufferevent *bev =
         bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {
@@ -155,10 +185,11 @@ bufferevent *tls_accept(void *instance, event_base *base, int fd, void **conn_st
   }
 }
 
+// Comma-joined, keeping empty entries (["", "z"] -> ",z").
 std::string join(const std::vector<std::string> &items) {
   std::string out;
-  for (const auto &s : items)
-    out += (out.empty() ? "" : ",") + s;
+  for (size_t i = 0; i < items.size(); ++i)
+    out += (i ? "," : "") + items[i];
   return out;
 }
 
@@ -167,8 +198,20 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
   try {
     auto *conn = static_cast<TlsConnection *>(state);
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    const bool done = ssl && SSL_is_init_finished(ssl);
-    if (!done && conn->fd >= 0) conn->drain_socket(conn->fd);
+    const bool done = conn->handshake_done;
+    // Whatever is still in the kernel (the rest of a probe after a failed
+    // handshake, bytes after close_notify) is read as raw bytes, so it is
+    // kept and the close is a FIN rather than a RST.
+    if (conn->fd >= 0) {
+      const size_t n = conn->drain_socket(conn->fd);
+      if (done) conn->drained_after_handshake += n;
+    }
+    if (conn->writes_discarded && ssl) {
+      if (BIO *socket_bio = SSL_get_rbio(ssl); socket_bio && BIO_up_ref(socket_bio) == 1) {
+        SSL_set0_wbio(ssl, socket_bio);
+        conn->writes_discarded = false;
+      }
+    }
     unsigned long first = 0, e;
     while ((e = bufferevent_get_openssl_error(bev)) != 0)
       if (!first) first = e;
@@ -179,8 +222,9 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
     std::string error = !first         ? ""
                         : socket_error ? (conn->read_errno ? std::strerror(conn->read_errno) : "")
                                        : sink::tls::openssl_reason(first);
-    // A TLS protocol failure is the handshake failing; a socket error (a reset)
-    // is the client going away. Our own timeouts and shutdown stay as they are.
+    // A TLS protocol failure is the handshake failing (or, after it, a bad
+    // record); a socket error (a reset) is the client going away. Our own
+    // timeouts and shutdown stay as they are.
     const bool protocol_error = first && ERR_GET_LIB(first) == ERR_LIB_SSL;
     const bool ours =
         *reason == SINK_CLOSE_TIMEOUT || *reason == SINK_CLOSE_IDLE_TIMEOUT || *reason == SINK_CLOSE_SHUTDOWN;
@@ -188,14 +232,16 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
       *reason = SINK_CLOSE_CLIENT_RST;
     else if (!ours && protocol_error)
       *reason = SINK_CLOSE_ERROR;
-    auto add = [&](const char *k, const std::string &v) { w->add(w->ctx, k, v.c_str()); };
+    // Peer-controlled text goes in with its length: a NUL or invalid UTF-8
+    // is kept (as bytes where it is not text), never cut.
+    auto add = [&](const char *k, const std::string &v) { sink_add_string(w, k, v.data(), v.size()); };
     add("tls.handshake", done ? "ok" : protocol_error ? "failed" : "incomplete");
     add("tls.error", error);
-    add("tls.version", done ? SSL_get_version(ssl) : "");
-    add("tls.cipher", done ? SSL_get_cipher_name(ssl) : "");
+    add("tls.version", done ? conn->version : "");
+    add("tls.cipher", done ? conn->cipher : "");
     const auto &hello = conn->hello.hello();
     std::string sni = hello ? hello->sni : "";
-    if (sni.empty() && ssl) {
+    if (sni.empty() && ssl && !hello) {
       const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
       if (name) sni = name;
     }
@@ -205,6 +251,9 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
     add("tls.ja3", ja3);
     add("tls.ja3_hash", hello ? sink::tls::md5_hex(ja3) : "");
     add("tls.ja4", hello ? sink::tls::ja4(*hello) : "");
+    add("tls.hello_format", conn->hello.format());
+    add("tls.hello_error", conn->hello.error());
+    sink_add_int(w, "tls.trailing_bytes", static_cast<int64_t>(conn->drained_after_handshake));
     add("tls.raw_hex", sink::text::hex(conn->raw.data(), conn->raw.size()));
     w->set_wire(w->ctx, conn->raw.data(), conn->raw.size(), conn->first_read_len);
   } catch (...) {

@@ -380,3 +380,172 @@ TEST(Tls, LegacyFlagsRefuseMissingOrMismatchedCertificates) {
   EXPECT_EQ(mismatch.code, 2);
   EXPECT_NE(mismatch.err.find("does not match"), std::string::npos) << mismatch.err;
 }
+
+TEST(Tls, NothingLeavesTheSinkAfterTheHandshakeEvenForABogusRecord) {
+  TlsSink s("1s");
+  // TLS 1.3: application data, then a bogus application_data record written
+  // on the raw socket. OpenSSL answers such a record with an alert; sink
+  // must discard it. Everything the server sends after the handshake is read.
+  const std::string script = R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+tls = ctx.wrap_socket(raw, server_hostname="bogus.example", do_handshake_on_connect=True)
+tls.sendall(b"before the bogus record")
+fd = socket.socket(fileno=tls.detach())  # the same TCP connection, now raw
+fd.sendall(b"\x17\x03\x03\x00\x05hello")
+fd.settimeout(5)
+got = b""
+try:
+    while True:
+        d = fd.recv(4096)
+        if not d:
+            break
+        got += d
+except ConnectionResetError:
+    got += b"<RST>"
+print(len(got), got.hex())
+)";
+  auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "");
+  ASSERT_EQ(client.code, 0) << client.err;
+  EXPECT_EQ(client.out, "0 \n") << "no alert, no data: a FIN only";
+  auto j = s.only_record();
+  EXPECT_EQ(j["extra"]["tls.handshake"], "ok") << j.dump();
+  EXPECT_EQ(j["extra"]["tls.version"], "TLSv1.3");
+  EXPECT_NE(j["extra"]["tls.cipher"], "");
+  EXPECT_NE(j["extra"]["tls.error"], "") << "the bad record is reported as an error after the handshake";
+  EXPECT_EQ(j["payload_hex"], hex("before the bogus record"));
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
+
+TEST(Tls, BytesAfterCloseNotifyAreKeptAndTheCloseIsAFin) {
+  TlsSink s("1s");
+  const std::string script = R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+tls = ctx.wrap_socket(raw, server_hostname="notify.example")
+tls.sendall(b"inside")
+tls.setblocking(False)
+try:
+    tls.unwrap()  # sends close_notify; the sink never answers it
+except ssl.SSLWantReadError:
+    pass
+raw = socket.socket(fileno=tls.detach())
+raw.setblocking(True)
+raw.sendall(b"23 bytes of plaintext!!")
+raw.settimeout(5)
+try:
+    print("fin" if raw.recv(100) == b"" else "data")
+except ConnectionResetError:
+    print("rst")
+)";
+  auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "");
+  ASSERT_EQ(client.code, 0) << client.err;
+  EXPECT_EQ(client.out, "fin\n");
+  auto j = s.only_record();
+  EXPECT_EQ(j["extra"]["tls.handshake"], "ok") << j.dump();
+  EXPECT_EQ(j["extra"]["tls.trailing_bytes"], 23);
+  const std::string raw = j["extra"]["tls.raw_hex"];
+  EXPECT_EQ(raw.substr(raw.size() - 46), hex("23 bytes of plaintext!!"));
+  EXPECT_EQ(j["payload_hex"], hex("inside"));
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
+
+TEST(Tls, ClientControlledTextIsKeptLosslessly) {
+  TlsSink s("1s");
+  const std::string sni("a\xff\n,\"b\x00"
+                        "c\x01",
+                        9);
+  std::map<std::string, uint16_t> port;
+  for (const auto &[name, alpn] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"binary", {std::string("\x00\xffx", 3), "h2"}}, {"empty_entry", {"", "z"}}}) {
+    Bytes hello = build_hello(0x0303, {0x1301, 0xc02f}, {sni_ext(sni), alpn_ext(alpn)});
+    TestClient c("127.0.0.1", s.port);
+    port[name] = c.local_port();
+    c.send(std::string(hello.begin(), hello.end()));
+    bool closed = false;
+    c.read_until_closed(5, &closed);
+  }
+  auto all = s.records(2);
+  auto b64 = [](const std::string &bytes) {
+    static const char *a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+      uint32_t v =
+          uint32_t(uint8_t(bytes[i])) << 16 | uint32_t(uint8_t(bytes[i + 1])) << 8 | uint8_t(bytes[i + 2]);
+      for (int sh : {18, 12, 6, 0})
+        out += a[(v >> sh) & 63];
+    }
+    if (bytes.size() - i == 1) {
+      uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
+      out += std::string{a[(v >> 18) & 63], a[(v >> 12) & 63]} + "==";
+    } else if (bytes.size() - i == 2) {
+      uint32_t v = uint32_t(uint8_t(bytes[i])) << 16 | uint32_t(uint8_t(bytes[i + 1])) << 8;
+      out += std::string{a[(v >> 18) & 63], a[(v >> 12) & 63], a[(v >> 6) & 63]} + "=";
+    }
+    return out;
+  };
+  // Not UTF-8: kept as bytes, base64 in JSONL; never cut at the NUL.
+  EXPECT_EQ(all[port["binary"]]["extra"]["tls.sni"], b64(sni)) << all[port["binary"]].dump();
+  EXPECT_EQ(all[port["binary"]]["extra"]["tls.alpn"], b64(std::string("\x00\xffx,h2", 6)));
+  EXPECT_EQ(all[port["empty_entry"]]["extra"]["tls.alpn"], ",z") << "empty ALPN entries are kept";
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
+
+TEST(Tls, MalformedAndSslV2HellosSaySoInsteadOfAFingerprint) {
+  TlsSink s("1s");
+  Bytes broken = build_hello(0x0303, {0x1301, 0xc02f}, {sni_ext("x.example")});
+  broken[5 + 4 + 2 + 32 + 1 + 2 + 4 + 2] = 0x7f; // extensions length past the end
+  std::map<std::string, uint16_t> port;
+  for (const auto &[name, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"broken", std::string(broken.begin(), broken.end())}, {"sslv2", sslv2_hello()}}) {
+    TestClient c("127.0.0.1", s.port);
+    port[name] = c.local_port();
+    c.send(bytes);
+    bool closed = false;
+    c.read_until_closed(5, &closed);
+  }
+  auto all = s.records(2);
+  const auto &b = all[port["broken"]];
+  EXPECT_EQ(b["extra"]["tls.hello_error"], "ClientHello extensions length runs past the end of the message")
+      << b.dump();
+  EXPECT_EQ(b["extra"]["tls.ja3"], "");
+  EXPECT_EQ(b["extra"]["tls.ja4"], "");
+  EXPECT_EQ(b["extra"]["tls.hello_format"], "tls");
+  const auto &v2 = all[port["sslv2"]];
+  EXPECT_EQ(v2["extra"]["tls.hello_format"], "sslv2") << v2.dump();
+  EXPECT_EQ(v2["extra"]["tls.raw_hex"], hex(sslv2_hello()));
+  EXPECT_EQ(v2["extra"]["tls.ja3"], "");
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
+
+TEST(Tls, ClosedConnectionsLeaveNoDescriptorBehind) {
+  TlsSink s("300ms");
+  const std::string script = R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+for i in range(40):
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="fd.example")
+    t.sendall(b"x")
+    t.close()
+)";
+  auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "");
+  ASSERT_EQ(client.code, 0) << client.err;
+  s.records(40);
+  std::this_thread::sleep_for(500ms);
+  const std::string pid = std::to_string(s.sink->pid());
+  size_t sockets = 0;
+  for (const auto &line : split(run_program(s.dir, {"ls", "-l", "/proc/" + pid + "/fd"}, "").out, '\n'))
+    if (line.find("socket:") != std::string::npos) ++sockets;
+  EXPECT_LE(sockets, 4u) << "listener and internal sockets only, not one per closed connection";
+  EXPECT_EQ(s.sink->stop().code, 0);
+}

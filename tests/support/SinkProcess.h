@@ -59,6 +59,7 @@ public:
   // Waits for the process to exit by itself; code -2 if it had to be killed.
   ExitResult wait_exit(std::chrono::milliseconds limit);
   const std::string &stdout_path() const { return out_; }
+  pid_t pid() const { return pid_; }
   const std::string &stderr_path() const { return err_; }
 
 private:

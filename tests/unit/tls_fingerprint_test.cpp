@@ -134,7 +134,11 @@ TEST(ClientHelloReader, TellsNonTlsFromIncomplete) {
             ClientHelloReader::State::kNotTls);
   const Bytes sslv2{0x80, 0x2e, 0x01, 0x00, 0x02, 0x00, 0x15, 0x00, 0x00, 0x00, 0x10};
   ClientHelloReader b;
-  EXPECT_EQ(b.feed(sslv2.data(), sslv2.size()), ClientHelloReader::State::kNotTls);
+  EXPECT_EQ(b.feed(sslv2.data(), sslv2.size()), ClientHelloReader::State::kSslV2);
+  EXPECT_STREQ(b.format(), "sslv2");
+  EXPECT_NE(b.error().find("SSLv2-compatible"), std::string::npos);
+  EXPECT_STREQ(a.format(), "");
+  EXPECT_EQ(a.error(), "not a TLS handshake record");
   Bytes hello = spec_example_hello(true);
   ClientHelloReader c;
   EXPECT_EQ(c.feed(hello.data(), 20), ClientHelloReader::State::kNeedMore);
@@ -143,6 +147,7 @@ TEST(ClientHelloReader, TellsNonTlsFromIncomplete) {
   bad[5] = 2; // a ServerHello is not a ClientHello
   ClientHelloReader d;
   EXPECT_EQ(d.feed(bad.data(), bad.size()), ClientHelloReader::State::kMalformed);
+  EXPECT_EQ(d.error(), "first handshake message has type 2, not ClientHello");
 }
 
 TEST(ClientHelloReader, HundredsOfExtensions) {
@@ -152,4 +157,17 @@ TEST(ClientHelloReader, HundredsOfExtensions) {
   auto h = parse_all(build_hello(0x0303, {0x1301}, exts), 4096);
   EXPECT_EQ(h.extensions.size(), 600u);
   EXPECT_EQ(sink::tls::ja4(h).substr(0, 10), "t12i019900");
+}
+
+TEST(ClientHelloReader, ExtensionsLengthPastTheEndIsAnErrorNotZeroExtensions) {
+  // A valid hello whose extensions length claims more than the message holds.
+  Bytes hello = build_hello(0x0303, {0x1301, 0xc02f}, {sni_ext("x.example")});
+  // record(5) + handshake header(4) + version(2) + random(32) + sid(1) + ciphers(2+4) + comp(2)
+  const size_t ext_len_at = 5 + 4 + 2 + 32 + 1 + 2 + 4 + 2;
+  hello[ext_len_at] = 0x7f; // extensions length far beyond the message
+  ClientHelloReader r;
+  EXPECT_EQ(r.feed(hello.data(), hello.size()), ClientHelloReader::State::kMalformed);
+  EXPECT_FALSE(r.hello()) << "no fingerprint of something the client never sent";
+  EXPECT_EQ(r.error(), "ClientHello extensions length runs past the end of the message");
+  EXPECT_STREQ(r.format(), "tls");
 }
