@@ -34,6 +34,15 @@ struct LineOutput {
     failing = true;
     return SINK_ERR_IO;
   }
+  // Says so when opening cut off half a record left by a crash.
+  void report_torn_tail() {
+    if (file.torn_bytes() && host && host->log)
+      host->log(ctx, SINK_LOG_WARN,
+                ("cut a torn last line of " + std::to_string(file.torn_bytes()) + " bytes from \"" +
+                 file.path() +
+                 "\" (half a record left by a crash), so new records start on a line of their own")
+                    .c_str());
+  }
   // A file that starts empty gets the header first (also after rotation).
   bool write_header_if_empty() {
     if (!header || !file.was_empty()) return true;
@@ -58,6 +67,7 @@ int line_output_create(const sink_create_args *args, void **instance, const Line
     const bool flush = opts.boolean("flush", true);
     const bool header = format.header && opts.boolean("header", false);
     auto out = std::make_unique<LineOutput>(format, path, flush, header, *args);
+    out->report_torn_tail();
     if (!out->write_header_if_empty())
       throw OptionError("cannot write to \"" + path + "\": " + std::strerror(errno));
     *instance = out.release();
@@ -102,6 +112,7 @@ int line_output_flush(void *instance) noexcept {
 int line_output_reopen(void *instance) noexcept {
   auto *out = static_cast<LineOutput *>(instance);
   if (!out->file.reopen()) return out->failed("reopen");
+  out->report_torn_tail();
   if (!out->write_header_if_empty()) return out->failed("header");
   return SINK_OK;
 }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -27,14 +28,56 @@ std::string open_error(const std::string &path) {
 } // namespace
 
 OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
-  fd_ = open_append(path_);
-  if (fd_ < 0) throw std::runtime_error(open_error(path_));
+  const int fd = open_append(path_);
+  if (fd < 0) throw std::runtime_error(open_error(path_));
+  adopt(fd);
+}
+
+void OutputFile::adopt(int fd) {
+  if (owns_fd_) ::close(fd_);
+  fd_ = fd;
   owns_fd_ = fd_ != STDOUT_FILENO;
   struct stat st {};
+  torn_bytes_ = 0;
   if (fstat(fd_, &st) == 0) {
     seekable_ = S_ISREG(st.st_mode);
-    was_empty_ = !seekable_ || st.st_size == 0;
     end_ = committed_ = seekable_ ? st.st_size : 0;
+    if (seekable_ && st.st_size > 0) cut_torn_tail();
+    was_empty_ = !seekable_ || end_ == 0;
+  }
+}
+
+void OutputFile::cut_torn_tail() {
+  // Our descriptor is write-only (so a FIFO still needs a reader): read the
+  // tail through a second one.
+  struct Reader {
+    int fd;
+    ~Reader() {
+      if (fd >= 0) ::close(fd);
+    }
+  } r{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (r.fd < 0) return;
+  char last = '\n';
+  if (pread(r.fd, &last, 1, end_ - 1) != 1 || last == '\n') return;
+  // Find the last newline, reading backwards a block at a time.
+  char buf[4096];
+  long long pos = end_;
+  long long keep = 0;
+  while (pos > 0 && keep == 0) {
+    const long long from = std::max(0LL, pos - static_cast<long long>(sizeof buf));
+    const ssize_t n = pread(r.fd, buf, static_cast<size_t>(pos - from), from);
+    if (n <= 0) return;
+    for (ssize_t i = n - 1; i >= 0; --i)
+      if (buf[i] == '\n') {
+        keep = from + i + 1;
+        break;
+      }
+    pos = from;
+  }
+  const long long torn = end_ - keep;
+  if (cut_back_to(keep)) {
+    torn_bytes_ = static_cast<size_t>(torn);
+    committed_ = end_;
   }
 }
 
@@ -82,14 +125,7 @@ bool OutputFile::reopen() {
   if (!owns_fd_) return true;
   const int fd = open_append(path_);
   if (fd < 0) return false;
-  ::close(fd_);
-  fd_ = fd;
-  struct stat st {};
-  if (fstat(fd_, &st) == 0) {
-    seekable_ = S_ISREG(st.st_mode);
-    was_empty_ = !seekable_ || st.st_size == 0;
-    end_ = committed_ = seekable_ ? st.st_size : 0;
-  }
+  adopt(fd);
   return true;
 }
 

@@ -36,8 +36,13 @@ public:
   // (errno set) and keeps the old file.
   bool reopen();
   const std::string &path() const { return path_; }
+  // Bytes of a torn last line (a crash mid-write) cut off when the file was
+  // last opened, so new records never glue onto half a record.
+  size_t torn_bytes() const { return torn_bytes_; }
 
 private:
+  void adopt(int fd); // takes fd as the current file
+  void cut_torn_tail();
   bool cut_back_to(long long offset);
   std::string path_;
   int fd_ = -1;
@@ -47,6 +52,7 @@ private:
   long long end_ = 0;       // where our next bytes land (regular files)
   long long committed_ = 0; // end at the last commit()
   std::string staged_;
+  size_t torn_bytes_ = 0;
 };
 
 } // namespace sink::plugin

@@ -296,3 +296,48 @@ TEST(Reliability, ConfiguredConnectionCapHoldsTheRestInTheKernelQueue) {
   EXPECT_EQ(lines.size(), 10u);
   EXPECT_EQ(s.proc->stop().code, 0);
 }
+
+TEST(Reliability, ConnectionsQueuedInTheKernelAtShutdownGetARecord) {
+  Sink s(config("    timeout: 1m\n", "max_connections: 5\n"));
+  std::vector<std::unique_ptr<TestClient>> clients;
+  std::set<uint16_t> ports;
+  for (int i = 0; i < 50; ++i) {
+    clients.push_back(std::make_unique<TestClient>("127.0.0.1", s.port));
+    clients.back()->send("queued " + std::to_string(i));
+    ports.insert(clients.back()->local_port());
+  }
+  std::this_thread::sleep_for(300ms); // 5 accepted, 45 wait in the listen queue
+  EXPECT_EQ(s.proc->stop().code, 0);
+  auto json = jsonl_by_remote_port(read_lines(s.dir.file("out.jsonl")));
+  ASSERT_EQ(json.size(), 50u) << "every connection that reached the sink has a record";
+  for (const auto &[port, j] : json) {
+    EXPECT_TRUE(ports.count(port));
+    EXPECT_EQ(j["close_reason"], "shutdown");
+    EXPECT_EQ(j["payload_hex"].get<std::string>().substr(0, 14), hex("queued "));
+  }
+  EXPECT_NE(s.log().find("recorded 45 connections still queued in the kernel"), std::string::npos) << s.log();
+}
+
+TEST(Reliability, SignalsDuringStartUpAreActedOnNotFatal) {
+  // A TLS group with a self-signed certificate takes a while to start: the
+  // signals land while the sink is still setting up.
+  for (int sig : {SIGHUP, SIGTERM}) {
+    TempDir dir;
+    write_file(dir.file("c.yaml"),
+               "log: {path: sink.log}\ngroups: [{name: t, transport: tls, listen: 127.0.0.1, "
+               "ports: 0}]\noutputs: [{plugin: jsonl, path: out.jsonl}]\n");
+    SinkProcess p(dir, {"--config", "c.yaml"});
+    std::this_thread::sleep_for(30ms);
+    p.signal(sig);
+    if (sig == SIGHUP) {
+      p.wait_listening(1, dir.file("sink.log")); // still alive, and serving
+      EXPECT_EQ(p.stop().code, 0);
+      EXPECT_NE(read_file(dir.file("sink.log")).find("SIGHUP: reopening"), std::string::npos);
+    } else {
+      auto r = p.wait_exit(10s);
+      EXPECT_EQ(r.code, 0) << "a SIGTERM during start-up is a clean stop, not death by signal";
+      EXPECT_NE(read_file(dir.file("sink.log")).find("received Terminated"), std::string::npos)
+          << read_file(dir.file("sink.log"));
+    }
+  }
+}

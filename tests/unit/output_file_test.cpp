@@ -62,6 +62,23 @@ TEST(OutputFile, NeverTruncatesWhatWasThereBefore) {
   EXPECT_EQ(slurp(t.path), "old row\n");
 }
 
+TEST(OutputFile, ATornLastLineIsCutBeforeNewRecordsFollow) {
+  TempFile t;
+  { std::ofstream(t.path) << "whole,1\nwhole,2\nhalf a rec"; }
+  OutputFile f(t.path);
+  EXPECT_EQ(f.torn_bytes(), 10u);
+  EXPECT_FALSE(f.was_empty());
+  f.stage("whole,3\n");
+  ASSERT_TRUE(f.write_out());
+  EXPECT_EQ(slurp(t.path), "whole,1\nwhole,2\nwhole,3\n");
+  // A file that is one torn line is empty afterwards (and gets a header).
+  { std::ofstream(t.path) << "no newline at all"; }
+  OutputFile g(t.path);
+  EXPECT_EQ(g.torn_bytes(), 17u);
+  EXPECT_TRUE(g.was_empty());
+  EXPECT_EQ(slurp(t.path), "");
+}
+
 TEST(OutputFile, AFailedWriteKeepsItsBytesStaged) {
   OutputFile f("/dev/full");
   f.stage("record\n");
