@@ -62,6 +62,10 @@ struct Config {
   std::string config_dir;
   Duration stats_interval = std::chrono::minutes(1); // 0 = off
   size_t max_connections = 0;                        // 0 = from the open-file limit
+  // Records one output may have waiting. Beyond it a lagging output skips
+  // its oldest (counted lost for it alone) while another output keeps up;
+  // when every output is this far behind, accepting pauses instead.
+  size_t output_backlog = 100000;
   std::string user;                                  // switch to this user once everything is open; "" = stay
   std::vector<std::string> public_ip; // at most one IPv4 and one IPv6: recorded instead of the socket's
   FirewallConfig firewall;

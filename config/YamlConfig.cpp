@@ -198,7 +198,7 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   r.expect_map(root, "(top level)");
   r.only_keys(root, "",
               {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections",
-               "user", "public_ip", "firewall"});
+               "output_backlog", "user", "public_ip", "firewall"});
   if (root["user"]) {
     c.user = r.scalar(root["user"], "user");
     if (c.user.empty())
@@ -225,6 +225,12 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   }
   if (root["stats_interval"]) c.stats_interval = r.duration(root["stats_interval"], "stats_interval");
   if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");
+  if (root["output_backlog"]) {
+    c.output_backlog = r.size(root["output_backlog"], "output_backlog");
+    if (c.output_backlog == 0)
+      r.fail(root["output_backlog"], "output_backlog",
+             "must be at least 1 (records an output may have waiting)");
+  }
 
   if (auto log = root["log"]) {
     r.expect_map(log, "log");
@@ -341,6 +347,7 @@ std::string render_yaml_config(const Config &c) {
   }
   out << YAML::Key << "stats_interval" << YAML::Value << format_go_duration(c.stats_interval);
   if (c.max_connections) out << YAML::Key << "max_connections" << YAML::Value << c.max_connections;
+  out << YAML::Key << "output_backlog" << YAML::Value << c.output_backlog;
   if (!c.user.empty()) out << YAML::Key << "user" << YAML::Value << YAML::DoubleQuoted << c.user;
   if (!c.public_ip.empty()) {
     out << YAML::Key << "public_ip" << YAML::Value << YAML::Flow << YAML::BeginSeq;

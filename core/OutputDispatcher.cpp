@@ -16,7 +16,7 @@ constexpr auto kAbandonGrace = std::chrono::milliseconds(200);
 // At shutdown, an output whose backlog does not move for this long is left.
 constexpr auto kStallLimit = std::chrono::seconds(10);
 // How long the record thread waits for records before it checks again.
-constexpr auto kQueueWait = std::chrono::milliseconds(500);
+constexpr auto kQueueWait = std::chrono::milliseconds(100);
 } // namespace
 
 OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger,
@@ -33,7 +33,8 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
       shared = shared || (j != i && config.outputs[j].plugin == oc.plugin);
     const std::string label =
         "output " + std::string(p->descriptor->name) + (shared ? "#" + std::to_string(i) : "");
-    outputs_.push_back(std::make_unique<OutputWorker>(label, p->descriptor->output, logger, kMaxBacklog));
+    outputs_.push_back(
+        std::make_unique<OutputWorker>(label, p->descriptor->output, logger, config.output_backlog));
     auto &o = *outputs_.back();
     o.set_instance(
         create_plugin_instance(o.ops()->create, o.ctx(), oc.options.dump(), where, config.config_dir));
@@ -70,6 +71,16 @@ void OutputDispatcher::run() {
     batch.clear();
     for (auto &o : outputs_)
       o->submit(ready);
+    // A lagging output skips its oldest records only while another output
+    // keeps up; when none does, nothing is skipped: the network side pauses
+    // accepting until one catches up (checked at least every kQueueWait).
+    bool any_keeps_up = false;
+    for (auto &o : outputs_)
+      any_keeps_up = any_keeps_up || !o->backlog_full();
+    if (any_keeps_up)
+      for (auto &o : outputs_)
+        o->skip_beyond_backlog();
+    every_output_full_ = !any_keeps_up;
   }
   for (auto &o : outputs_)
     o->close();

@@ -23,9 +23,6 @@ namespace sink {
 
 class OutputDispatcher {
 public:
-  // Records an output may have waiting before its oldest are skipped.
-  static constexpr size_t kMaxBacklog = 100000;
-
   // Loads and creates every analyzer and output; throws PluginError naming
   // the entry.
   OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger, RecordQueue &queue);
@@ -47,6 +44,10 @@ public:
   static void abandon() { abandoned_ = true; }
   // "queue=N | output csv written=... failed=... pending=... lost=...; ..."
   std::string stats() const;
+  // True while every output has a full backlog: nothing can go out, so the
+  // network side stops accepting (the kernel queues new connections) and
+  // the records of open connections are kept rather than skipped.
+  bool every_output_full() const { return every_output_full_; }
 
 private:
   void run();
@@ -57,6 +58,7 @@ private:
   std::vector<std::unique_ptr<OutputWorker>> outputs_;
   std::thread thread_;
   bool stopped_ = false;
+  std::atomic<bool> every_output_full_{false};
   static std::atomic<bool> abandoned_;
 };
 

@@ -43,20 +43,23 @@ void OutputWorker::start() {
 
 void OutputWorker::submit(const std::vector<RecordPtr> &batch) {
   if (batch.empty()) return;
-  uint64_t skipped = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     inbox_.insert(inbox_.end(), batch.begin(), batch.end());
-    // A stalled output skips its oldest untaken records rather than hold
-    // memory without bound; only this output loses them.
-    while (inbox_.size() > max_backlog_) {
-      inbox_.pop_front();
-      ++skipped;
-    }
     outstanding_ = inbox_.size() + unconfirmed_count_;
   }
-  if (skipped) lost_ += skipped;
   wake_.notify_one();
+}
+
+void OutputWorker::skip_beyond_backlog() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  uint64_t skipped = 0;
+  while (!inbox_.empty() && inbox_.size() + unconfirmed_count_ > max_backlog_) {
+    inbox_.pop_front();
+    ++skipped;
+  }
+  lost_ += skipped;
+  outstanding_ = inbox_.size() + unconfirmed_count_;
 }
 
 void OutputWorker::raise(bool &flag) {

@@ -40,6 +40,11 @@ public:
   void start();
   // Hands over a batch (record thread). Never blocks on the plugin.
   void submit(const std::vector<RecordPtr> &batch);
+  // Drops the oldest records this output has not taken beyond its bound,
+  // counting them lost for it.
+  void skip_beyond_backlog();
+  // The backlog has reached its bound.
+  bool backlog_full() const { return outstanding_ >= max_backlog_; }
   void request_reopen();
   // No more records: the thread writes what it has, flushes and ends.
   void close();

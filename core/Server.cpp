@@ -240,6 +240,8 @@ void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int
   s->accept_connection(*l, fd, peer);
   if (s->connections_.size() >= s->max_connections_)
     s->pause_accepting("reached the connection limit of " + std::to_string(s->max_connections_));
+  else if (s->outputs_full())
+    s->pause_accepting("every output is output_backlog records behind; new connections wait in the kernel");
 }
 
 Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer) {
@@ -297,7 +299,7 @@ void Server::pause_accepting(const std::string &why) {
 }
 
 void Server::resume_accepting() {
-  if (!paused_ || connections_.size() >= max_connections_) return;
+  if (!paused_ || connections_.size() >= max_connections_ || outputs_full()) return;
   paused_ = false;
   if (resume_timer_) evtimer_del(resume_timer_.get());
   for (auto &l : listeners_)

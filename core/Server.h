@@ -43,6 +43,8 @@ public:
   // output side.
   std::string stats_line() const;
   void set_stats_extra(std::function<std::string()> extra) { stats_extra_ = std::move(extra); }
+  // Asked after each accept and before resuming: true pauses accepting.
+  void set_backpressure(std::function<bool()> full) { outputs_full_ = std::move(full); }
   size_t max_connections() const { return max_connections_; }
 
   // For Connection.
@@ -104,6 +106,8 @@ private:
   std::vector<EventPtr> signals_;
   std::function<void()> on_reopen_;
   std::function<std::string()> stats_extra_;
+  std::function<bool()> outputs_full_;
+  bool outputs_full() const { return outputs_full_ && outputs_full_(); }
   Counters counters_;
   RecordIdGenerator ids_;
   std::vector<Endpoint> public_ips_; // config public_ip, parsed

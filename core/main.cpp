@@ -92,6 +92,7 @@ int run(sink::Config config) {
                    ", host ABI " + std::to_string(SINK_ABI_MAJOR) + "." + std::to_string(SINK_ABI_MINOR) +
                    ") from " + file);
     server.set_stats_extra([&] { return outputs.stats(); });
+    server.set_backpressure([&] { return outputs.every_output_full(); });
     logger->info("accepting up to " + std::to_string(server.max_connections()) + " connections at once");
     outputs.start();
     server.run([&] {

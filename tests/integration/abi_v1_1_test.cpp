@@ -356,3 +356,54 @@ TEST(AbiV11, AnOutputThatFailsNowAndThenStillGetsEverythingCountedOnce) {
   EXPECT_NE(log.find("output bad_fails_now_and_then written=300 "), std::string::npos) << log;
   EXPECT_NE(log.find("pending=0 lost=0 | output jsonl written=300"), std::string::npos) << log;
 }
+
+TEST(AbiV11, WhenEveryOutputIsStuckAcceptingPausesAndNothingIsSkipped) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\nstats_interval: 200ms\noutput_backlog: 20\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\n"
+                                 "outputs:\n  - plugin: " +
+                                     test_plugin("bad_blocks_forever") +
+                                     "\n  - plugin: " + test_plugin("bad_blocks_forever") + "\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  for (int i = 0; i < 60; ++i)
+    send_and_close("127.0.0.1", port, "r" + std::to_string(i));
+  std::this_thread::sleep_for(500ms); // every output is now full
+  for (int i = 0; i < 20; ++i)
+    send_and_close("127.0.0.1", port, "later" + std::to_string(i)); // the kernel completes every handshake
+  std::this_thread::sleep_for(800ms);
+  const std::string log = read_file(dir.file("sink.log"));
+  EXPECT_NE(log.find("accepting paused: every output is output_backlog records behind"), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("lost=1"), std::string::npos) << "nothing skipped while no output keeps up\n" << log;
+  std::smatch m;
+  const std::string last_stats = log.substr(log.rfind("stats: open="));
+  ASSERT_TRUE(std::regex_search(last_stats, m, std::regex("accepted=(\\d+)")));
+  EXPECT_LE(std::stoi(m[1]), 62) << "the later connections wait in the kernel's queue";
+  sink.signal(SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(sink.stop().code, 0);
+}
+
+TEST(AbiV11, AStuckOutputBeyondItsBacklogLosesOnlyItsOwnOldestRecords) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\noutput_backlog: 20\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\n"
+                                 "outputs:\n  - plugin: " +
+                                     test_plugin("bad_blocks_forever") +
+                                     "\n  - plugin: jsonl\n    path: out.jsonl\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  expect_healthy_output_unaffected(dir, port, 100);
+  sink.signal(SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::string log = read_file(dir.file("sink.log"));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      log, m, std::regex("output bad_blocks_forever written=0 failed=0 pending=(\\d+) lost=(\\d+)")))
+      << log;
+  EXPECT_GT(std::stoi(m[2]), 0) << "the stuck output skipped its oldest";
+  EXPECT_EQ(std::stoi(m[1]) + std::stoi(m[2]), 100) << "pending + lost accounts for every record";
+  EXPECT_NE(log.find("output jsonl written=100 failed=0 pending=0 lost=0"), std::string::npos) << log;
+}
