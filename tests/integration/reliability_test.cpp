@@ -213,7 +213,9 @@ TEST(Reliability, FloodAtTheDeadlineIsCountedAndFlagged) {
   EXPECT_GT(j["payload_len"].get<uint64_t>(), 0u);
   EXPECT_LE(j["payload_len"].get<uint64_t>(), sent);
   EXPECT_EQ(j["captured_len"], 2048);
-  EXPECT_TRUE(j["extra"]["unread_at_close"].is_boolean());
+  // The client was still sending when the sink closed: bytes were queued or
+  // arrived during the final drain, so the close was (likely) a RST.
+  EXPECT_EQ(j["extra"]["unread_at_close"], true) << j.dump();
   EXPECT_EQ(json[after]["payload_hex"], hex("still here"));
   EXPECT_EQ(s.proc->stop().code, 0);
 }

@@ -549,3 +549,26 @@ for i in range(40):
   EXPECT_LE(sockets, 4u) << "listener and internal sockets only, not one per closed connection";
   EXPECT_EQ(s.sink->stop().code, 0);
 }
+
+TEST(Tls, AFloodAcrossTheDeadlineIsFlaggedUnreadAtClose) {
+  TlsSink s("1s");
+  const std::string script = R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="flood.example")
+chunk = b"x" * 16384
+try:
+    while True:
+        t.sendall(chunk)
+except OSError:
+    pass
+)";
+  auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "", 20s);
+  EXPECT_EQ(client.code, 0) << client.err;
+  auto j = s.only_record();
+  EXPECT_EQ(j["close_reason"], "timeout");
+  EXPECT_EQ(j["extra"]["unread_at_close"], true) << j.dump();
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
