@@ -572,3 +572,22 @@ except OSError:
   EXPECT_EQ(j["extra"]["unread_at_close"], true) << j.dump();
   EXPECT_EQ(s.sink->stop().code, 0);
 }
+
+TEST(Tls, ARenegotiationAttemptGetsNoAnswer) {
+  TlsSink s("2s");
+  // s_client renegotiates on "R"; -msg shows every message it receives.
+  auto client = run_program(s.dir,
+                            {"sh", "-c",
+                             "(sleep 0.5; echo R; sleep 1) | openssl s_client -connect " + s.target() +
+                                 " -tls1_2 -msg 2>&1"},
+                            "", 20s);
+  const std::string out = client.out;
+  const auto reneg = out.find("RENEGOTIATING");
+  ASSERT_NE(reneg, std::string::npos) << out;
+  EXPECT_NE(out.find("<<< TLS 1.2, Handshake"), std::string::npos) << "the handshake itself was answered";
+  EXPECT_EQ(out.find("<<<", reneg), std::string::npos) << "nothing after the handshake, not even an alert:\n"
+                                                       << out.substr(reneg);
+  auto j = s.only_record();
+  EXPECT_EQ(j["extra"]["tls.handshake"], "ok");
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
