@@ -14,6 +14,7 @@
 #include "ConfigError.h"
 #include "ConfigValidation.h"
 #include "PortList.h"
+#include "YamlStructure.h"
 
 namespace sink {
 namespace {
@@ -275,6 +276,7 @@ YAML::Node parse_text(const std::string &text, const std::string &source) {
 } // namespace
 
 Config parse_yaml_config(const std::string &text, const std::string &source) {
+  check_yaml_structure(text, source);
   try {
     return read_config(parse_text(text, source), source);
   } catch (const YAML::Exception &e) {
@@ -284,12 +286,14 @@ Config parse_yaml_config(const std::string &text, const std::string &source) {
 }
 
 Config load_yaml_config(const std::string &path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(path + ": is a directory, not a config file (give the path of a .yaml file)");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot read config file: " + std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
   Config c = parse_yaml_config(ss.str(), path);
-  std::error_code ec;
   const auto dir = std::filesystem::absolute(path, ec).parent_path();
   if (!ec) c.config_dir = dir.lexically_normal().string();
   return c;
