@@ -82,6 +82,10 @@ TEST(Reliability, SighupDuringLoadWithFilesRenamedLosesAndDuplicatesNothing) {
   });
   while (made < 500)
     std::this_thread::sleep_for(5ms);
+  // Rotate once both outputs have written some records (each has its own
+  // thread and may trail the network side under load).
+  wait_for_lines(s.dir.file("out.csv"), 100);
+  wait_for_lines(s.dir.file("out.jsonl"), 100);
   std::filesystem::rename(s.dir.file("out.csv"), s.dir.file("out.csv.1"));
   std::filesystem::rename(s.dir.file("out.jsonl"), s.dir.file("out.jsonl.1"));
   s.proc->signal(SIGHUP);
