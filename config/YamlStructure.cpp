@@ -34,7 +34,8 @@ public:
     open(mark, false);
   }
   void OnSequenceEnd() override { close(); }
-  void OnMapStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t, YAML::EmitterStyle::value) override {
+  void OnMapStart(const YAML::Mark &mark, const std::string &, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
     open(mark, true);
   }
   void OnMapEnd() override { close(); }
@@ -89,8 +90,10 @@ private:
   }
   void open(const YAML::Mark &mark, bool map) {
     if (!stack_.empty() && stack_.back().map && stack_.back().expecting_key)
-      fail(mark, std::string("a ") + (map ? "mapping" : "list") + " used as a key (keys must be plain names)");
-    if (stack_.size() >= kMaxDepth) fail(mark, "nested more than " + std::to_string(kMaxDepth) + " levels deep");
+      fail(mark,
+           std::string("a ") + (map ? "mapping" : "list") + " used as a key (keys must be plain names)");
+    if (stack_.size() >= kMaxDepth)
+      fail(mark, "nested more than " + std::to_string(kMaxDepth) + " levels deep");
     Frame f;
     f.map = map;
     stack_.push_back(std::move(f));

@@ -8,15 +8,21 @@
 namespace sink {
 
 Logger::Logger(const std::string &path, sink_log_level min_level)
-    : path_(path), file_(stderr), min_level_(min_level) {
-  if (!path.empty()) {
-    file_ = std::fopen(path.c_str(), "ae");
-    if (!file_) throw std::runtime_error("cannot open log file \"" + path + "\": " + std::strerror(errno));
-  }
+    : path_(path), file_(path.empty() ? stderr : nullptr), min_level_(min_level) {}
+
+void Logger::open() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (file_) return;
+  file_ = std::fopen(path_.c_str(), "ae");
+  if (!file_) throw std::runtime_error("cannot open log file \"" + path_ + "\": " + std::strerror(errno));
+  std::fwrite(held_.data(), 1, held_.size(), file_);
+  std::fflush(file_);
+  held_.clear();
+  held_.shrink_to_fit();
 }
 
 Logger::~Logger() {
-  if (file_ != stderr) std::fclose(file_);
+  if (file_ && file_ != stderr) std::fclose(file_);
 }
 
 sink_log_level Logger::parse_level(const std::string &name) {
@@ -44,6 +50,10 @@ void Logger::write_line(const char *tag, const std::string &message) {
     std::strftime(stamp_, sizeof stamp_, "%Y/%m/%d %H:%M:%S ", &tm);
     stamp_time_ = now;
   }
+  if (!file_) { // not opened yet: hold the line
+    held_.append(stamp_).append(tag).append(message).push_back('\n');
+    return;
+  }
   std::fputs(stamp_, file_);
   std::fputs(tag, file_);
   std::fwrite(message.data(), 1, message.size(), file_);
@@ -54,6 +64,7 @@ void Logger::write_line(const char *tag, const std::string &message) {
 bool Logger::reopen() {
   if (path_.empty()) return true;
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!file_) return false;
   FILE *f = std::fopen(path_.c_str(), "ae");
   if (!f) return false;
   std::fclose(file_);

@@ -13,8 +13,13 @@ namespace sink {
 
 class Logger {
 public:
-  // Empty path = stderr. Throws std::runtime_error when the file cannot be opened.
+  // Empty path = stderr. The file is not created until open(): lines logged
+  // before are held and written then, so a start-up that fails creates no
+  // log file.
   Logger(const std::string &path, sink_log_level min_level);
+  // Opens (creates) the log file and writes the held lines. Throws
+  // std::runtime_error naming the path when it cannot be opened.
+  void open();
   ~Logger();
   Logger(const Logger &) = delete;
   Logger &operator=(const Logger &) = delete;
@@ -34,7 +39,8 @@ public:
 private:
   void write_line(const char *tag, const std::string &message);
   std::string path_;
-  FILE *file_;
+  FILE *file_;       // nullptr until open() for a file
+  std::string held_; // lines logged before open()
   sink_log_level min_level_;
   std::mutex mutex_;
   time_t stamp_time_ = -1; // guarded by mutex_

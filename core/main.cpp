@@ -14,6 +14,9 @@
 #include <unistd.h>
 
 #include "CommandLine.h"
+#include "ConfigPaths.h"
+#include "ConfigValidation.h"
+#include "NewFiles.h"
 #include "FirewallCommand.h"
 #include "Privileges.h"
 #include "OutputDispatcher.h"
@@ -48,16 +51,22 @@ int run(sink::Config config) {
     std::error_code ec;
     config.config_dir = std::filesystem::current_path(ec).string();
   }
+  sink::resolve_config_paths(config);
   const std::string raised = raise_open_file_limit();
-  std::unique_ptr<sink::Logger> logger;
-  try {
-    logger = std::make_unique<sink::Logger>(config.log.path, sink::Logger::parse_level(config.log.level));
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "sink: %s: log.path: %s\n", config.source.c_str(), e.what());
-    return kExitUsage;
-  }
-  sink::PluginLoader loader(config.plugin_path.empty() ? sink::PluginLoader::default_search_path()
-                                                       : config.plugin_path);
+  // The log file is created only once everything that can refuse to start
+  // has been checked (logger->open() below).
+  auto logger = std::make_unique<sink::Logger>(config.log.path, sink::Logger::parse_level(config.log.level));
+  // Configured directories first, then beside the binary and the install dir.
+  std::vector<std::string> search = config.plugin_path;
+  for (const auto &d : sink::PluginLoader::default_search_path())
+    search.push_back(d);
+  sink::PluginLoader loader(search);
+  // Output files this start created: removed again if start-up fails.
+  sink::NewFiles created;
+  for (const auto &o : config.outputs)
+    if (o.options.contains("path") && o.options["path"].is_string())
+      created.watch(sink::resolve_path(config.config_dir, o.options["path"].get<std::string>()));
+  created.watch(config.log.path);
   // Start-up errors go to stderr once; to the log file as well when there is one.
   auto fail = [&](int code, const std::string &what) {
     std::fprintf(stderr, "sink: %s\n", what.c_str());
@@ -67,10 +76,27 @@ int run(sink::Config config) {
   sink::RecordQueue queue(kQueueCapacity);
   if (!raised.empty()) logger->info(raised);
   try {
+    // Every plugin is loaded and checked, and every transport (with its
+    // certificates) created, before any output or log file is created.
+    for (size_t i = 0; i < config.outputs.size(); ++i)
+      loader.load_for(
+          sink::plugin_location(config, config.outputs[i].line, "outputs", i, config.outputs[i].plugin),
+          config.outputs[i].plugin, SINK_PLUGIN_OUTPUT);
+    for (size_t i = 0; i < config.analyzers.size(); ++i)
+      loader.load_for(
+          sink::plugin_location(config, config.analyzers[i].line, "analyzers", i, config.analyzers[i].plugin),
+          config.analyzers[i].plugin, SINK_PLUGIN_ANALYZER);
     // Outputs are declared first so they outlive the server, whose last
     // connections still produce records on the way down.
-    sink::OutputDispatcher outputs(config, loader, *logger, queue);
+    std::unique_ptr<sink::OutputDispatcher> outputs_owner;
     sink::Server server(config, loader, *logger, queue);
+    outputs_owner = std::make_unique<sink::OutputDispatcher>(config, loader, *logger, queue);
+    sink::OutputDispatcher &outputs = *outputs_owner;
+    try {
+      logger->open();
+    } catch (const std::exception &e) {
+      throw sink::PluginError(config.source + ": log.path: " + e.what());
+    }
     server.bind_all();
     if (!config.user.empty()) {
       // Everything privileged is done: listeners bound, files open.
@@ -78,13 +104,14 @@ int run(sink::Config config) {
       std::vector<std::string> paths{config.log.path};
       for (const auto &o : config.outputs)
         if (o.options.contains("path") && o.options["path"].is_string())
-          paths.push_back(o.options["path"].get<std::string>());
+          paths.push_back(sink::resolve_path(config.config_dir, o.options["path"].get<std::string>()));
       sink::check_writable_dirs(paths, config.user);
       logger->info("running as user " + config.user + " (uid " + std::to_string(getuid()) +
                    "), no capabilities");
     } else if (geteuid() == 0) {
       logger->warn("running as root: set user: (or --user NAME) to drop privileges once the ports are bound");
     }
+    created.keep(); // started: what was created stays
     for (const auto &[file, p] : loader.loaded())
       logger->info("plugin " + std::string(p.descriptor->name) + " " +
                    (p.descriptor->version ? p.descriptor->version : "") + " (needs ABI " +

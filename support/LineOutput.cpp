@@ -62,8 +62,9 @@ int line_output_create(const sink_create_args *args, void **instance, const Line
       opts.only({"path", "flush", "header"});
     else
       opts.only({"path", "flush"});
-    const std::string path = opts.string("path", "-");
+    std::string path = opts.string("path", "-");
     if (path.empty()) throw OptionError("option \"path\" must not be empty (use \"-\" for stdout)");
+    path = resolve_option_path(*args, path);
     const bool flush = opts.boolean("flush", true);
     const bool header = format.header && opts.boolean("header", false);
     auto out = std::make_unique<LineOutput>(format, path, flush, header, *args);

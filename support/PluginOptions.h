@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include <initializer_list>
@@ -56,6 +57,17 @@ public:
 private:
   nlohmann::json json_;
 };
+
+// A path from the options, relative to the config file's directory
+// (ABI 1.1 config_dir) unless it is absolute or "-".
+inline std::string resolve_option_path(const sink_create_args &args, const std::string &p) {
+  const bool has_dir = args.struct_size >= offsetof(sink_create_args, config_dir) + sizeof args.config_dir &&
+                       args.config_dir && *args.config_dir;
+  if (!has_dir || p.empty() || p == "-" || p.front() == '/') return p;
+  std::string dir = args.config_dir;
+  if (dir.back() != '/') dir += '/';
+  return dir + p;
+}
 
 // Copies msg into args->error, truncating to fit.
 inline void set_create_error(const sink_create_args *args, const std::string &msg) noexcept {

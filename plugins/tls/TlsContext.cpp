@@ -1,5 +1,11 @@
 #include "TlsContext.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -70,17 +76,27 @@ SslCtxPtr make_server_context(const std::string &cert_file, const std::string &k
     use_self_signed(c);
     return ctx;
   }
+  // Say what is wrong with the files in words (OpenSSL would say "system lib").
+  for (const auto &[what, file] : {std::pair{"certificate", cert_file}, std::pair{"private key", key_file}})
+    if (access(file.c_str(), R_OK) != 0)
+      throw std::runtime_error(std::string("cannot read ") + what + " file \"" + file +
+                               "\": " + std::strerror(errno));
   if (SSL_CTX_use_certificate_chain_file(c, cert_file.c_str()) != 1)
-    throw std::runtime_error("cannot load certificate \"" + cert_file + "\": " + last_error());
+    throw std::runtime_error("\"" + cert_file + "\" is not a PEM certificate: " + last_error());
+  const auto mismatch = [&] {
+    ERR_clear_error();
+    return std::runtime_error(
+        "private key \"" + key_file + "\" does not belong to certificate \"" + cert_file +
+        "\" (a different key, or a different key type such as EC for an RSA certificate)");
+  };
   if (SSL_CTX_use_PrivateKey_file(c, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
-      throw std::runtime_error("private key \"" + key_file + "\" does not match certificate \"" + cert_file +
-                               "\": " + last_error());
-    throw std::runtime_error("cannot load private key \"" + key_file + "\": " + last_error());
+    const int reason = ERR_GET_REASON(ERR_peek_last_error());
+    if (reason == X509_R_KEY_VALUES_MISMATCH || reason == X509_R_KEY_TYPE_MISMATCH) throw mismatch();
+    throw std::runtime_error("\"" + key_file + "\" is not a PEM private key: " + last_error());
   }
-  if (SSL_CTX_check_private_key(c) != 1)
-    throw std::runtime_error("private key \"" + key_file + "\" does not match certificate \"" + cert_file +
-                             "\": " + last_error());
+  // An EC key next to an RSA certificate installs as a second identity with
+  // no certificate: that is a mismatch too.
+  if (SSL_CTX_check_private_key(c) != 1) throw mismatch();
   return ctx;
 }
 

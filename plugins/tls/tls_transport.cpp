@@ -137,7 +137,8 @@ int tls_create(const sink_create_args *args, void **instance) noexcept {
   try {
     sink::plugin::PluginOptions opts(args->config_json);
     opts.only({"cert", "key"});
-    std::string cert = opts.string("cert", ""), key = opts.string("key", "");
+    std::string cert = sink::plugin::resolve_option_path(*args, opts.string("cert", ""));
+    std::string key = sink::plugin::resolve_option_path(*args, opts.string("key", ""));
     if (cert.empty() != key.empty())
       throw sink::plugin::OptionError("tls.cert and tls.key must be given together (or neither, for a "
                                       "self-signed certificate)");

@@ -2,6 +2,7 @@
 // curl, and raw sockets sending what probers send.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -378,7 +379,17 @@ TEST(Tls, LegacyFlagsRefuseMissingOrMismatchedCertificates) {
   auto mismatch =
       run_sink(dir, {"-tls", "-tlsCert", "a.crt", "-tlsKey", "b.key", "-ip", "127.0.0.1", "-p", "0"});
   EXPECT_EQ(mismatch.code, 2);
-  EXPECT_NE(mismatch.err.find("does not match"), std::string::npos) << mismatch.err;
+  EXPECT_NE(mismatch.err.find("private key \"" + dir.path() + "/b.key\" does not belong to certificate"),
+            std::string::npos)
+      << mismatch.err;
+  // An EC key with an RSA certificate, and a missing file, said in words.
+  run_program(dir, {"openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ec.key"}, "");
+  auto ec = run_sink(dir, {"-tls", "-tlsCert", "a.crt", "-tlsKey", "ec.key", "-ip", "127.0.0.1", "-p", "0"});
+  EXPECT_EQ(ec.code, 2);
+  EXPECT_NE(ec.err.find("does not belong to certificate"), std::string::npos) << ec.err;
+  EXPECT_NE(missing.err.find("cannot read certificate file"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("No such file or directory"), std::string::npos) << missing.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.csv"))) << "a refused start creates no output file";
 }
 
 TEST(Tls, NothingLeavesTheSinkAfterTheHandshakeEvenForABogusRecord) {
@@ -576,11 +587,11 @@ except OSError:
 TEST(Tls, ARenegotiationAttemptGetsNoAnswer) {
   TlsSink s("2s");
   // s_client renegotiates on "R"; -msg shows every message it receives.
-  auto client = run_program(s.dir,
-                            {"sh", "-c",
-                             "(sleep 0.5; echo R; sleep 1) | openssl s_client -connect " + s.target() +
-                                 " -tls1_2 -msg 2>&1"},
-                            "", 20s);
+  auto client = run_program(
+      s.dir,
+      {"sh", "-c",
+       "(sleep 0.5; echo R; sleep 1) | openssl s_client -connect " + s.target() + " -tls1_2 -msg 2>&1"},
+      "", 20s);
   const std::string out = client.out;
   const auto reneg = out.find("RENEGOTIATING");
   ASSERT_NE(reneg, std::string::npos) << out;
