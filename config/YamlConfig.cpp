@@ -3,6 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -52,11 +54,19 @@ public:
     return n.Scalar();
   }
 
+  // One rule everywhere, plugin options included: true or false, in any
+  // letter case (yes/no/on/off are refused: they mean other things elsewhere).
   bool boolean(const YAML::Node &n, const std::string &key) const {
     auto s = scalar(n, key);
-    if (s == "true" || s == "yes" || s == "on") return true;
-    if (s == "false" || s == "no" || s == "off") return false;
+    if (auto b = parse_bool(s)) return *b;
     fail(n, key, "expected true or false, got \"" + s + "\"");
+  }
+  static std::optional<bool> parse_bool(std::string s) {
+    for (auto &c : s)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (s == "true") return true;
+    if (s == "false") return false;
+    return std::nullopt;
   }
 
   Duration duration(const YAML::Node &n, const std::string &key) const {
@@ -76,8 +86,12 @@ public:
     return v;
   }
 
+  // A value or a non-empty list of values (an empty list would silently
+  // mean "the default", e.g. listen: [] listening everywhere).
   std::vector<std::string> strings(const YAML::Node &n, const std::string &key) const {
     std::vector<std::string> out;
+    if (n.IsSequence() && n.size() == 0)
+      fail(n, key, "an empty list is not allowed (leave the key out for the default)");
     if (n.IsSequence()) {
       for (size_t i = 0; i < n.size(); ++i)
         out.push_back(scalar(n[i], key + "[" + std::to_string(i) + "]"));
@@ -90,6 +104,8 @@ public:
   std::vector<uint16_t> ports(const YAML::Node &n, const std::string &key) const {
     std::vector<uint16_t> out;
     std::string why;
+    if (n.IsSequence() && n.size() == 0 && key != "firewall.exclude_ports")
+      fail(n, key, "an empty list is not allowed");
     if (n.IsSequence()) {
       for (size_t i = 0; i < n.size(); ++i)
         if (!append_port_spec(scalar(n[i], key), out, &why)) fail(n[i], key, why);
@@ -119,8 +135,7 @@ public:
     if (n.IsNull()) return nullptr;
     const std::string &s = n.Scalar();
     if (n.Tag() == "!") return s; // quoted
-    if (s == "true") return true;
-    if (s == "false") return false;
+    if (auto b = parse_bool(s)) return *b;
     int64_t i = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), i);
     if (!s.empty() && ec == std::errc() && p == s.data() + s.size()) return i;
@@ -167,9 +182,16 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
               std::to_string(g.ports.size()) + (g.ports.size() == 1 ? " port: 0" : " ports") + ")");
   }
   if (n["transparent"]) g.transparent = r.boolean(n["transparent"], key + ".transparent");
-  if (n["timeout"]) g.timeout = r.duration(n["timeout"], key + ".timeout");
-  if (n["idle_timeout"]) g.idle_timeout = r.duration(n["idle_timeout"], key + ".idle_timeout");
-  if (n["close_grace"]) g.close_grace = r.duration(n["close_grace"], key + ".close_grace");
+  // Timeouts below a millisecond would be silently meaningless: refuse them.
+  auto timeout = [&](const char *name, Duration &out) {
+    if (!n[name]) return;
+    out = r.duration(n[name], key + "." + name);
+    if (out.count() > 0 && out < std::chrono::milliseconds(1))
+      r.fail(n[name], key + "." + name, "must be at least 1ms (or 0 for none)");
+  };
+  timeout("timeout", g.timeout);
+  timeout("idle_timeout", g.idle_timeout);
+  timeout("close_grace", g.close_grace);
   if (n["capture_bytes"]) g.capture_bytes = r.size(n["capture_bytes"], key + ".capture_bytes");
   if (n[g.transport]) {
     r.expect_map(n[g.transport], key + "." + g.transport);
@@ -224,7 +246,11 @@ Config read_config(const YAML::Node &root, const std::string &source) {
         r.fail(fw["sources"], "firewall.sources", p.substr(18));
     }
   }
-  if (root["stats_interval"]) c.stats_interval = r.duration(root["stats_interval"], "stats_interval");
+  if (root["stats_interval"]) {
+    c.stats_interval = r.duration(root["stats_interval"], "stats_interval");
+    if (c.stats_interval.count() > 0 && c.stats_interval < std::chrono::seconds(1))
+      r.fail(root["stats_interval"], "stats_interval", "must be at least 1s (or 0 for no stats lines)");
+  }
   if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");
   if (root["output_backlog"]) {
     c.output_backlog = r.size(root["output_backlog"], "output_backlog");

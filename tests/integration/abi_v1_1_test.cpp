@@ -359,7 +359,7 @@ TEST(AbiV11, AnOutputThatFailsNowAndThenStillGetsEverythingCountedOnce) {
 
 TEST(AbiV11, WhenEveryOutputIsStuckAcceptingPausesAndNothingIsSkipped) {
   TempDir dir;
-  write_file(dir.file("c.yaml"), "log: {path: sink.log}\nstats_interval: 200ms\noutput_backlog: 20\n"
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\nstats_interval: 1s\noutput_backlog: 20\n"
                                  "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\n"
                                  "outputs:\n  - plugin: " +
                                      test_plugin("bad_blocks_forever") +
@@ -371,7 +371,7 @@ TEST(AbiV11, WhenEveryOutputIsStuckAcceptingPausesAndNothingIsSkipped) {
   std::this_thread::sleep_for(500ms); // every output is now full
   for (int i = 0; i < 20; ++i)
     send_and_close("127.0.0.1", port, "later" + std::to_string(i)); // the kernel completes every handshake
-  std::this_thread::sleep_for(800ms);
+  std::this_thread::sleep_for(1300ms);
   const std::string log = read_file(dir.file("sink.log"));
   EXPECT_NE(log.find("accepting paused: every output is output_backlog records behind"), std::string::npos)
       << log;

@@ -45,7 +45,7 @@ size_t count_matches(const std::string &text, const std::string &pattern) {
 } // namespace
 
 TEST(Reliability, SigtermWithAThousandOpenConnectionsRecordsEachOnce) {
-  Sink s(config("    timeout: 5m\n", "stats_interval: 100ms\n"));
+  Sink s(config("    timeout: 5m\n", "stats_interval: 1s\n"));
   std::vector<std::unique_ptr<TestClient>> clients;
   std::set<uint16_t> ports;
   for (int i = 0; i < 1000; ++i) {
@@ -254,14 +254,14 @@ TEST(Reliability, HalfOpenAndMidStreamResetPeers) {
 }
 
 TEST(Reliability, StatsLineEveryInterval) {
-  Sink s(config("    timeout: 5s\n", "stats_interval: 200ms\n"));
+  Sink s(config("    timeout: 5s\n", "stats_interval: 1s\n"));
   {
     TestClient c("127.0.0.1", s.port);
     c.send("count me");
     c.close();
   }
   wait_for_lines(s.dir.file("out.jsonl"), 1);
-  std::this_thread::sleep_for(600ms);
+  std::this_thread::sleep_for(1300ms);
   const std::string log = s.log();
   EXPECT_GE(count_matches(log, "stats: open=0 accepted=1 closed=1 \\(client_fin=1 "), 1u) << log;
   EXPECT_NE(log.find("output csv written=1 failed=0 pending=0 lost=0"), std::string::npos) << log;
@@ -292,13 +292,13 @@ TEST(Reliability, SecondSignalCutsTheFinalDrainShort) {
 }
 
 TEST(Reliability, ConfiguredConnectionCapHoldsTheRestInTheKernelQueue) {
-  Sink s(config("    timeout: 10s\n", "max_connections: 5\nstats_interval: 100ms\n"));
+  Sink s(config("    timeout: 10s\n", "max_connections: 5\nstats_interval: 1s\n"));
   std::vector<std::unique_ptr<TestClient>> clients;
   for (int i = 0; i < 10; ++i) {
     clients.push_back(std::make_unique<TestClient>("127.0.0.1", s.port));
     clients.back()->send("cap" + std::to_string(i));
   }
-  std::this_thread::sleep_for(500ms);
+  std::this_thread::sleep_for(1300ms);
   EXPECT_NE(s.log().find("stats: open=5 accepted=5 "), std::string::npos) << s.log();
   EXPECT_NE(s.log().find("reached the connection limit of 5"), std::string::npos) << s.log();
   clients.clear();

@@ -143,3 +143,49 @@ TEST(VantageConfig, FullPortRangeOnThreeAddressesValidatesFast) {
   // Not a timing assertion (benchmarks time things); a hang here would be the old quadratic check.
   (void)t0;
 }
+
+TEST(ConfigRules, DuplicatesAliasesAndOddShapesAreRefusedWithTheirLine) {
+  EXPECT_EQ(
+      error_of("groups: [{name: a, ports: 1}]\ngroups: [{name: b, ports: 2}]\noutputs: [{plugin: csv}]\n"),
+      "t.yaml:2: groups: duplicate key (it appears earlier in the same mapping; each key may appear once)");
+  EXPECT_NE(error_of(with("  - name: a\n    ports: 1\n    timeout: 5s\n    timeout: 10s\n"))
+                .find("t.yaml:5: groups[0].timeout: duplicate key"),
+            std::string::npos);
+  EXPECT_NE(error_of("groups: [{name: a, ports: 1}]\noutputs:\n  - plugin: csv\n    path: a\n    path: b\n")
+                .find("t.yaml:5: outputs[0].path: duplicate key"),
+            std::string::npos);
+  // An alias bomb is refused before anything expands it.
+  std::string bomb = "      a: &a [x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'i'; ++c)
+    bomb += std::string("      ") + c + ": &" + c + " [*" + char(c - 1) + ", *" + char(c - 1) + ", *" +
+            char(c - 1) + "]\n";
+  EXPECT_NE(error_of("groups: [{name: a, ports: 1}]\noutputs:\n  - plugin: csv\n    junk:\n" + bomb)
+                .find("t.yaml:6: outputs[0].junk.b[0]: aliases (*name) are not supported"),
+            std::string::npos)
+      << error_of("groups: [{name: a, ports: 1}]\noutputs:\n  - plugin: csv\n    junk:\n" + bomb);
+  EXPECT_NE(error_of("? [a]\n: 1\n").find("a list used as a key"), std::string::npos);
+}
+
+TEST(ConfigRules, OneRuleForBooleansDurationsAndLists) {
+  EXPECT_EQ(error_of(with("  - name: a\n    ports: 1\n", "log: {connections: TRUE}\n")), "");
+  EXPECT_NE(error_of(with("  - name: a\n    ports: 1\n", "log: {connections: yes}\n"))
+                .find("expected true or false"),
+            std::string::npos);
+  auto c = parse_yaml_config(
+      "groups: [{name: a, ports: 1}]\noutputs: [{plugin: csv, header: True, flush: FALSE}]\n", "t");
+  EXPECT_EQ(c.outputs[0].options["header"], true) << "plugin options follow the same rule";
+  EXPECT_EQ(c.outputs[0].options["flush"], false);
+  EXPECT_NE(
+      error_of(with("  - name: a\n    ports: 1\n", "stats_interval: 1us\n")).find("must be at least 1s"),
+      std::string::npos);
+  EXPECT_EQ(error_of(with("  - name: a\n    ports: 1\n", "stats_interval: 0\n")), "");
+  EXPECT_NE(
+      error_of(with("  - name: a\n    ports: 1\n    idle_timeout: 500ns\n")).find("must be at least 1ms"),
+      std::string::npos);
+  EXPECT_NE(
+      error_of(with("  - name: a\n    ports: 1\n    listen: []\n")).find("an empty list is not allowed"),
+      std::string::npos);
+  EXPECT_NE(error_of(with("  - name: a\n    ports: []\n")).find("groups[0].ports"), std::string::npos);
+  EXPECT_NE(error_of(with("  - name: a\n    ports: 1\n", "plugin_path: []\n")).find("plugin_path"),
+            std::string::npos);
+}
