@@ -153,6 +153,7 @@ void Connection::on_event(bufferevent *bev, short events, void *self) {
   if (c->closing_) {
     c->finish(SINK_CLOSE_TIMEOUT, events, ""); // the grace period ended early
   } else if (events & BEV_EVENT_EOF) {
+    if (c->grace_after_session_end(bev)) return;
     c->finish(SINK_CLOSE_CLIENT_FIN, events, "");
   } else if (events & BEV_EVENT_ERROR) {
     int err = EVUTIL_SOCKET_ERROR();
@@ -163,6 +164,27 @@ void Connection::on_event(bufferevent *bev, short events, void *self) {
   } else if (events & BEV_EVENT_TIMEOUT) {
     c->close_by_server(SINK_CLOSE_IDLE_TIMEOUT, "i/o timeout");
   }
+}
+
+bool Connection::grace_after_session_end(bufferevent *bev) {
+  // A transport that decrypts can end its session (TLS close_notify) while
+  // the TCP connection stays open and the peer keeps sending. Closing now
+  // would answer those bytes with a RST; wait close_grace for them instead,
+  // then the transport drains them at the close.
+  const auto grace = group_.config.close_grace;
+  if (group_.ops->reads_plain_socket || grace.count() <= 0) return false;
+  const int fd = bufferevent_getfd(bev);
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_state != TCP_ESTABLISHED)
+    return false; // the peer's FIN is in too: nothing more can come
+  closing_ = Closing{SINK_CLOSE_CLIENT_FIN, "", elapsed_ns()};
+  bufferevent_disable(bev, EV_READ);
+  bufferevent_set_timeouts(bev, nullptr, nullptr);
+  if (!deadline_) deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
+  timeval tv = to_timeval(grace);
+  evtimer_add(deadline_.get(), &tv);
+  return true;
 }
 
 int64_t Connection::elapsed_ns() const {
@@ -227,7 +249,11 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   // between that last look and close() still escape (the remaining race).
   const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
   int queued_before = 0, queued_at_close = 0;
-  if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &queued_before);
+  // After a client ended its TLS session, what follows is drained as the
+  // session's trailing bytes, not cut off by us: only a close we started
+  // counts what the transport's drain finds.
+  const bool we_closed = by_server && !(closing_ && closing_->reason == SINK_CLOSE_CLIENT_FIN);
+  if (fd >= 0 && we_closed) ioctl(fd, FIONREAD, &queued_before);
   if (group_.ops->conn_finish && bev_)
     group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, extras.writer());
   if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &queued_at_close);

@@ -48,6 +48,9 @@ private:
   static void on_deadline(evutil_socket_t, short, void *self);
 
   void consume_input();
+  // After a transport's session ended with the TCP connection still open:
+  // waits close_grace for more bytes. True when the wait started.
+  bool grace_after_session_end(bufferevent *bev);
   void take(const uint8_t *data, size_t len);
   // How many of the next len bytes still belong to the captured prefix.
   size_t capture_room(size_t len) const;

@@ -120,6 +120,10 @@ int line_output_reopen(void *instance) noexcept {
 
 void line_output_destroy(void *instance) noexcept {
   std::unique_ptr<LineOutput> owned(static_cast<LineOutput *>(instance)); // closes the file
+  // The host flushes before destroy; if that failed, lines that reached the
+  // file since the last successful flush are reported as not written, so
+  // they are cut back too: the file and the counts agree.
+  owned->file.rollback();
 }
 
 } // namespace sink::plugin

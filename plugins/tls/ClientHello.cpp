@@ -49,35 +49,50 @@ std::vector<uint16_t> u16_list(Cursor c) {
   return out;
 }
 
-void parse_extension(ClientHello &h, uint16_t type, Cursor body) {
+// Returns false when a length inside the extension runs past its end.
+bool parse_extension(ClientHello &h, uint16_t type, Cursor body) {
   switch (type) {
   case 0: { // server_name
     Cursor list = body.take(body.u16());
     while (list.ok() && list.left() >= 3) {
       uint8_t name_type = list.u8();
       std::string name = list.str(list.u16());
+      if (!list.ok()) return false;
       if (name_type == 0 && h.sni.empty()) h.sni = name;
     }
-    break;
+    return body.ok() && list.ok() && list.left() == 0;
   }
-  case 10: h.groups = u16_list(body.take(body.u16())); break;
+  case 10: h.groups = u16_list(body.take(body.u16())); return body.ok();
   case 11: {
     Cursor list = body.take(body.u8());
     while (list.left() > 0)
       h.point_formats.push_back(list.u8());
-    break;
+    return body.ok();
   }
-  case 13: h.signature_algorithms = u16_list(body.take(body.u16())); break;
+  case 13: h.signature_algorithms = u16_list(body.take(body.u16())); return body.ok();
   case 16: {
     Cursor list = body.take(body.u16());
     while (list.ok() && list.left() > 0) {
       std::string proto = list.str(list.u8());
-      if (list.ok()) h.alpn.push_back(proto);
+      if (!list.ok()) return false;
+      h.alpn.push_back(proto);
     }
-    break;
+    return body.ok();
   }
-  case 43: h.supported_versions = u16_list(body.take(body.u8())); break;
-  default: break;
+  case 43: h.supported_versions = u16_list(body.take(body.u8())); return body.ok();
+  default: return true;
+  }
+}
+
+const char *extension_name(uint16_t type) {
+  switch (type) {
+  case 0: return "server_name";
+  case 10: return "supported_groups";
+  case 11: return "ec_point_formats";
+  case 13: return "signature_algorithms";
+  case 16: return "ALPN";
+  case 43: return "supported_versions";
+  default: return "an";
   }
 }
 
@@ -108,14 +123,25 @@ std::optional<ClientHello> parse_client_hello(const uint8_t *data, size_t len, s
       Cursor body = exts.take(exts.u16());
       if (!exts.ok()) return fail("a ClientHello extension's length runs past the extensions block");
       h.extensions.push_back(type);
-      parse_extension(h, type, body);
+      if (!parse_extension(h, type, body)) {
+        if (why)
+          *why = std::string("a length inside the ") + extension_name(type) + " extension runs past its end";
+        return std::nullopt;
+      }
     }
     if (exts.left() != 0) return fail("ClientHello extensions block ends inside an extension header");
   }
   return h;
 }
 
+std::string ClientHelloReader::error_at_end() const {
+  if (state_ == State::kNeedMore && !wire_.empty())
+    return "ClientHello incomplete: the connection ended after " + std::to_string(wire_.size()) + " bytes";
+  return error_;
+}
+
 const char *ClientHelloReader::format() const {
+  if (state_ == State::kNeedMore) return !wire_.empty() && wire_[0] == 22 ? "tls" : "";
   switch (state_) {
   case State::kSslV2: return "sslv2";
   case State::kNotTls: return "";

@@ -38,6 +38,9 @@ public:
   const std::optional<ClientHello> &hello() const { return hello_; }
   // Why no hello could be read ("" while it may still come, or once read).
   const std::string &error() const { return error_; }
+  // The same once the connection has ended: a hello still incomplete then
+  // is an error too.
+  std::string error_at_end() const;
   // "tls" (records), "sslv2" (an SSLv2-compatible hello) or "" (unknown).
   const char *format() const;
 

@@ -253,7 +253,7 @@ void tls_conn_finish(void *, void *state, bufferevent *bev, short events, sink_c
     add("tls.ja3_hash", hello ? sink::tls::md5_hex(ja3) : "");
     add("tls.ja4", hello ? sink::tls::ja4(*hello) : "");
     add("tls.hello_format", conn->hello.format());
-    add("tls.hello_error", conn->hello.error());
+    add("tls.hello_error", conn->hello.error_at_end());
     sink_add_int(w, "tls.trailing_bytes", static_cast<int64_t>(conn->drained_after_handshake));
     add("tls.raw_hex", sink::text::hex(conn->raw.data(), conn->raw.size()));
     w->set_wire(w->ctx, conn->raw.data(), conn->raw.size(), conn->first_read_len);

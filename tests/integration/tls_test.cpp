@@ -602,3 +602,69 @@ TEST(Tls, ARenegotiationAttemptGetsNoAnswer) {
   EXPECT_EQ(j["extra"]["tls.handshake"], "ok");
   EXPECT_EQ(s.sink->stop().code, 0);
 }
+
+TEST(Tls, BytesSentWellAfterCloseNotifyAreWaitedForAndKept) {
+  TlsSink s("5s");
+  // close_notify, a pause, then more bytes in a later packet: the sink waits
+  // close_grace (1 s) for them instead of closing at once with a RST.
+  const std::string script = R"(
+import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="late.example")
+tls.sendall(b"inside")
+tls.setblocking(False)
+try:
+    tls.unwrap()
+except ssl.SSLWantReadError:
+    pass
+raw = socket.socket(fileno=tls.detach())
+raw.setblocking(True)
+time.sleep(0.2)
+raw.sendall(b"x" * 100)
+raw.settimeout(5)
+try:
+    print("fin" if raw.recv(100) == b"" else "data")
+except ConnectionResetError:
+    print("rst")
+)";
+  auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port)}, "");
+  ASSERT_EQ(client.code, 0) << client.err;
+  EXPECT_EQ(client.out, "fin\n");
+  auto j = s.only_record();
+  EXPECT_EQ(j["close_reason"], "client_fin") << j.dump();
+  EXPECT_EQ(j["extra"]["tls.trailing_bytes"], 100);
+  EXPECT_EQ(j["extra"]["unread_at_close"], false);
+  EXPECT_LT(j["duration"].get<double>(), 1.0) << "duration ends at the client's close_notify";
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
+
+TEST(Tls, BrokenLengthsInsideExtensionsAndTruncatedHellosSaySo) {
+  TlsSink s("1s");
+  auto ext = [](uint16_t type, Bytes body) { return Ext{type, std::move(body)}; };
+  std::map<std::string, uint16_t> port;
+  const Bytes whole = build_hello(0x0303, {0x1301}, {});
+  const std::vector<std::pair<std::string, Bytes>> hellos = {
+      {"alpn", build_hello(0x0303, {0x1301}, {ext(16, {0x00, 0x05, 0x09, 0x61, 0x62})})},
+      {"sni", build_hello(0x0303, {0x1301}, {ext(0, {0x00, 0x09, 0x00, 0x00, 0x20, 0x61, 0x62, 0x63})})},
+      {"truncated", Bytes(whole.begin(), whole.begin() + 30)},
+  };
+  for (const auto &[name, bytes] : hellos) {
+    TestClient c("127.0.0.1", s.port);
+    port[name] = c.local_port();
+    c.send(std::string(bytes.begin(), bytes.end()));
+    c.close();
+  }
+  auto all = s.records(3);
+  EXPECT_EQ(all[port["alpn"]]["extra"]["tls.hello_error"],
+            "a length inside the ALPN extension runs past its end");
+  EXPECT_EQ(all[port["sni"]]["extra"]["tls.hello_error"],
+            "a length inside the server_name extension runs past its end");
+  EXPECT_EQ(all[port["truncated"]]["extra"]["tls.hello_error"],
+            "ClientHello incomplete: the connection ended after 30 bytes");
+  EXPECT_EQ(all[port["truncated"]]["extra"]["tls.hello_format"], "tls");
+  for (const auto &[p, j] : all)
+    EXPECT_EQ(j["extra"]["tls.ja3"], "") << j.dump();
+  EXPECT_EQ(s.sink->stop().code, 0);
+}

@@ -122,6 +122,27 @@ outputs:
         failures = [l for l in read(sink.log).splitlines() if "failed" in l and "final" not in l]
         self.assertLessEqual(len(failures), 4, "one line per run of failures:\n" + "\n".join(failures))
 
+    def test_stopping_while_the_disk_is_full_leaves_file_and_counts_agreeing(self):
+        disk = os.path.join(self.dir, "disk")
+        os.mkdir(disk)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], check=True)
+        sink = Sink(self.dir, f"""
+log: {{path: sink.log}}
+groups: [{{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}}]
+outputs:
+  - {{plugin: csv, path: {disk}/out.csv, flush: true}}
+  - {{plugin: jsonl, path: {disk}/out.jsonl, flush: true}}
+""")
+        sink.send(400, payload=b"y" * 1000)
+        time.sleep(1)
+        self.assertEqual(sink.stop(), 0)
+        for label, name in (("output csv", "out.csv"), ("output jsonl", "out.jsonl")):
+            written, _, pending, lost = sink.final_stats(label)
+            text = read(f"{disk}/{name}")
+            self.assertTrue(text == "" or text.endswith("\n"), f"{name} ends with a whole line")
+            self.assertEqual(text.count("\n"), written, f"{name}: the file holds exactly what counts as written")
+            self.assertEqual(written + pending + lost, 400, label)
+
     def test_dev_full_counts_nothing_as_written(self):
         sink = Sink(self.dir, """
 log: {path: sink.log}
