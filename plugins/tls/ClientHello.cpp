@@ -62,14 +62,16 @@ bool parse_extension(ClientHello &h, uint16_t type, Cursor body) {
     }
     return body.ok() && list.ok() && list.left() == 0;
   }
-  case 10: h.groups = u16_list(body.take(body.u16())); return body.ok();
+  // Lists that only feed fingerprints are read best-effort, as before; the
+  // names and protocols recorded as text (SNI, ALPN) must be exact.
+  case 10: h.groups = u16_list(body.take(body.u16())); return true;
   case 11: {
     Cursor list = body.take(body.u8());
     while (list.left() > 0)
       h.point_formats.push_back(list.u8());
-    return body.ok();
+    return true;
   }
-  case 13: h.signature_algorithms = u16_list(body.take(body.u16())); return body.ok();
+  case 13: h.signature_algorithms = u16_list(body.take(body.u16())); return true;
   case 16: {
     Cursor list = body.take(body.u16());
     while (list.ok() && list.left() > 0) {
@@ -79,7 +81,7 @@ bool parse_extension(ClientHello &h, uint16_t type, Cursor body) {
     }
     return body.ok();
   }
-  case 43: h.supported_versions = u16_list(body.take(body.u8())); return body.ok();
+  case 43: h.supported_versions = u16_list(body.take(body.u8())); return true;
   default: return true;
   }
 }
