@@ -47,6 +47,9 @@ Config build_legacy_config(const LegacyFlags &f) {
   c.source = "command line";
   c.log.path = f.log;
   c.log.connections = true;
+  // The original's log has its own lines only: ours (plugins, limits, stats)
+  // go to debug, warnings and errors still show.
+  c.log.level = "warn";
   GroupConfig g;
   g.name = "default";
   g.transport = f.tls ? "tls" : "tcp";

@@ -21,6 +21,17 @@ nlohmann::ordered_json value_json(const sink_value_extra &v) {
   return nullptr;
 }
 
+// Nanoseconds as plain decimal seconds, exact: "0.000055533", "1.5", "0".
+std::string duration_seconds(int64_t ns) {
+  const bool negative = ns < 0;
+  const uint64_t v = negative ? static_cast<uint64_t>(-(ns + 1)) + 1 : static_cast<uint64_t>(ns);
+  std::string frac = std::to_string(v % 1000000000ULL);
+  frac.insert(0, 9 - frac.size(), '0');
+  while (!frac.empty() && frac.back() == '0')
+    frac.pop_back();
+  return (negative ? "-" : "") + std::to_string(v / 1000000000ULL) + (frac.empty() ? "" : "." + frac);
+}
+
 nlohmann::ordered_json extras_json(const sink_record &r) {
   auto extra = nlohmann::ordered_json::object();
   const bool typed = r.struct_size >= offsetof(sink_record, value_size) + sizeof r.value_size && r.value_size;
@@ -109,12 +120,18 @@ std::string jsonl_line(const sink_record &r) {
   j["payload_len"] = r.total_bytes;
   j["captured_len"] = r.captured_len;
   j["truncated"] = r.total_bytes > r.captured_len;
-  j["duration"] = static_cast<double>(r.duration_ns) / 1e9;
+  // Written below as plain decimal seconds (nlohmann would print 5.5533e-05).
+  j["duration"] = nullptr;
   j["close_reason"] = sink_close_reason_name(r.close_reason);
   j["close_detail"] = r.close_detail ? r.close_detail : "";
   j["extra"] = extras_json(r);
   // Peer-controlled text (e.g. a TLS SNI) may be invalid UTF-8: replace, never throw.
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  std::string line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  // Keys before "duration" are ours (no peer text), so the first match is it.
+  static const std::string kKey = "\"duration\":null";
+  if (const auto at = line.find(kKey); at != std::string::npos)
+    line.replace(at + 11, 4, duration_seconds(r.duration_ns));
+  return line + "\n";
 }
 
 } // namespace sink::format

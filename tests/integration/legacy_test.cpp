@@ -168,3 +168,17 @@ TEST(Legacy, CsvToStdoutByDefault) {
   auto rows = csv_by_remote_port(lines);
   EXPECT_EQ(rows[cp].payload_hex, hex("to stdout"));
 }
+
+TEST(Legacy, TheLogHoldsOnlyTheOriginalsLinesPlusWarnings) {
+  TempDir dir;
+  SinkProcess sink(dir, {"-ip", "127.0.0.1", "-p", "0", "-log", "sink.log", "-out", "out.csv"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  send_and_close("127.0.0.1", port, "hello");
+  wait_for_lines(dir.file("out.csv"), 1);
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::regex original(
+      "^\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d (TCP server is listening on |Open: |Recv: |Close: |"
+      "warning: |error: )");
+  for (const auto &line : read_lines(dir.file("sink.log")))
+    EXPECT_TRUE(std::regex_search(line, original)) << "not a line the original writes: " << line;
+}

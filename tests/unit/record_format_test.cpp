@@ -143,3 +143,17 @@ TEST(JsonlFormat, ARecordWithoutListenPortShowsTheLocalPort) {
   EXPECT_EQ(j["listen_port"], 23010);
   EXPECT_EQ(j["extra"]["tls.sni"], "example.org");
 }
+
+TEST(JsonlFormat, DurationsArePlainDecimalSeconds) {
+  RecordFixture f;
+  for (const auto &[ns, text] : std::vector<std::pair<int64_t, std::string>>{{55533, "0.000055533"},
+                                                                             {1500000000, "1.5"},
+                                                                             {0, "0"},
+                                                                             {1000191334, "1.000191334"},
+                                                                             {7, "0.000000007"}}) {
+    f.r.duration_ns = ns;
+    const std::string line = sink::format::jsonl_line(f.r);
+    EXPECT_NE(line.find("\"duration\":" + text + ","), std::string::npos) << line;
+    EXPECT_DOUBLE_EQ(nlohmann::json::parse(line)["duration"].get<double>(), static_cast<double>(ns) / 1e9);
+  }
+}
