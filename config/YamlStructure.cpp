@@ -114,8 +114,10 @@ void check_yaml_structure(const std::string &text, const std::string &source) {
   YAML::Parser parser(in);
   StructureCheck check(source);
   try {
-    while (parser.HandleNextDocument(check)) {
-    }
+    // One document, as YAML::Load reads. (Looping "while there are more"
+    // never ends on some malformed input, e.g. ",#e": yaml-cpp keeps
+    // reporting empty documents.)
+    parser.HandleNextDocument(check);
   } catch (const YAML::ParserException &e) {
     throw ConfigError(source + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   }
