@@ -14,10 +14,11 @@ namespace {
 constexpr size_t kStageLimit = 256 * 1024;
 
 struct LineOutput {
-  LineOutput(const LineFormat &f, const std::string &path, bool flush, bool with_header,
+  LineOutput(LineFormat f, const std::string &path, bool flush, bool with_header,
              const sink_create_args &args)
-      : format(&f), file(path), flush_each(flush), header(with_header), host(args.host), ctx(args.host_ctx) {}
-  const LineFormat *format;
+      : format(std::move(f)), file(path), flush_each(flush), header(with_header), host(args.host),
+        ctx(args.host_ctx) {}
+  LineFormat format;
   OutputFile file;
   bool flush_each;
   bool header;
@@ -46,7 +47,7 @@ struct LineOutput {
   // A file that starts empty gets the header first (also after rotation).
   bool write_header_if_empty() {
     if (!header || !file.was_empty()) return true;
-    file.stage(*format->header);
+    file.stage(*format.header);
     if (!file.write_out()) return false;
     file.commit();
     return true;
@@ -55,19 +56,21 @@ struct LineOutput {
 
 } // namespace
 
-int line_output_create(const sink_create_args *args, void **instance, const LineFormat &format) noexcept {
+int line_output_create(const sink_create_args *args, void **instance,
+                       LineFormatFactory make_format) noexcept {
   try {
     PluginOptions opts(args->config_json);
-    if (format.header)
-      opts.only({"path", "flush", "header"});
-    else
-      opts.only({"path", "flush"});
+    LineFormat format = make_format(args->config_json);
+    std::vector<const char *> known{"path", "flush"};
+    if (format.header) known.push_back("header");
+    known.insert(known.end(), format.more_options.begin(), format.more_options.end());
+    opts.only(known);
     std::string path = opts.string("path", "-");
     if (path.empty()) throw OptionError("option \"path\" must not be empty (use \"-\" for stdout)");
     path = resolve_option_path(*args, path);
     const bool flush = opts.boolean("flush", true);
     const bool header = format.header && opts.boolean("header", false);
-    auto out = std::make_unique<LineOutput>(format, path, flush, header, *args);
+    auto out = std::make_unique<LineOutput>(std::move(format), path, flush, header, *args);
     out->report_torn_tail();
     if (!out->write_header_if_empty())
       throw OptionError("cannot write to \"" + path + "\": " + std::strerror(errno));
@@ -85,7 +88,7 @@ int line_output_create(const sink_create_args *args, void **instance, const Line
 int line_output_write(void *instance, const sink_record *record) noexcept {
   auto *out = static_cast<LineOutput *>(instance);
   try {
-    const std::string line = out->format->line(*record);
+    const std::string line = out->format.line(*record);
     out->file.stage(line);
     if ((out->flush_each || out->file.staged() >= kStageLimit) && !out->file.write_out()) {
       out->file.unstage(line.size()); // the host retries this record itself

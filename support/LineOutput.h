@@ -10,18 +10,26 @@
 // record since then again. Only whole lines ever stay in a regular file.
 #include <sink/plugin.h>
 
+#include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace sink::plugin {
 
 struct LineFormat {
-  std::string (*line)(const sink_record &record);
-  const std::string *header; // nullptr: the format has no "header" option
+  std::function<std::string(const sink_record &record)> line;
+  std::optional<std::string> header;      // none: the format has no "header" option
+  std::vector<const char *> more_options; // options the format itself reads
 };
+
+// Makes the format from the options (it may read its own, listed in
+// more_options); throws OptionError. Called inside create.
+using LineFormatFactory = LineFormat (*)(const char *config_json);
 
 // Options: path ("-" = stdout, default), flush (default true), and header
 // (default false) when the format has one.
-int line_output_create(const sink_create_args *args, void **instance, const LineFormat &format) noexcept;
+int line_output_create(const sink_create_args *args, void **instance, LineFormatFactory make_format) noexcept;
 int line_output_write(void *instance, const sink_record *record) noexcept;
 int line_output_flush(void *instance) noexcept;
 int line_output_reopen(void *instance) noexcept;

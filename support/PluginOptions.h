@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace sink::plugin {
 
@@ -28,7 +29,8 @@ public:
   }
 
   // Refuses options outside `known`, so a typo is an error, not a default.
-  void only(std::initializer_list<const char *> known) const {
+  void only(std::initializer_list<const char *> known) const { only(std::vector<const char *>(known)); }
+  void only(const std::vector<const char *> &known) const {
     for (auto it = json_.begin(); it != json_.end(); ++it) {
       bool ok = false;
       std::string list;
@@ -45,6 +47,20 @@ public:
     const auto &v = json_[key];
     if (!v.is_string()) throw OptionError(std::string("option \"") + key + "\" must be a string");
     return v.get<std::string>();
+  }
+
+  // A non-empty list of strings; fallback when the option is absent.
+  std::vector<std::string> strings(const char *key, std::vector<std::string> fallback) const {
+    if (!json_.contains(key)) return fallback;
+    const auto &v = json_[key];
+    if (!v.is_array() || v.empty())
+      throw OptionError(std::string("option \"") + key + "\" must be a non-empty list");
+    std::vector<std::string> out;
+    for (const auto &e : v) {
+      if (!e.is_string()) throw OptionError(std::string("option \"") + key + "\" must list strings");
+      out.push_back(e.get<std::string>());
+    }
+    return out;
   }
 
   bool boolean(const char *key, bool fallback) const {

@@ -102,6 +102,95 @@ std::string csv_row(const sink_record &r) {
   return line + "\n";
 }
 
+namespace {
+
+const char *const kCsvFields[] = {
+    "ts",          "localIP",      "localPort",      "remoteIP",  "remotePort",   "truncatedPayload",
+    "len",         "duration",     "group",          "transport", "close_reason", "close_detail",
+    "listen_port", "captured_len", "first_read_len", "id",        "sensor"};
+
+bool has_v11(const sink_record &r) {
+  return r.struct_size >= offsetof(sink_record, value_size) + sizeof r.value_size;
+}
+
+// An extra's value as CSV text: like JSONL, bytes as base64.
+std::string extra_text(const sink_record &r, const std::string &key) {
+  if (has_v11(r) && r.value_size) {
+    for (size_t i = 0; i < r.values_count; ++i) {
+      const sink_value_extra &v = *sink_record_value(&r, i);
+      if (key != v.key) continue;
+      switch (v.type) {
+      case SINK_VALUE_STRING: return std::string(reinterpret_cast<const char *>(v.bytes), v.len);
+      case SINK_VALUE_BYTES: return text::base64(v.bytes, v.len);
+      case SINK_VALUE_BOOL: return v.integer ? "true" : "false";
+      case SINK_VALUE_INT: return std::to_string(v.integer);
+      case SINK_VALUE_FLOAT: return text::plain_decimal(v.number);
+      }
+      return "";
+    }
+    return "";
+  }
+  for (size_t i = 0; i < r.extras_count; ++i)
+    if (key == r.extras[i].key) return r.extras[i].value;
+  return "";
+}
+
+std::string csv_value(const sink_record &r, const std::string &name) {
+  if (name.rfind("extra:", 0) == 0) return extra_text(r, name.substr(6));
+  char dur[32];
+  if (name == "ts") return std::to_string(r.accept_unix_ns / 1000000);
+  if (name == "localIP") return r.local_ip;
+  if (name == "localPort") return std::to_string(r.local_port);
+  if (name == "remoteIP") return r.remote_ip;
+  if (name == "remotePort") return std::to_string(r.remote_port);
+  if (name == "truncatedPayload") return text::hex(r.payload, r.captured_len);
+  if (name == "len") return std::to_string(r.total_bytes);
+  if (name == "duration") {
+    std::snprintf(dur, sizeof dur, "%.3f", static_cast<double>(r.duration_ns) / 1e9);
+    return dur;
+  }
+  if (name == "group") return r.group;
+  if (name == "transport") return r.transport;
+  if (name == "close_reason") return sink_close_reason_name(r.close_reason);
+  if (name == "close_detail") return r.close_detail ? r.close_detail : "";
+  if (name == "captured_len") return std::to_string(r.captured_len);
+  if (!has_v11(r)) return "";
+  if (name == "listen_port") return std::to_string(r.listen_port);
+  if (name == "first_read_len") return std::to_string(r.first_read_len);
+  if (name == "id") return r.id ? r.id : "";
+  if (name == "sensor") return r.sensor ? r.sensor : "";
+  return "";
+}
+
+} // namespace
+
+bool valid_csv_column(const std::string &name, std::string *why) {
+  if (name.rfind("extra:", 0) == 0 && name.size() > 6) return true;
+  for (const char *f : kCsvFields)
+    if (name == f) return true;
+  std::string list;
+  for (const char *f : kCsvFields)
+    list += std::string(list.empty() ? "" : ", ") + f;
+  *why = "unknown column \"" + name + "\" (expected one of " + list + ", or extra:KEY)";
+  return false;
+}
+
+std::string csv_header(const std::vector<CsvColumn> &columns) {
+  std::string line;
+  for (const auto &c : columns)
+    line += (line.empty() ? "" : ",") + csv_field(c.name);
+  return line + "\n";
+}
+
+std::string csv_row(const sink_record &r, const std::vector<CsvColumn> &columns) {
+  std::string line;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (i) line += ',';
+    line += csv_field(csv_value(r, columns[i].name));
+  }
+  return line + "\n";
+}
+
 std::string jsonl_line(const sink_record &r) {
   nlohmann::ordered_json j;
   j["ts"] = rfc3339_utc_ms(r.accept_unix_ns);

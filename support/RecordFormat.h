@@ -4,6 +4,7 @@
 #include <sink/plugin.h>
 
 #include <string>
+#include <vector>
 
 #include "TextEncoding.h"
 
@@ -21,6 +22,16 @@ const std::string &csv_header();
 // One CSV row, with "\n":
 // ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration
 std::string csv_row(const sink_record &r);
+
+// A CSV column of the `columns:` option: one of the original's eight, another
+// record field, or "extra:KEY".
+struct CsvColumn {
+  std::string name; // as written in the option and the header
+};
+// Checks names; *why says which one is unknown and what is allowed.
+bool valid_csv_column(const std::string &name, std::string *why);
+std::string csv_header(const std::vector<CsvColumn> &columns);
+std::string csv_row(const sink_record &r, const std::vector<CsvColumn> &columns);
 
 // One JSON object and "\n". `extra` holds the typed extras (ABI 1.1) with
 // their JSON types: strings as strings, booleans and numbers as such, bytes

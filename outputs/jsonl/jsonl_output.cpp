@@ -6,10 +6,10 @@
 
 namespace {
 
-const sink::plugin::LineFormat kJsonl{&sink::format::jsonl_line, nullptr};
+sink::plugin::LineFormat jsonl_format(const char *) { return {&sink::format::jsonl_line, std::nullopt, {}}; }
 
 int jsonl_create(const sink_create_args *args, void **instance) noexcept {
-  return sink::plugin::line_output_create(args, instance, kJsonl);
+  return sink::plugin::line_output_create(args, instance, jsonl_format);
 }
 
 const sink_output_ops kOps{

@@ -1,6 +1,8 @@
 // A two-group YAML config writing CSV and JSON Lines at once.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include "Records.h"
@@ -186,4 +188,28 @@ TEST(YamlGroups, AppendsAndNeverRepeatsTheHeader) {
   EXPECT_EQ(lines[0].rfind("ts,", 0), 0u);
   EXPECT_NE(lines[1].find(hex("run0")), std::string::npos);
   EXPECT_NE(lines[2].find(hex("run1")), std::string::npos);
+}
+
+TEST(YamlGroups, CsvColumnsAndTheHeaderAfterRotation) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"),
+             "log: {path: sink.log}\ngroups: [{name: alpha, listen: 127.0.0.1, ports: 0}]\n"
+             "outputs:\n  - plugin: csv\n    path: out.csv\n    header: true\n"
+             "    columns: [group, remotePort, close_reason, \"extra:unread_at_close\", len]\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  const uint16_t first = send_and_close("127.0.0.1", port, "one");
+  wait_for_lines(dir.file("out.csv"), 2);
+  std::filesystem::rename(dir.file("out.csv"), dir.file("out.csv.1"));
+  sink.signal(SIGHUP);
+  std::this_thread::sleep_for(300ms);
+  const uint16_t second = send_and_close("127.0.0.1", port, "two!");
+  auto rotated = wait_for_lines(dir.file("out.csv"), 2);
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::string header = "group,remotePort,close_reason,extra:unread_at_close,len";
+  EXPECT_EQ(read_lines(dir.file("out.csv.1")),
+            (std::vector<std::string>{header, "alpha," + std::to_string(first) + ",client_fin,false,3"}));
+  EXPECT_EQ(rotated,
+            (std::vector<std::string>{header, "alpha," + std::to_string(second) + ",client_fin,false,4"}))
+      << "a file started after rotation gets the header too";
 }

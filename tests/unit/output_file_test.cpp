@@ -102,8 +102,7 @@ TEST(OutputFile, AFifoWithoutAReaderFailsAtOnceInsteadOfHanging) {
 
 namespace {
 std::string line_of(const sink_record &r) { return std::string(r.group) + "\n"; }
-const std::string kHeader = "h\n";
-const sink::plugin::LineFormat kFormat{&line_of, &kHeader};
+sink::plugin::LineFormat test_format(const char *) { return {&line_of, std::string("h\n"), {}}; }
 
 struct LineOutputFixture {
   void *out = nullptr;
@@ -114,7 +113,7 @@ struct LineOutputFixture {
     a.config_json = json.c_str();
     a.error = err;
     a.error_size = sizeof err;
-    EXPECT_EQ(sink::plugin::line_output_create(&a, &out, kFormat), SINK_OK) << err;
+    EXPECT_EQ(sink::plugin::line_output_create(&a, &out, test_format), SINK_OK) << err;
   }
   ~LineOutputFixture() {
     if (out) sink::plugin::line_output_destroy(out);

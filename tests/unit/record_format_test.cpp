@@ -157,3 +157,17 @@ TEST(JsonlFormat, DurationsArePlainDecimalSeconds) {
     EXPECT_DOUBLE_EQ(nlohmann::json::parse(line)["duration"].get<double>(), static_cast<double>(ns) / 1e9);
   }
 }
+
+TEST(CsvFormat, ChosenColumnsIncludingExtras) {
+  RecordFixture f;
+  std::vector<sink::format::CsvColumn> cols{{"group"},        {"remotePort"},    {"close_reason"},
+                                            {"close_detail"}, {"extra:tls.sni"}, {"extra:missing"},
+                                            {"len"}};
+  EXPECT_EQ(sink::format::csv_header(cols),
+            "group,remotePort,close_reason,close_detail,extra:tls.sni,extra:missing,len\n");
+  EXPECT_EQ(sink::format::csv_row(f.r, cols), "web,39772,timeout,i/o timeout,example.org,,9000\n");
+  std::string why;
+  EXPECT_FALSE(sink::format::valid_csv_column("nope", &why));
+  EXPECT_NE(why.find("unknown column \"nope\""), std::string::npos);
+  EXPECT_TRUE(sink::format::valid_csv_column("extra:tls.ja3", &why));
+}
