@@ -66,6 +66,9 @@ struct Config {
   // its oldest (counted lost for it alone) while another output keeps up;
   // when every output is this far behind, accepting pauses instead.
   size_t output_backlog = 100000;
+  // Finished records waiting for the record thread (analyzers) before the
+  // network thread waits for it.
+  size_t record_queue = 16384;
   std::string user;                   // switch to this user once everything is open; "" = stay
   std::vector<std::string> public_ip; // at most one IPv4 and one IPv6: recorded instead of the socket's
   FirewallConfig firewall;

@@ -221,7 +221,7 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   r.expect_map(root, "(top level)");
   r.only_keys(root, "",
               {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections",
-               "output_backlog", "user", "public_ip", "firewall"});
+               "output_backlog", "record_queue", "user", "public_ip", "firewall"});
   if (root["user"]) {
     c.user = r.scalar(root["user"], "user");
     if (c.user.empty())
@@ -252,6 +252,10 @@ Config read_config(const YAML::Node &root, const std::string &source) {
       r.fail(root["stats_interval"], "stats_interval", "must be at least 1s (or 0 for no stats lines)");
   }
   if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");
+  if (root["record_queue"]) {
+    c.record_queue = r.size(root["record_queue"], "record_queue");
+    if (c.record_queue == 0) r.fail(root["record_queue"], "record_queue", "must be at least 1");
+  }
   if (root["output_backlog"]) {
     c.output_backlog = r.size(root["output_backlog"], "output_backlog");
     if (c.output_backlog == 0)
@@ -378,6 +382,7 @@ std::string render_yaml_config(const Config &c) {
   out << YAML::Key << "stats_interval" << YAML::Value << format_go_duration(c.stats_interval);
   if (c.max_connections) out << YAML::Key << "max_connections" << YAML::Value << c.max_connections;
   out << YAML::Key << "output_backlog" << YAML::Value << c.output_backlog;
+  out << YAML::Key << "record_queue" << YAML::Value << c.record_queue;
   if (!c.user.empty()) out << YAML::Key << "user" << YAML::Value << YAML::DoubleQuoted << c.user;
   if (!c.public_ip.empty()) {
     out << YAML::Key << "public_ip" << YAML::Value << YAML::Flow << YAML::BeginSeq;

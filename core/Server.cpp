@@ -22,6 +22,8 @@ namespace {
 // At shutdown, at most this many connections per listener are taken from
 // the kernel's queue (SOMAXCONN is 4096).
 constexpr size_t kMaxAcceptAtShutdown = 65536;
+// Fewer simultaneous connections than this is worth a warning.
+constexpr size_t kFewConnections = 256;
 // How long accepting pauses after the process ran out of descriptors.
 constexpr timeval kAcceptRetry{0, 100 * 1000};
 
@@ -171,6 +173,11 @@ void Server::bind_all() {
                           : rl.rlim_cur > reserve + 1  ? rl.rlim_cur - reserve
                                                        : 1;
   max_connections_ = config_.max_connections ? std::min(config_.max_connections, by_limit) : by_limit;
+  if (by_limit < kFewConnections && max_connections_ == by_limit)
+    logger_.warn("the open-file limit (" + std::to_string(rl.rlim_cur) + ") leaves room for only " +
+                 std::to_string(by_limit) + " connections at once after " + std::to_string(listeners) +
+                 " listeners and " + std::to_string(reserve - listeners) +
+                 " reserved descriptors: raise it (ulimit -n, or LimitNOFILE= in the systemd unit)");
 
   // Groups that name the same listen list and port share one socket and are
   // told apart after accept by the port the client dialed.

@@ -30,8 +30,6 @@ namespace {
 // 1 when the environment refused (bind, I/O).
 constexpr int kExitUsage = 2;
 constexpr int kExitRuntime = 1;
-// Records waiting for the output thread before the network thread waits.
-constexpr size_t kQueueCapacity = 16384;
 
 // During the final drain: stop after the record in hand, then flush and exit.
 void on_second_signal(int) { sink::OutputDispatcher::abandon(); }
@@ -73,7 +71,7 @@ int run(sink::Config config) {
     if (!config.log.path.empty()) logger->error(what);
     return code;
   };
-  sink::RecordQueue queue(kQueueCapacity);
+  sink::RecordQueue queue(config.record_queue);
   if (!raised.empty()) logger->info(raised);
   try {
     // Every plugin is loaded and checked, and every transport (with its

@@ -130,6 +130,9 @@ TEST(Reliability, FloodPastTheDescriptorLimitPausesAndRecoversEverything) {
   EXPECT_EQ(payloads.size(), 150u);
   const std::string log = s.log();
   EXPECT_EQ(count_matches(log, "accepting paused"), 1u) << "one warning, not a flood:\n" << log;
+  EXPECT_NE(log.find("leaves room for only"), std::string::npos)
+      << "a low limit is said at start, with the fix";
+  EXPECT_NE(log.find("raise it (ulimit -n"), std::string::npos) << log;
   EXPECT_EQ(s.proc->stop().code, 0);
   const std::string final_log = s.log();
   std::smatch m;
