@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "Records.h"
@@ -193,4 +194,60 @@ TEST(BadInput, FloodSilentAndResettingPeersAreAllRecorded) {
       EXPECT_TRUE(j["close_reason"] == "client_fin" || j["close_reason"] == "client_rst") << j;
     }
   }
+}
+
+TEST(BadInput, ARefusedStartLeavesNoFileBehind) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\ngroups: [{name: g, transport: nosuch, ports: 0}]\n"
+                                 "outputs: [{plugin: csv, path: out.csv, header: true}]\n");
+  auto r = run_sink(dir, {"--config", "c.yaml"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown plugin \"nosuch\""), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.csv")))
+      << "no CSV (with its header) from a refused start";
+  EXPECT_FALSE(std::filesystem::exists(dir.file("sink.log")));
+  // A bind failure after outputs were created removes what it created too,
+  // and never touches a file that was there before.
+  write_file(dir.file("old.jsonl"), "{\"kept\":true}\n");
+  const int blocker = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(blocker, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(blocker, 1), 0);
+  getsockname(blocker, reinterpret_cast<sockaddr *>(&a), &len);
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\ngroups: [{name: g, listen: 127.0.0.1, ports: " +
+                                     std::to_string(ntohs(a.sin_port)) +
+                                     "}]\noutputs:\n  - {plugin: csv, path: new.csv, header: true}\n"
+                                     "  - {plugin: jsonl, path: old.jsonl}\n");
+  auto bind = run_sink(dir, {"--config", "c.yaml"});
+  ::close(blocker);
+  EXPECT_EQ(bind.code, 1) << bind.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("new.csv")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("sink.log")));
+  EXPECT_EQ(read_file(dir.file("old.jsonl")), "{\"kept\":true}\n");
+}
+
+TEST(BadInput, RelativePathsInAConfigFileAreRelativeToIt) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("conf/plugins"));
+  std::filesystem::copy_file(bundled_plugin_dir() + "/jsonl.so", dir.file("conf/plugins/extra_jsonl.so"));
+  write_file(dir.file("conf/c.yaml"), "log: {path: sink.log}\nplugin_path: [plugins]\n"
+                                      "groups: [{name: g, listen: 127.0.0.1, ports: 0}]\n"
+                                      "outputs:\n  - {plugin: csv, path: out.csv}\n"
+                                      "  - {plugin: extra_jsonl, path: out.jsonl}\n");
+  // Started from elsewhere: everything still lands next to the config.
+  SinkProcess sink(dir, {"--config", dir.file("conf/c.yaml")});
+  const uint16_t port = sink.wait_listening(1, dir.file("conf/sink.log"))[0];
+  send_and_close("127.0.0.1", port, "relative");
+  EXPECT_EQ(wait_for_lines(dir.file("conf/out.csv"), 1).size(), 1u);
+  EXPECT_EQ(wait_for_lines(dir.file("conf/out.jsonl"), 1).size(), 1u);
+  EXPECT_EQ(sink.stop().code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out.csv")));
+  // The configured (relative) plugin_path is searched, and the bundled
+  // plugins stay known beside it.
+  const std::string log = read_file(dir.file("conf/sink.log"));
+  EXPECT_NE(log.find("from " + dir.file("conf/plugins/extra_jsonl.so")), std::string::npos) << log;
+  EXPECT_NE(log.find("plugin csv"), std::string::npos) << log;
 }
