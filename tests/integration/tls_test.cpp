@@ -85,6 +85,14 @@ std::string sslv2_hello() {
   return std::string(b.begin(), b.end());
 }
 
+// The start of every Python TLS client below: a context that accepts the
+// sink's self-signed certificate.
+const std::string kPythonTlsClient = R"(import socket, ssl, sys, time
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+)";
+
 } // namespace
 
 TEST(Tls, OpensslClientTls13WithSniAndAlpn) {
@@ -397,11 +405,7 @@ TEST(Tls, NothingLeavesTheSinkAfterTheHandshakeEvenForABogusRecord) {
   // TLS 1.3: application data, then a bogus application_data record written
   // on the raw socket. OpenSSL answers such a record with an alert; sink
   // must discard it. Everything the server sends after the handshake is read.
-  const std::string script = R"(
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
+  const std::string script = kPythonTlsClient + R"(
 ctx.minimum_version = ssl.TLSVersion.TLSv1_3
 raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 tls = ctx.wrap_socket(raw, server_hostname="bogus.example", do_handshake_on_connect=True)
@@ -434,11 +438,7 @@ print(len(got), got.hex())
 
 TEST(Tls, BytesAfterCloseNotifyAreKeptAndTheCloseIsAFin) {
   TlsSink s("1s");
-  const std::string script = R"(
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
+  const std::string script = kPythonTlsClient + R"(
 raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 tls = ctx.wrap_socket(raw, server_hostname="notify.example")
 tls.sendall(b"inside")
@@ -539,11 +539,7 @@ TEST(Tls, MalformedAndSslV2HellosSaySoInsteadOfAFingerprint) {
 
 TEST(Tls, ClosedConnectionsLeaveNoDescriptorBehind) {
   TlsSink s("300ms");
-  const std::string script = R"(
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
+  const std::string script = kPythonTlsClient + R"(
 for i in range(40):
     t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="fd.example")
     t.sendall(b"x")
@@ -563,11 +559,7 @@ for i in range(40):
 
 TEST(Tls, AFloodAcrossTheDeadlineIsFlaggedUnreadAtClose) {
   TlsSink s("1s");
-  const std::string script = R"(
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
+  const std::string script = kPythonTlsClient + R"(
 t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="flood.example")
 chunk = b"x" * 16384
 try:
@@ -607,11 +599,7 @@ TEST(Tls, BytesSentWellAfterCloseNotifyAreWaitedForAndKept) {
   TlsSink s("5s");
   // close_notify, a pause, then more bytes in a later packet: the sink waits
   // close_grace (1 s) for them instead of closing at once with a RST.
-  const std::string script = R"(
-import socket, ssl, sys, time
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
+  const std::string script = kPythonTlsClient + R"(
 tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1]))), server_hostname="late.example")
 tls.sendall(b"inside")
 tls.setblocking(False)
