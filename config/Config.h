@@ -52,6 +52,8 @@ struct FirewallConfig {
 
 struct Config {
   std::string source = "<built-in>"; // file name, for messages
+  // This sensor's name in every record; "" = the host name (set at start).
+  std::string sensor;
   LogConfig log;
   std::vector<std::string> plugin_path; // empty = beside the binary
   std::vector<GroupConfig> groups;

@@ -221,7 +221,15 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   r.expect_map(root, "(top level)");
   r.only_keys(root, "",
               {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections",
-               "output_backlog", "record_queue", "user", "public_ip", "firewall"});
+               "output_backlog", "record_queue", "user", "public_ip", "firewall", "sensor"});
+  if (root["sensor"]) {
+    c.sensor = r.scalar(root["sensor"], "sensor");
+    if (c.sensor.empty() || c.sensor.size() > 253 ||
+        c.sensor.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+            std::string::npos)
+      r.fail(root["sensor"], "sensor",
+             "expected a name of letters, digits, '-' and '_' (it becomes part of stream subjects)");
+  }
   if (root["user"]) {
     c.user = r.scalar(root["user"], "user");
     if (c.user.empty())
@@ -383,6 +391,7 @@ std::string render_yaml_config(const Config &c) {
   if (c.max_connections) out << YAML::Key << "max_connections" << YAML::Value << c.max_connections;
   out << YAML::Key << "output_backlog" << YAML::Value << c.output_backlog;
   out << YAML::Key << "record_queue" << YAML::Value << c.record_queue;
+  if (!c.sensor.empty()) out << YAML::Key << "sensor" << YAML::Value << YAML::DoubleQuoted << c.sensor;
   if (!c.user.empty()) out << YAML::Key << "user" << YAML::Value << YAML::DoubleQuoted << c.user;
   if (!c.public_ip.empty()) {
     out << YAML::Key << "public_ip" << YAML::Value << YAML::Flow << YAML::BeginSeq;

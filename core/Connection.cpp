@@ -269,6 +269,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   r.local = local_;
   r.remote = remote_;
   r.listen_port = listen_port_;
+  r.sensor = server_.sensor();
   r.id = id_;
   r.payload = std::move(captured_);
   r.total_bytes = total_;

@@ -52,6 +52,7 @@ public:
   void count_closed(sink_close_reason reason, uint64_t bytes);
   RecordQueue &queue() { return queue_; }
   RecordIdGenerator &ids() { return ids_; }
+  const char *sensor() const { return config_.sensor.c_str(); }
   event_base *base() { return base_.get(); }
   bool log_connections() const { return log_connections_; }
   void add(std::unique_ptr<Connection> c);

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +51,13 @@ int run(sink::Config config) {
     config.config_dir = std::filesystem::current_path(ec).string();
   }
   sink::resolve_config_paths(config);
+  if (config.sensor.empty()) {
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) == 0) config.sensor = host;
+    // The same characters a configured name may use.
+    for (auto &ch : config.sensor)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') ch = '-';
+  }
   const std::string raised = raise_open_file_limit();
   // The log file is created only once everything that can refuse to start
   // has been checked (logger->open() below).

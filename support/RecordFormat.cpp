@@ -104,6 +104,10 @@ std::string csv_row(const sink_record &r) {
 
 namespace {
 
+// 2: typed extras, listen_port, close_detail, id, sensor (1 was the
+// original 15 keys).
+constexpr int kJsonlSchemaVersion = 2;
+
 const char *const kCsvFields[] = {
     "ts",          "localIP",      "localPort",      "remoteIP",  "remotePort",   "truncatedPayload",
     "len",         "duration",     "group",          "transport", "close_reason", "close_detail",
@@ -193,8 +197,13 @@ std::string csv_row(const sink_record &r, const std::vector<CsvColumn> &columns)
 
 std::string jsonl_line(const sink_record &r) {
   nlohmann::ordered_json j;
+  const bool v11 = has_v11(r);
+  j["schema_version"] = kJsonlSchemaVersion;
   j["ts"] = rfc3339_utc_ms(r.accept_unix_ns);
   j["ts_ms"] = r.accept_unix_ns / 1000000;
+  // Identity: any consumer can deduplicate at-least-once deliveries on id.
+  j["id"] = v11 && r.id ? r.id : "";
+  j["sensor"] = v11 && r.sensor ? r.sensor : "";
   j["group"] = r.group;
   j["transport"] = r.transport;
   j["local_ip"] = r.local_ip;

@@ -53,7 +53,7 @@ FrozenLine parse_frozen(const std::string &line) {
   return f;
 }
 
-const std::string kAbiConfig = "log: {path: sink.log}\n"
+const std::string kAbiConfig = "log: {path: sink.log}\nsensor: probe-sensor\n"
                                "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\n"
                                "analyzers:\n"
                                "  - plugin: " +
@@ -193,7 +193,7 @@ TEST(AbiV11, NewRecordFieldsReachAOnePointOnePlugin) {
     auto j = nlohmann::json::parse(lines[i]);
     EXPECT_EQ(j["listen_port"], port);
     EXPECT_EQ(j["local_port"], port); // nothing redirected
-    EXPECT_EQ(j["sensor"], "");
+    EXPECT_EQ(j["sensor"], "probe-sensor");
     const std::string id = j["id"];
     EXPECT_TRUE(std::regex_match(id, uuid7)) << id;
     // Connections were made one after another: ids increase with them, and
