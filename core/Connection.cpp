@@ -168,9 +168,10 @@ void Connection::on_event(bufferevent *bev, short events, void *self) {
 
 bool Connection::grace_after_session_end(bufferevent *bev) {
   // A transport that decrypts can end its session (TLS close_notify) while
-  // the TCP connection stays open and the peer keeps sending. Closing now
-  // would answer those bytes with a RST; wait close_grace for them instead,
-  // then the transport drains them at the close.
+  // the TCP connection stays open and the peer may still send. Closing now
+  // would answer such bytes with a RST. Wait until the socket has something
+  // (more bytes, or the peer's FIN) or close_grace passes, then finish: the
+  // transport drains what arrived.
   const auto grace = group_.config.close_grace;
   if (group_.ops->reads_plain_socket || grace.count() <= 0) return false;
   const int fd = bufferevent_getfd(bev);
@@ -178,13 +179,20 @@ bool Connection::grace_after_session_end(bufferevent *bev) {
   socklen_t len = sizeof info;
   if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_state != TCP_ESTABLISHED)
     return false; // the peer's FIN is in too: nothing more can come
+  int queued = 0;
+  if (ioctl(fd, FIONREAD, &queued) == 0 && queued > 0) return false; // already here: drain it now
+  timeval tv = to_timeval(grace);
+  session_end_wait_.reset(event_new(server_.base(), fd, EV_READ, on_session_end_wait, this));
+  if (!session_end_wait_ || event_add(session_end_wait_.get(), &tv) != 0) return false;
   closing_ = Closing{SINK_CLOSE_CLIENT_FIN, "", elapsed_ns()};
   bufferevent_disable(bev, EV_READ);
   bufferevent_set_timeouts(bev, nullptr, nullptr);
-  if (!deadline_) deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
-  timeval tv = to_timeval(grace);
-  evtimer_add(deadline_.get(), &tv);
   return true;
+}
+
+void Connection::on_session_end_wait(evutil_socket_t, short, void *self) {
+  // Readable (bytes or FIN) or the grace is over: either way, finish now.
+  static_cast<Connection *>(self)->finish(SINK_CLOSE_CLIENT_FIN, 0, "");
 }
 
 int64_t Connection::elapsed_ns() const {
@@ -279,6 +287,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
 
   server_.count_closed(reason, total_);
   deadline_.reset();
+  session_end_wait_.reset();
   bev_.reset(); // closes the socket
   server_.queue().push(std::move(r));
   server_.remove(*this); // destroys *this

@@ -46,6 +46,7 @@ private:
   static void on_read(bufferevent *bev, void *self);
   static void on_event(bufferevent *bev, short events, void *self);
   static void on_deadline(evutil_socket_t, short, void *self);
+  static void on_session_end_wait(evutil_socket_t, short, void *self);
 
   void consume_input();
   // After a transport's session ended with the TCP connection still open:
@@ -77,6 +78,7 @@ private:
   std::chrono::steady_clock::time_point accept_mono_;
   BufferEventPtr bev_;
   EventPtr deadline_;
+  EventPtr session_end_wait_; // after a transport's session ended (see grace_after_session_end)
   void *conn_state_ = nullptr;
   std::vector<uint8_t> captured_;
   uint64_t total_ = 0;
