@@ -94,8 +94,7 @@ void validate_listeners(const Config &config) {
       }
     }
   }
-  // Within a shared listener: one default group at most, disjoint dialed
-  // ranges, one transparent setting.
+  // Within a shared listener: disjoint dialed ranges, one transparent setting.
   std::map<std::pair<std::string, uint16_t>, std::vector<size_t>> shared;
   for (auto &[port, list] : by_port)
     for (const auto &t : list) {
@@ -106,7 +105,6 @@ void validate_listeners(const Config &config) {
     if (members.size() < 2) continue;
     std::sort(members.begin(), members.end());
     std::vector<int> owner(65536, -1);
-    int fallback = -1;
     for (size_t i : members) {
       const auto &g = config.groups[i];
       const auto &first = config.groups[members[0]];
@@ -114,15 +112,9 @@ void validate_listeners(const Config &config) {
         throw ConfigError(group_location(config, i, "transparent") + ": " + who(config, members[0]) +
                           " shares this listener (port " + std::to_string(key.second) +
                           ") and must agree on transparent");
-      if (g.redirect_from.empty()) {
-        if (fallback >= 0)
-          throw ConfigError(group_location(config, i, "redirect_from") + ": " +
-                            who(config, static_cast<size_t>(fallback)) +
-                            " already takes every dialed port no other group claims on listener port " +
-                            std::to_string(key.second) + "; give one of them redirect_from");
-        fallback = static_cast<int>(i);
-        continue;
-      }
+      // The default group (no redirect_from); two of them on one listener
+      // are a plain port conflict, refused above.
+      if (g.redirect_from.empty()) continue;
       for (uint16_t p : g.redirect_from) {
         if (owner[p] >= 0 && owner[p] != static_cast<int>(i))
           throw ConfigError(group_location(config, i, "redirect_from") + ": dialed port " +

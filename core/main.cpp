@@ -67,12 +67,15 @@ int run(sink::Config config) {
   for (const auto &d : sink::PluginLoader::default_search_path())
     search.push_back(d);
   sink::PluginLoader loader(search);
-  // Output files this start created: removed again if start-up fails.
-  sink::NewFiles created;
+  // The files this run writes: the log and each output's path option.
+  std::vector<std::string> files{config.log.path};
   for (const auto &o : config.outputs)
     if (o.options.contains("path") && o.options["path"].is_string())
-      created.watch(sink::resolve_path(config.config_dir, o.options["path"].get<std::string>()));
-  created.watch(config.log.path);
+      files.push_back(sink::resolve_path(config.config_dir, o.options["path"].get<std::string>()));
+  // Those this start created are removed again if start-up fails.
+  sink::NewFiles created;
+  for (const auto &f : files)
+    created.watch(f);
   // Start-up errors go to stderr once; to the log file as well when there is one.
   auto fail = [&](int code, const std::string &what) {
     std::fprintf(stderr, "sink: %s\n", what.c_str());
@@ -107,11 +110,7 @@ int run(sink::Config config) {
     if (!config.user.empty()) {
       // Everything privileged is done: listeners bound, files open.
       sink::become_user(config.user);
-      std::vector<std::string> paths{config.log.path};
-      for (const auto &o : config.outputs)
-        if (o.options.contains("path") && o.options["path"].is_string())
-          paths.push_back(sink::resolve_path(config.config_dir, o.options["path"].get<std::string>()));
-      sink::check_writable_dirs(paths, config.user);
+      sink::check_writable_dirs(files, config.user);
       logger->info("running as user " + config.user + " (uid " + std::to_string(getuid()) +
                    "), no capabilities");
     } else if (geteuid() == 0) {
