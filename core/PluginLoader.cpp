@@ -43,13 +43,19 @@ std::vector<std::string> PluginLoader::default_search_path() {
 
 std::string PluginLoader::resolve(const std::string &name) const {
   if (name.find('/') != std::string::npos || fs::path(name).extension() == ".so") {
-    if (!fs::exists(name)) throw PluginError(name + ": plugin file does not exist");
+    std::error_code ec;
+    if (!fs::exists(name, ec))
+      throw PluginError(
+          name + (ec ? ": cannot look at the plugin file: " + ec.message() : ": plugin file does not exist"));
     return name;
   }
   std::string looked;
   for (const auto &dir : search_path_) {
     fs::path candidate = fs::path(dir) / (name + ".so");
-    if (fs::exists(candidate)) return candidate.string();
+    std::error_code ec;
+    if (fs::exists(candidate, ec)) return candidate.string();
+    // A directory we may not search (e.g. after a user switch) is said, not thrown.
+    if (ec) throw PluginError(candidate.string() + ": cannot look at the plugin file: " + ec.message());
     looked += (looked.empty() ? "" : ", ") + candidate.string();
   }
   throw PluginError("unknown plugin \"" + name + "\" (looked for " + looked + ")");

@@ -4,6 +4,7 @@ by `sink firewall --apply`, inside network namespaces these tests create.
 Needs root; skips (exit 77) otherwise, but fails when CI=true.
 Usage: vantage_test.py BUILD_DIR [unittest args]"""
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -253,10 +254,15 @@ outputs: [{plugin: jsonl, path: out.jsonl}]
                            cwd=lab.dir, capture_output=True, text=True)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("nft not found (install the nftables package)", r.stderr)
-        # A transparent listener without CAP_NET_ADMIN.
+        # A transparent listener without CAP_NET_ADMIN. Run as nobody from a
+        # copy (binary + plugins) nobody can read: the checkout may be private.
+        install = lab.path("install")
+        shutil.copytree(os.path.join(BUILD, "plugins"), os.path.join(install, "plugins"))
+        shutil.copy2(SINK, install)
+        subprocess.run(["chmod", "-R", "a+rX", install], check=True)
         r = subprocess.run(["ip", "netns", "exec", lab.srv, "setpriv", "--reuid=nobody", "--regid=nogroup",
-                            "--clear-groups", SINK, "--config", "sink.yaml"], cwd=lab.dir, capture_output=True,
-                           text=True)
+                            "--clear-groups", os.path.join(install, "sink"), "--config", "sink.yaml"], cwd=lab.dir,
+                           capture_output=True, text=True)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn('(group "tp"): transparent: cannot set IP_TRANSPARENT (it needs CAP_NET_ADMIN', r.stderr)
         self.assertFalse(os.path.exists(lab.path("out.jsonl")) and os.path.getsize(lab.path("out.jsonl")) > 0)
