@@ -40,6 +40,7 @@ struct GroupConfig {
 // An `outputs:` or `analyzers:` entry: a plugin and its options.
 struct OutputConfig {
   std::string plugin;                                // bare name or path
+  std::string name;                                  // outputs: `name:`, "" = PLUGIN#INDEX
   nlohmann::json options = nlohmann::json::object(); // everything but "plugin"
   int line = 0;
 };
@@ -48,6 +49,21 @@ struct OutputConfig {
 struct FirewallConfig {
   std::vector<uint16_t> exclude_ports{22}; // never redirected (SSH keeps working)
   std::vector<std::string> sources;        // CIDRs; empty = every source
+};
+
+// The crash-safe record journal (core/Journal.h).
+struct JournalConfig {
+  bool enabled = false; // YAML configs: on unless `journal: false`; legacy flags: off
+  std::string dir;      // "" = $STATE_DIRECTORY, else ./sink-journal (set at start)
+  uint64_t max_bytes = uint64_t(1) << 30;
+};
+
+// Prometheus metrics and /healthz over HTTP.
+struct MetricsConfig {
+  std::string listen; // "ADDR:PORT"; "" = off
+  // /healthz answers 503 when an output is further behind than this.
+  uint64_t max_behind_records = 100000;
+  Duration max_behind = std::chrono::minutes(5);
 };
 
 struct Config {
@@ -74,6 +90,8 @@ struct Config {
   std::string user;                   // switch to this user once everything is open; "" = stay
   std::vector<std::string> public_ip; // at most one IPv4 and one IPv6: recorded instead of the socket's
   FirewallConfig firewall;
+  JournalConfig journal;
+  MetricsConfig metrics;
 };
 
 // Largest capture_bytes we accept: bounds memory per connection.

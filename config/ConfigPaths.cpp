@@ -11,6 +11,7 @@ std::string resolve_path(const std::string &dir, const std::string &p) {
 
 void resolve_config_paths(Config &c) {
   c.log.path = resolve_path(c.config_dir, c.log.path);
+  c.journal.dir = resolve_path(c.config_dir, c.journal.dir);
   for (auto &d : c.plugin_path)
     d = resolve_path(c.config_dir, d);
   auto plugin = [&](std::string &name) {

@@ -231,6 +231,35 @@ std::string sources_problem(const std::vector<std::string> &sources) {
   return "";
 }
 
+bool split_host_port(const std::string &text, std::string *addr, uint16_t *port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= text.size()) return false;
+  std::string a = text.substr(0, colon);
+  const std::string p = text.substr(colon + 1);
+  if (a.size() >= 2 && a.front() == '[' && a.back() == ']')
+    a = a.substr(1, a.size() - 2);
+  else if (a.find(':') != std::string::npos)
+    return false; // IPv6 needs brackets
+  if (p.find_first_not_of("0123456789") != std::string::npos || p.size() > 5) return false;
+  const unsigned long n = std::stoul(p);
+  in_addr v4{};
+  in6_addr v6{};
+  if (n == 0 || n > 65535) return false;
+  if (inet_pton(AF_INET, a.c_str(), &v4) != 1 && inet_pton(AF_INET6, a.c_str(), &v6) != 1) return false;
+  *addr = a;
+  *port = static_cast<uint16_t>(n);
+  return true;
+}
+
+std::string metrics_listen_problem(const std::string &listen) {
+  std::string addr;
+  uint16_t port = 0;
+  if (!split_host_port(listen, &addr, &port))
+    return "expected ADDRESS:PORT such as 127.0.0.1:9464 or [::1]:9464 (port 1-65535), got \"" + listen +
+           "\"";
+  return "";
+}
+
 bool valid_cidr(const std::string &cidr, std::string *why) {
   const auto slash = cidr.find('/');
   const std::string addr = cidr.substr(0, slash);
@@ -278,6 +307,18 @@ void validate_config(const Config &config) {
   if (!levels.count(config.log.level))
     throw ConfigError(config.source + ": log.level: \"" + config.log.level +
                       "\" is not one of debug, info, warn, error");
+
+  if (!config.metrics.listen.empty()) {
+    std::string addr;
+    uint16_t port = 0;
+    split_host_port(config.metrics.listen, &addr, &port);
+    for (size_t i = 0; i < config.groups.size(); ++i)
+      for (uint16_t p : config.groups[i].ports)
+        if (p == port)
+          throw ConfigError(config.source + ": metrics.listen: port " + std::to_string(port) +
+                            " is also a port of " + group_location(config, i, "ports") +
+                            "; give the metrics their own port");
+  }
 
   std::set<std::string> names;
   for (size_t i = 0; i < config.groups.size(); ++i) {

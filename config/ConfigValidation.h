@@ -21,6 +21,12 @@ std::string user_problem(const std::string &user);
 std::string public_ip_problem(const std::vector<std::string> &ips);
 std::string sources_problem(const std::vector<std::string> &sources);
 
+// "127.0.0.1:9464" or "[::1]:9464" split into address and port; false when
+// it is neither (a host name is not accepted: the listener binds it).
+bool split_host_port(const std::string &text, std::string *addr, uint16_t *port);
+// What is wrong with metrics.listen, or "".
+std::string metrics_listen_problem(const std::string &listen);
+
 // Where a message about group i should point: "file:line: groups[i].key".
 std::string group_location(const Config &config, size_t index, const char *key);
 // "file:line: section[i] (plugin)", for messages about a plugin.

@@ -77,6 +77,25 @@ public:
     return *d;
   }
 
+  // Bytes: a plain integer or one with a binary suffix (KiB, MiB, GiB, TiB).
+  uint64_t bytes(const YAML::Node &n, const std::string &key) const {
+    const auto s = scalar(n, key);
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    const std::string unit(p, s.data() + s.size());
+    int shift = -1;
+    if (unit.empty() || unit == "B") shift = 0;
+    if (unit == "KiB") shift = 10;
+    if (unit == "MiB") shift = 20;
+    if (unit == "GiB") shift = 30;
+    if (unit == "TiB") shift = 40;
+    if (s.empty() || p == s.data() || ec != std::errc() || shift < 0 || v > (UINT64_MAX >> shift))
+      fail(n, key,
+           "expected a size in bytes such as 1073741824 or 1GiB (units B, KiB, MiB, GiB, TiB), got \"" + s +
+               "\"");
+    return v << shift;
+  }
+
   size_t size(const YAML::Node &n, const std::string &key) const {
     auto s = scalar(n, key);
     size_t v = 0;
@@ -210,6 +229,16 @@ OutputConfig read_plugin_entry(const Reader &r, const YAML::Node &o, const char 
   oc.plugin = r.scalar(o["plugin"], key + ".plugin");
   oc.options = r.to_json(o);
   oc.options.erase("plugin");
+  if (std::string(section) == "outputs" && o["name"]) {
+    // The journal keeps each output's position under this name.
+    oc.name = r.scalar(o["name"], key + ".name");
+    if (oc.name.empty() || oc.name.size() > 200 ||
+        oc.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.#") !=
+            std::string::npos ||
+        oc.name.front() == '.')
+      r.fail(o["name"], key + ".name", "expected a name of letters, digits, '-', '_', '.' and '#'");
+    oc.options.erase("name");
+  }
   return oc;
 }
 
@@ -221,7 +250,48 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   r.expect_map(root, "(top level)");
   r.only_keys(root, "",
               {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections",
-               "output_backlog", "record_queue", "user", "public_ip", "firewall", "sensor"});
+               "output_backlog", "record_queue", "user", "public_ip", "firewall", "sensor", "journal",
+               "metrics"});
+  // Records go through the journal unless a YAML config says otherwise.
+  c.journal.enabled = true;
+  if (auto j = root["journal"]) {
+    if (j.IsScalar()) {
+      c.journal.enabled = r.boolean(j, "journal");
+      if (c.journal.enabled) j = YAML::Node(); // `journal: true`: the defaults
+    }
+    if (j.IsDefined() && !j.IsScalar()) {
+      r.expect_map(j, "journal");
+      r.only_keys(j, "journal", {"dir", "max_bytes"});
+      if (j["dir"]) {
+        c.journal.dir = r.scalar(j["dir"], "journal.dir");
+        if (c.journal.dir.empty())
+          r.fail(j["dir"], "journal.dir", "must not be empty (leave the key out for the default)");
+      }
+      if (j["max_bytes"]) {
+        c.journal.max_bytes = r.bytes(j["max_bytes"], "journal.max_bytes");
+        if (c.journal.max_bytes < (uint64_t(1) << 20))
+          r.fail(j["max_bytes"], "journal.max_bytes", "must be at least 1MiB");
+      }
+    }
+  }
+  if (auto m = root["metrics"]) {
+    r.expect_map(m, "metrics");
+    r.only_keys(m, "metrics", {"listen", "max_behind_records", "max_behind"});
+    if (!m["listen"]) r.fail(m, "metrics.listen", "missing required key (e.g. 127.0.0.1:9464)");
+    c.metrics.listen = r.scalar(m["listen"], "metrics.listen");
+    if (auto p = metrics_listen_problem(c.metrics.listen); !p.empty())
+      r.fail(m["listen"], "metrics.listen", p);
+    if (m["max_behind_records"]) {
+      c.metrics.max_behind_records = r.size(m["max_behind_records"], "metrics.max_behind_records");
+      if (c.metrics.max_behind_records == 0)
+        r.fail(m["max_behind_records"], "metrics.max_behind_records", "must be at least 1");
+    }
+    if (m["max_behind"]) {
+      c.metrics.max_behind = r.duration(m["max_behind"], "metrics.max_behind");
+      if (c.metrics.max_behind < std::chrono::seconds(1))
+        r.fail(m["max_behind"], "metrics.max_behind", "must be at least 1s");
+    }
+  }
   if (root["sensor"]) {
     c.sensor = r.scalar(root["sensor"], "sensor");
     if (c.sensor.empty() || c.sensor.size() > 253 ||
@@ -291,8 +361,13 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   if (!outputs) r.fail(root, "outputs", "missing required key");
   if (!outputs.IsSequence() || outputs.size() == 0)
     r.fail(outputs, "outputs", "expected a non-empty list of outputs");
-  for (size_t i = 0; i < outputs.size(); ++i)
+  for (size_t i = 0; i < outputs.size(); ++i) {
     c.outputs.push_back(read_plugin_entry(r, outputs[i], "outputs", i));
+    for (size_t j = 0; j < i; ++j)
+      if (!c.outputs[i].name.empty() && c.outputs[j].name == c.outputs[i].name)
+        r.fail(outputs[i]["name"], "outputs[" + std::to_string(i) + "].name",
+               "\"" + c.outputs[i].name + "\" is already the name of outputs[" + std::to_string(j) + "]");
+  }
   if (auto analyzers = root["analyzers"]) {
     if (!analyzers.IsSequence() || analyzers.size() == 0)
       r.fail(analyzers, "analyzers", "expected a non-empty list of analyzers (or no analyzers key)");
@@ -363,6 +438,7 @@ void emit_plugin_entries(YAML::Emitter &out, const char *section, const std::vec
   out << YAML::Key << section << YAML::Value << YAML::BeginSeq;
   for (const auto &o : entries) {
     out << YAML::BeginMap << YAML::Key << "plugin" << YAML::Value << o.plugin;
+    if (!o.name.empty()) out << YAML::Key << "name" << YAML::Value << o.name;
     for (auto it = o.options.begin(); it != o.options.end(); ++it) {
       out << YAML::Key << it.key() << YAML::Value;
       emit_json(out, it.value());
@@ -438,6 +514,22 @@ std::string render_yaml_config(const Config &c) {
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
+  if (!c.journal.enabled) {
+    out << YAML::Key << "journal" << YAML::Value << false;
+  } else {
+    out << YAML::Key << "journal" << YAML::Value << YAML::BeginMap;
+    if (!c.journal.dir.empty())
+      out << YAML::Key << "dir" << YAML::Value << YAML::DoubleQuoted << c.journal.dir;
+    out << YAML::Key << "max_bytes" << YAML::Value << c.journal.max_bytes;
+    out << YAML::EndMap;
+  }
+  if (!c.metrics.listen.empty()) {
+    out << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "listen" << YAML::Value << YAML::DoubleQuoted << c.metrics.listen;
+    out << YAML::Key << "max_behind_records" << YAML::Value << c.metrics.max_behind_records;
+    out << YAML::Key << "max_behind" << YAML::Value << format_go_duration(c.metrics.max_behind);
+    out << YAML::EndMap;
+  }
   emit_plugin_entries(out, "outputs", c.outputs);
   if (!c.analyzers.empty()) emit_plugin_entries(out, "analyzers", c.analyzers);
   out << YAML::EndMap;

@@ -1,6 +1,7 @@
 #include "AnalyzerChain.h"
 
 #include "ConfigValidation.h"
+#include "CrashReporter.h"
 
 namespace sink {
 
@@ -27,7 +28,11 @@ void AnalyzerChain::run(Record &r) {
   for (auto &a : analyzers_) {
     // Each analyzer sees what the transport and earlier analyzers added.
     view_.build(r);
-    const int rc = a->ops->analyze(a->instance, &view_.get(), extras.writer());
+    int rc;
+    {
+      PluginCallScope scope(a->label.c_str(), nullptr, 0, r.id.data());
+      rc = a->ops->analyze(a->instance, &view_.get(), extras.writer());
+    }
     if (rc == SINK_OK) {
       if (a->failing)
         logger_.warn(a->label + ": works again after " + std::to_string(a->failures) + " failures");

@@ -35,6 +35,8 @@ public:
   void error(const std::string &m) { log(SINK_LOG_ERROR, m); }
   // Reopens the file (after rotation); no-op for stderr.
   bool reopen();
+  // The descriptor lines go to (stderr before open()): for the crash line.
+  int fd() const { return file_ ? fileno(file_) : 2; }
 
 private:
   void write_line(const char *tag, const std::string &message);

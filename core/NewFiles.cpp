@@ -1,5 +1,7 @@
 #include "NewFiles.h"
 
+#include <filesystem>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,7 +16,11 @@ void NewFiles::watch(const std::string &path) {
 NewFiles::~NewFiles() {
   for (const auto &p : paths_) {
     struct stat st {};
-    if (lstat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) ::unlink(p.c_str());
+    if (lstat(p.c_str(), &st) != 0) continue;
+    if (S_ISREG(st.st_mode)) ::unlink(p.c_str());
+    std::error_code ec;
+    // A directory this start created (the journal) goes with what it holds.
+    if (S_ISDIR(st.st_mode)) std::filesystem::remove_all(p, ec);
   }
 }
 

@@ -20,8 +20,9 @@ constexpr auto kQueueWait = std::chrono::milliseconds(100);
 } // namespace
 
 OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger,
-                                   RecordQueue &queue)
-    : logger_(logger), queue_(queue), analyzers_(config, loader, logger) {
+                                   RecordQueue &queue, Journal *journal)
+    : logger_(logger), queue_(queue), analyzers_(config, loader, logger), journal_(journal) {
+  std::vector<std::string> names;
   outputs_.reserve(config.outputs.size());
   for (size_t i = 0; i < config.outputs.size(); ++i) {
     const auto &oc = config.outputs[i];
@@ -31,14 +32,21 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
     bool shared = false;
     for (size_t j = 0; j < config.outputs.size(); ++j)
       shared = shared || (j != i && config.outputs[j].plugin == oc.plugin);
-    const std::string label =
-        "output " + std::string(p->descriptor->name) + (shared ? "#" + std::to_string(i) : "");
-    outputs_.push_back(
-        std::make_unique<OutputWorker>(label, p->descriptor->output, logger, config.output_backlog));
+    const std::string label = "output " + (!oc.name.empty() ? oc.name
+                                                            : std::string(p->descriptor->name) +
+                                                                  (shared ? "#" + std::to_string(i) : ""));
+    // The journal knows an output by its name: `name:`, else PLUGIN#INDEX.
+    const std::string name =
+        !oc.name.empty() ? oc.name : std::string(p->descriptor->name) + "#" + std::to_string(i);
+    names.push_back(name);
+    JournalCursor *cursor = journal_ ? &journal_->cursor(name) : nullptr;
+    outputs_.push_back(std::make_unique<OutputWorker>(label, p->descriptor->output, logger,
+                                                      config.output_backlog, journal_, cursor));
     auto &o = *outputs_.back();
     o.set_instance(
         create_plugin_instance(o.ops()->create, o.ctx(), oc.options.dump(), where, config.config_dir));
   }
+  if (journal_) journal_->release_cursors_except(names);
 }
 
 OutputDispatcher::~OutputDispatcher() { stop(); }
@@ -54,23 +62,74 @@ void OutputDispatcher::request_reopen() {
     o->request_reopen();
 }
 
+void OutputDispatcher::submit(std::vector<OutputWorker::Item> &items) {
+  for (auto &o : outputs_)
+    o->submit(items);
+  items.clear();
+}
+
+void OutputDispatcher::journal_and_submit(bool force) {
+  if (held_records_.empty()) return;
+  uint64_t first = 0;
+  size_t count = 0;
+  std::string error;
+  const auto result = journal_->append(held_records_, &count, &first, force, &error);
+  // What went in goes out to the outputs.
+  if (count > 0) {
+    std::vector<OutputWorker::Item> items;
+    items.reserve(count);
+    for (size_t i = 0; i < count; ++i)
+      items.push_back({first + i, std::make_shared<const Record>(std::move(held_records_[i]))});
+    held_records_.erase(held_records_.begin(), held_records_.begin() + static_cast<std::ptrdiff_t>(count));
+    submit(items);
+  }
+  held_ = held_records_.size();
+  if (held_records_.empty()) {
+    if (full_logged_ || append_failed_) logger_.warn("journal: records go in again; accepting resumes");
+    full_logged_ = append_failed_ = false;
+    every_output_full_ = false;
+    return;
+  }
+  // No room (or the disk refused): hold the rest in memory and pause
+  // accepting (the kernel queues new connections) until an output makes room.
+  if (!every_output_full_) ++pauses_;
+  every_output_full_ = true;
+  const bool failed = result == Journal::Append::kFailed || !error.empty();
+  if (failed && !append_failed_)
+    logger_.error("journal: " + error + "; records are held in memory and accepting pauses until it works");
+  if (!failed && !full_logged_)
+    logger_.error("journal: full (" + std::to_string(journal_->bytes()) + " of " +
+                  std::to_string(journal_->max_bytes()) +
+                  " bytes, no output has moved past its oldest part); accepting pauses until an output "
+                  "catches up");
+  append_failed_ = append_failed_ || failed;
+  full_logged_ = full_logged_ || !failed;
+}
+
 void OutputDispatcher::run() {
   std::deque<Record> batch;
-  std::vector<OutputWorker::RecordPtr> ready;
+  std::vector<OutputWorker::Item> items;
   bool open = true;
   while (open && !abandoned_) {
     open = queue_.pop_all(batch, kQueueWait);
-    ready.clear();
-    ready.reserve(batch.size());
     for (auto &r : batch) {
-      // Analyzers run before any output sees the record, so every output
-      // (and any retry) gets the same extras.
+      // Analyzers run before the journal and any output see the record, so
+      // every output (and any retry, and any restart) gets the same extras.
       if (!analyzers_.empty()) analyzers_.run(r);
-      ready.push_back(std::make_shared<const Record>(std::move(r)));
     }
+    if (journal_) {
+      for (auto &r : batch)
+        held_records_.push_back(std::move(r));
+      batch.clear();
+      journal_and_submit(false);
+      journal_->sync_if_due();
+      continue;
+    }
+    items.reserve(batch.size());
+    for (auto &r : batch)
+      items.push_back({next_seq_++, std::make_shared<const Record>(std::move(r))});
     batch.clear();
-    for (auto &o : outputs_)
-      o->submit(ready);
+    submit(items);
     // A lagging output skips its oldest records only while another output
     // keeps up; when none does, nothing is skipped: the network side pauses
     // accepting until one catches up (checked at least every kQueueWait).
@@ -80,7 +139,16 @@ void OutputDispatcher::run() {
     if (any_keeps_up)
       for (auto &o : outputs_)
         o->skip_beyond_backlog();
+    if (!any_keeps_up && !every_output_full_) ++pauses_;
     every_output_full_ = !any_keeps_up;
+  }
+  // Stopping: what is still held goes into the journal even beyond its
+  // bound, so the next start delivers it.
+  if (journal_ && !abandoned_) {
+    journal_and_submit(true);
+    if (!held_records_.empty())
+      logger_.error("journal: " + std::to_string(held_records_.size()) +
+                    " records could not be journalled at exit and are lost");
   }
   for (auto &o : outputs_)
     o->close();
@@ -108,12 +176,17 @@ bool OutputDispatcher::stop() {
     if (abandoned_ && !announced) {
       announced = true;
       announced_at = Clock::now();
-      uint64_t left = queue_.size();
+      uint64_t left = queue_.size() + held_;
       for (auto &o : outputs_) {
         o->abandon();
-        left += o->outstanding();
+        if (!journal_) left += o->outstanding();
       }
-      logger_.error("second signal: exiting without writing " + std::to_string(left) + " queued records");
+      if (journal_)
+        logger_.error(
+            "second signal: exiting now; " + std::to_string(left) +
+            " records not yet in the journal are lost, the journal keeps the rest for the next start");
+      else
+        logger_.error("second signal: exiting without writing " + std::to_string(left) + " queued records");
     }
     bool waiting = false;
     for (size_t i = 0; i < outputs_.size(); ++i) {
@@ -138,6 +211,7 @@ bool OutputDispatcher::stop() {
   bool clean = true;
   for (auto &o : outputs_) {
     if (auto report = o->loss_report(); !report.empty()) logger_.error(report);
+    if (auto report = o->journal_report(); !report.empty()) logger_.warn(report);
     o->release();
     clean = clean && o->finished();
   }
@@ -145,7 +219,10 @@ bool OutputDispatcher::stop() {
 }
 
 std::string OutputDispatcher::stats() const {
-  std::string s = "queue=" + std::to_string(queue_.size());
+  std::string s = "queue=" + std::to_string(queue_.size() + held_);
+  if (journal_)
+    s += " journal_records=" + std::to_string(journal_->records()) +
+         " journal_bytes=" + std::to_string(journal_->bytes());
   for (const auto &o : outputs_)
     s += " | " + o->stats();
   return s + analyzers_.stats();

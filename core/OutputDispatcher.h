@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "AnalyzerChain.h"
+#include "Journal.h"
 #include "Config.h"
 #include "Logger.h"
 #include "OutputWorker.h"
@@ -24,8 +25,9 @@ namespace sink {
 class OutputDispatcher {
 public:
   // Loads and creates every analyzer and output; throws PluginError naming
-  // the entry.
-  OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger, RecordQueue &queue);
+  // the entry. journal may be null (no journal: in-memory backlogs).
+  OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger, RecordQueue &queue,
+                   Journal *journal);
   ~OutputDispatcher(); // stops, then destroys every instance
   OutputDispatcher(const OutputDispatcher &) = delete;
   OutputDispatcher &operator=(const OutputDispatcher &) = delete;
@@ -44,21 +46,36 @@ public:
   static void abandon() { abandoned_ = true; }
   // "queue=N | output csv written=... failed=... pending=... lost=...; ..."
   std::string stats() const;
-  // True while every output has a full backlog: nothing can go out, so the
-  // network side stops accepting (the kernel queues new connections) and
-  // the records of open connections are kept rather than skipped.
+  // True while nothing can take more records: the journal is full and no
+  // output has moved past its oldest part (or, without a journal, every
+  // output's backlog is full). The network side then stops accepting (the
+  // kernel queues new connections); records of open connections are kept in
+  // memory rather than skipped.
   bool every_output_full() const { return every_output_full_; }
+  const std::vector<std::unique_ptr<OutputWorker>> &outputs() const { return outputs_; }
+  // Records finished but not yet journalled / handed to the outputs.
+  uint64_t queued() const { return queue_.size() + held_; }
+  // Times accepting was paused because nothing could take records.
+  uint64_t pauses() const { return pauses_; }
 
 private:
   void run();
+  // Appends what is held to the journal and hands it to the outputs.
+  void journal_and_submit(bool force);
+  void submit(std::vector<OutputWorker::Item> &items);
 
   Logger &logger_;
   RecordQueue &queue_;
   AnalyzerChain analyzers_;
   std::vector<std::unique_ptr<OutputWorker>> outputs_;
+  Journal *journal_;
+  std::deque<Record> held_records_; // record thread: not yet in the journal
+  uint64_t next_seq_ = 1;           // without a journal: numbers records in memory
+  bool full_logged_ = false, append_failed_ = false;
   std::thread thread_;
   bool stopped_ = false;
   std::atomic<bool> every_output_full_{false};
+  std::atomic<uint64_t> held_{0}, pauses_{0};
   static std::atomic<bool> abandoned_;
 };
 

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <utility>
 
+#include "CrashReporter.h"
+
 namespace sink {
 
 namespace {
@@ -14,44 +16,74 @@ std::string status_name(int rc) {
   default: return "error " + std::to_string(rc);
   }
 }
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 // A failing output tries again after a back-off that doubles up to a limit.
 constexpr auto kRetryFirst = std::chrono::milliseconds(100);
 constexpr auto kRetryLimit = std::chrono::milliseconds(5000);
 // At shutdown a failing output keeps trying this long before its records are
-// reported as not written.
+// left (in the journal for the next start, or reported as not written).
 constexpr auto kFinalRetryBudget = std::chrono::milliseconds(2000);
 // Records written between two flushes at most: bounds what a failed flush
 // makes the host write again, and how long records wait to count as written.
 constexpr size_t kFlushBatch = 4096;
+// With a journal: records an output keeps in memory beyond what it has
+// taken. Older ones are read back from the journal when it gets to them.
+constexpr size_t kMemoryWindow = 16384;
+// A record that crashed an output on this many starts in a row is skipped.
+constexpr uint32_t kPoisonCrashes = 3;
 } // namespace
 
-OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger &logger, size_t max_backlog)
+OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger &logger, size_t max_backlog,
+                           Journal *journal, JournalCursor *cursor)
     : label_(std::move(label)), ops_(ops), logger_(logger),
-      ctx_(std::make_unique<sink_host_ctx>(&logger, label_)), max_backlog_(max_backlog) {}
+      ctx_(std::make_unique<sink_host_ctx>(&logger, label_)), max_backlog_(max_backlog), journal_(journal),
+      cursor_(cursor) {
+  if (journal_) {
+    reader_ = std::make_unique<JournalReader>(*journal_);
+    next_seq_ = cursor_->position();
+    confirmed_seq_ = next_seq_;
+  }
+  last_progress_ns_ = steady_ns();
+}
 
 OutputWorker::~OutputWorker() {
   if (thread_.joinable()) {
     close();
     thread_.join();
   }
-  if (instance_ && !detached_) ops_->destroy(instance_);
+  if (instance_ && !detached_) {
+    PluginCallScope scope(label_.c_str());
+    ops_->destroy(instance_);
+  }
 }
 
 void OutputWorker::start() {
+  if (journal_ && next_seq_ < journal_->end_seq())
+    logger_.info(label_ + ": " + std::to_string(journal_->end_seq() - next_seq_) +
+                 " records from the journal to deliver first");
   thread_ = std::thread([this] { run(); });
 }
 
-void OutputWorker::submit(const std::vector<RecordPtr> &batch) {
+void OutputWorker::submit(const std::vector<Item> &batch) {
   if (batch.empty()) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     inbox_.insert(inbox_.end(), batch.begin(), batch.end());
-    outstanding_ = inbox_.size() + unconfirmed_count_;
+    // The journal has them: beyond the window they are read back from disk.
+    if (journal_)
+      while (inbox_.size() > kMemoryWindow)
+        inbox_.pop_front();
+    memory_outstanding_ = inbox_.size() + unconfirmed_count_;
   }
   wake_.notify_one();
 }
 
 void OutputWorker::skip_beyond_backlog() {
+  if (journal_) return;
   std::lock_guard<std::mutex> lock(mutex_);
   uint64_t skipped = 0;
   while (!inbox_.empty() && inbox_.size() + unconfirmed_count_ > max_backlog_) {
@@ -59,7 +91,20 @@ void OutputWorker::skip_beyond_backlog() {
     ++skipped;
   }
   lost_ += skipped;
-  outstanding_ = inbox_.size() + unconfirmed_count_;
+  memory_outstanding_ = inbox_.size() + unconfirmed_count_;
+}
+
+uint64_t OutputWorker::outstanding() const {
+  if (!journal_) return memory_outstanding_;
+  const uint64_t end = journal_->end_seq();
+  // Records the journal already deleted for it count as lost, not behind.
+  const uint64_t from = std::max<uint64_t>(confirmed_seq_, cursor_->skip_target());
+  return end > from ? end - from : 0;
+}
+
+double OutputWorker::seconds_behind() const {
+  if (outstanding() == 0) return 0;
+  return static_cast<double>(steady_ns() - last_progress_ns_) / 1e9;
 }
 
 void OutputWorker::raise(bool &flag) {
@@ -89,6 +134,7 @@ void OutputWorker::release() {
 void OutputWorker::check(int rc, const char *what) {
   if (rc == SINK_OK) return;
   ++failures_;
+  failing_now_ = true;
   // One line per run of failures, and at most one a minute for an output
   // that fails now and then; the plugin's own log says why.
   const auto now = std::chrono::steady_clock::now();
@@ -101,9 +147,89 @@ void OutputWorker::check(int rc, const char *what) {
     failing_what_ = what;
     failure_logged_ = true;
     last_failure_log_ = now;
-    recovery_pending_ = !plugin_said_why;
   }
   failing_ = true;
+}
+
+bool OutputWorker::journal_behind() const {
+  return journal_ && next_seq_ + unconfirmed_.size() < journal_->end_seq();
+}
+
+bool OutputWorker::poison(uint64_t seq) const {
+  return cursor_ && cursor_->crash_count() >= kPoisonCrashes && cursor_->crash_seq() == seq;
+}
+
+uint64_t OutputWorker::lost() const {
+  uint64_t l = lost_;
+  if (cursor_) {
+    const uint64_t target = cursor_->skip_target(), confirmed = confirmed_seq_;
+    if (target > confirmed) l += target - confirmed; // not yet applied by the output thread
+  }
+  return l;
+}
+
+void OutputWorker::apply_skip() {
+  if (!cursor_) return;
+  const uint64_t target = cursor_->skip_target();
+  if (target <= next_seq_) return;
+  const uint64_t gap = target - next_seq_;
+  const size_t drop = static_cast<size_t>(std::min<uint64_t>(unconfirmed_.size(), gap));
+  unconfirmed_.erase(unconfirmed_.begin(), unconfirmed_.begin() + static_cast<std::ptrdiff_t>(drop));
+  taken_ = taken_ > drop ? taken_ - drop : 0;
+  lost_ += gap;
+  next_seq_ = target;
+  cursor_->advance(next_seq_);
+  confirmed_seq_ = next_seq_;
+  if (!gap_logged_)
+    logger_.error(label_ + ": " + std::to_string(gap) +
+                  " records left the full journal before this output took them; they are lost for it "
+                  "(outputs that kept up have them)");
+  gap_logged_ = true;
+}
+
+void OutputWorker::take_more() {
+  if (!journal_) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (!inbox_.empty() && unconfirmed_.size() < std::min(kFlushBatch, max_backlog_)) {
+      unconfirmed_.push_back(std::move(inbox_.front()));
+      inbox_.pop_front();
+    }
+    unconfirmed_count_ = unconfirmed_.size();
+    memory_outstanding_ = inbox_.size() + unconfirmed_.size();
+    return;
+  }
+  uint64_t wanted = next_seq_ + unconfirmed_.size(), limit;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (!inbox_.empty() && inbox_.front().seq < wanted)
+      inbox_.pop_front();
+    while (!inbox_.empty() && inbox_.front().seq == wanted && unconfirmed_.size() < kFlushBatch) {
+      unconfirmed_.push_back(std::move(inbox_.front()));
+      inbox_.pop_front();
+      ++wanted;
+    }
+    limit = inbox_.empty() ? journal_->end_seq() : inbox_.front().seq;
+  }
+  if (unconfirmed_.size() >= kFlushBatch || wanted >= limit) return;
+  // Not in memory (a restart, or it fell further behind than the window):
+  // read them back from the journal.
+  const uint64_t first = reader_->read(wanted, limit, kFlushBatch - unconfirmed_.size(), read_buf_);
+  if (first > wanted) {
+    if (!unconfirmed_.empty()) return; // confirm those first, then skip
+    const uint64_t gap = first - wanted;
+    lost_ += gap;
+    next_seq_ = wanted = first;
+    cursor_->advance(next_seq_);
+    confirmed_seq_ = next_seq_;
+    if (!gap_logged_)
+      logger_.error(label_ + ": " + std::to_string(gap) +
+                    " records left the full journal before this output took them; they are lost for it "
+                    "(outputs that kept up have them)");
+    gap_logged_ = true;
+  }
+  for (auto &r : read_buf_)
+    unconfirmed_.push_back({wanted++, std::make_shared<const Record>(std::move(r))});
+  read_buf_.clear();
 }
 
 bool OutputWorker::deliver() {
@@ -113,13 +239,35 @@ bool OutputWorker::deliver() {
       std::lock_guard<std::mutex> lock(mutex_);
       if (abandoned_) return false;
     }
-    view.build(*unconfirmed_[taken_]);
-    const int rc = ops_->write(instance_, &view.get());
+    const Item &item = unconfirmed_[taken_];
+    if (poison(item.seq)) {
+      if (!poison_counted_) {
+        ++lost_;
+        logger_.error(label_ + ": skipping record " + std::string(item.record->id.data()) +
+                      ": it crashed this output " + std::to_string(cursor_->crash_count()) +
+                      " times in a row (counted lost for this output)");
+        poison_counted_ = true;
+      }
+      ++taken_;
+      continue;
+    }
+    view.build(*item.record);
+    int rc;
+    {
+      PluginCallScope scope(label_.c_str(), cursor_, item.seq, item.record->id.data());
+      rc = ops_->write(instance_, &view.get());
+    }
     check(rc, "write");
     if (rc != SINK_OK) return false; // retried later with the same record
     ++taken_;
   }
-  const int rc = ops_->flush(instance_);
+  int rc;
+  {
+    // A crash inside flush is charged to the batch's last record.
+    const Item &last = unconfirmed_.back();
+    PluginCallScope scope(label_.c_str(), cursor_, last.seq, last.record->id.data());
+    rc = ops_->flush(instance_);
+  }
   check(rc, "flush");
   if (rc != SINK_OK) {
     taken_ = 0; // every record since the last good flush is written again
@@ -129,9 +277,19 @@ bool OutputWorker::deliver() {
     logger_.warn(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) +
                  " failures");
   failing_ = false;
-  written_ += unconfirmed_.size();
+  failing_now_ = false;
+  uint64_t delivered = unconfirmed_.size();
+  for (const auto &item : unconfirmed_)
+    if (poison(item.seq)) --delivered;
+  written_ += delivered;
+  if (journal_) {
+    next_seq_ += unconfirmed_.size();
+    cursor_->advance(next_seq_);
+    confirmed_seq_ = next_seq_;
+  }
   unconfirmed_.clear();
   taken_ = 0;
+  last_progress_ns_ = steady_ns();
   return true;
 }
 
@@ -150,25 +308,24 @@ void OutputWorker::run() {
           wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(
                                     std::max(give_up_at - Clock::now(), Clock::duration::zero())));
         wake_.wait_for(lock, wait, [&] { return reopen_ || abandoned_; });
-      } else if (unconfirmed_.empty()) {
-        wake_.wait(lock, [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_; });
+      } else if (unconfirmed_.empty() && !journal_behind()) {
+        last_progress_ns_ = steady_ns(); // nothing waits for it
+        wake_.wait(lock,
+                   [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_ || journal_behind(); });
       }
       if (abandoned_) break;
-      // Take at most one flush batch; the rest waits in the inbox (and
-      // overflows there).
-      while (!inbox_.empty() && unconfirmed_.size() < std::min(kFlushBatch, max_backlog_)) {
-        unconfirmed_.push_back(std::move(inbox_.front()));
-        inbox_.pop_front();
-      }
-      unconfirmed_count_ = unconfirmed_.size();
-      outstanding_ = inbox_.size() + unconfirmed_.size();
       reopen = std::exchange(reopen_, false);
       if (closed_ && !closing) {
         closing = true;
         give_up_at = Clock::now() + kFinalRetryBudget;
       }
     }
-    if (reopen && ops_->reopen) check(ops_->reopen(instance_), "reopen");
+    if (reopen && ops_->reopen) {
+      PluginCallScope scope(label_.c_str());
+      check(ops_->reopen(instance_), "reopen");
+    }
+    apply_skip();
+    take_more();
     const uint64_t written_before = written_;
     const size_t taken_before = taken_;
     const bool ok = unconfirmed_.empty() || deliver();
@@ -177,8 +334,8 @@ void OutputWorker::run() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       unconfirmed_count_ = unconfirmed_.size();
-      outstanding_ = inbox_.size() + unconfirmed_.size();
-      drained = inbox_.empty() && unconfirmed_.empty();
+      if (!journal_) memory_outstanding_ = inbox_.size() + unconfirmed_.size();
+      drained = unconfirmed_.empty() && (journal_ ? !journal_behind() : inbox_.empty());
     }
     if (ok) {
       backoff = std::chrono::milliseconds(0);
@@ -193,24 +350,33 @@ void OutputWorker::run() {
       if (closing && Clock::now() >= give_up_at) break;
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    left_at_exit_ = inbox_.size() + unconfirmed_.size();
-  }
+  left_at_exit_ = outstanding();
   finished_ = true;
 }
 
 std::string OutputWorker::stats() const {
   return label_ + " written=" + std::to_string(written_) + " failed=" + std::to_string(failures_) +
-         " pending=" + std::to_string(outstanding_) + " lost=" + std::to_string(lost_);
+         " pending=" + std::to_string(outstanding()) + " lost=" + std::to_string(lost());
 }
 
 std::string OutputWorker::loss_report() const {
-  const uint64_t left = finished_ ? left_at_exit_.load() : outstanding_.load();
-  if (lost_ == 0 && left == 0) return "";
+  const uint64_t left = journal_ ? 0 : (finished_ ? left_at_exit_.load() : outstanding());
+  if (lost() == 0 && left == 0) return "";
+  if (journal_)
+    return label_ + ": " + std::to_string(lost()) +
+           " records were lost for this output (left the full journal before it took them, or skipped after "
+           "crashing it)";
   return label_ + ": " + std::to_string(lost_ + left) + " records could not be written (" +
          std::to_string(lost_) + " skipped while it lagged, " + std::to_string(left) +
          (finished_ ? " still pending at exit)" : " still pending, output stuck in a call at exit)");
+}
+
+std::string OutputWorker::journal_report() const {
+  if (!journal_) return "";
+  const uint64_t left = finished_ ? left_at_exit_.load() : outstanding();
+  if (left == 0) return "";
+  return label_ + ": " + std::to_string(left) +
+         " records wait in the journal for this output; they are delivered at the next start";
 }
 
 } // namespace sink

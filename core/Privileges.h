@@ -22,6 +22,10 @@ void become_user(const std::string &user);
 
 // After the switch: every path's directory must be writable, or the next
 // log rotation would fail. Throws PrivilegeError naming the first that is not.
+// Gives dir and everything in it to user (the journal, written after the
+// switch). Throws PrivilegeError.
+void hand_over_dir(const std::string &dir, const std::string &user);
+
 void check_writable_dirs(const std::vector<std::string> &paths, const std::string &user);
 
 } // namespace sink

@@ -248,7 +248,9 @@ void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int
   if (s->connections_.size() >= s->max_connections_)
     s->pause_accepting("reached the connection limit of " + std::to_string(s->max_connections_));
   else if (s->outputs_full())
-    s->pause_accepting("every output is output_backlog records behind; new connections wait in the kernel");
+    s->pause_accepting(
+        "no output can take more records (the journal is full, or without one every output is output_backlog "
+        "records behind); new connections wait in the kernel");
 }
 
 Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer) {
@@ -256,6 +258,7 @@ Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer)
   const Endpoint local = local_endpoint(fd);
   Endpoint dialed = dialed_endpoint(fd, local);
   TransportGroup *group = l.pick(dialed.port);
+  ++by_group_[group ? group->config.name : std::string()].accepted;
   apply_public_ip(dialed);
   auto conn =
       std::make_unique<Connection>(*this, group ? *group : *l.groups.front(), fd, peer, dialed, l.local.port);
@@ -329,9 +332,12 @@ void Server::remove(Connection &c) {
   if (paused_) resume_accepting(); // a descriptor is free again
 }
 
-void Server::count_closed(sink_close_reason reason, uint64_t bytes) {
+void Server::count_closed(const std::string &group, sink_close_reason reason, uint64_t bytes) {
   ++counters_.closed[static_cast<int>(reason) % 6];
   counters_.bytes += bytes;
+  auto &g = by_group_[group];
+  ++g.closed[static_cast<int>(reason) % 6];
+  g.bytes += bytes;
 }
 
 std::string Server::stats_line() const {

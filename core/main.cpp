@@ -19,6 +19,10 @@
 #include "ConfigValidation.h"
 #include "NewFiles.h"
 #include "FirewallCommand.h"
+#include "CrashReporter.h"
+#include "Journal.h"
+#include "MetricsServer.h"
+#include "SensorMetrics.h"
 #include "Privileges.h"
 #include "OutputDispatcher.h"
 #include "PluginLoader.h"
@@ -51,6 +55,14 @@ int run(sink::Config config) {
     config.config_dir = std::filesystem::current_path(ec).string();
   }
   sink::resolve_config_paths(config);
+  if (config.journal.enabled && config.journal.dir.empty()) {
+    // The service's state directory (systemd's StateDirectory=), else here.
+    const char *state = std::getenv("STATE_DIRECTORY");
+    std::string dir = state && *state
+                          ? std::string(state).substr(0, std::string(state).find(':')) + "/journal"
+                          : std::filesystem::current_path().string() + "/sink-journal";
+    config.journal.dir = dir;
+  }
   if (config.sensor.empty()) {
     char host[256] = "";
     if (gethostname(host, sizeof host - 1) == 0) config.sensor = host;
@@ -97,18 +109,39 @@ int run(sink::Config config) {
           config.analyzers[i].plugin, SINK_PLUGIN_ANALYZER);
     // Outputs are declared first so they outlive the server, whose last
     // connections still produce records on the way down.
+    std::unique_ptr<sink::Journal> journal;
     std::unique_ptr<sink::OutputDispatcher> outputs_owner;
     sink::Server server(config, loader, *logger, queue);
-    outputs_owner = std::make_unique<sink::OutputDispatcher>(config, loader, *logger, queue);
+    if (config.journal.enabled) {
+      std::error_code ec;
+      if (!std::filesystem::exists(config.journal.dir, ec)) created.watch(config.journal.dir);
+      try {
+        journal = std::make_unique<sink::Journal>(config.journal.dir, config.journal.max_bytes, *logger);
+      } catch (const sink::JournalError &e) {
+        throw sink::BindError(config.source + ": " + e.what());
+      }
+    }
+    outputs_owner = std::make_unique<sink::OutputDispatcher>(config, loader, *logger, queue, journal.get());
     sink::OutputDispatcher &outputs = *outputs_owner;
     try {
       logger->open();
     } catch (const std::exception &e) {
       throw sink::PluginError(config.source + ": log.path: " + e.what());
     }
+    sink::install_crash_reporter(logger->fd());
     server.bind_all();
+    std::unique_ptr<sink::MetricsServer> metrics;
+    if (!config.metrics.listen.empty()) {
+      metrics = std::make_unique<sink::MetricsServer>(
+          server.base(), config.metrics.listen,
+          [&] { return sink::sensor_metrics(server, *outputs_owner, journal.get(), config.sensor); },
+          [&] { return sink::outputs_health(outputs_owner->outputs(), config.metrics); });
+      logger->info("metrics on http://" + config.metrics.listen + "/metrics and /healthz");
+    }
     if (!config.user.empty()) {
-      // Everything privileged is done: listeners bound, files open.
+      // Everything privileged is done: listeners bound, files open. The
+      // journal keeps creating segments, so the user must own it.
+      if (journal) sink::hand_over_dir(config.journal.dir, config.user);
       sink::become_user(config.user);
       sink::check_writable_dirs(files, config.user);
       logger->info("running as user " + config.user + " (uid " + std::to_string(getuid()) +

@@ -282,6 +282,7 @@ outputs: [{plugin: jsonl, path: out.jsonl}]
         os.mkdir(lab.path("closed"), 0o755)  # root-owned: nobody cannot write it
         lab.write("sink.yaml", f"""
 user: nobody
+journal: {{dir: {lab.path('journal')}}}
 groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
 outputs: [{{plugin: jsonl, path: {lab.path('closed/out.jsonl')}}}]
 """)

@@ -1,0 +1,499 @@
+#include "Journal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "RecordCodec.h"
+
+namespace sink {
+namespace {
+
+constexpr char kSegmentMagic[8] = {'S', 'I', 'N', 'K', 'J', 'N', 'L', '\0'};
+constexpr char kCursorMagic[8] = {'S', 'I', 'N', 'K', 'C', 'U', 'R', '1'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kSegmentHeader = 24;
+constexpr size_t kEntryHeader = 16;
+constexpr size_t kCursorSize = 32;
+// Larger than any record can be (capture and wire are at most 16 MiB each).
+constexpr uint32_t kMaxEntry = 256u << 20;
+constexpr size_t kReadChunk = 1 << 20;
+
+void put_le(char *p, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i)
+    p[i] = static_cast<char>(v >> (8 * i));
+}
+uint64_t get_le(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i)
+    v |= uint64_t(p[i]) << (8 * i);
+  return v;
+}
+uint32_t crc(const void *p, size_t n, uint32_t start = 0) {
+  return static_cast<uint32_t>(crc32(start, static_cast<const Bytef *>(p), static_cast<uInt>(n)));
+}
+std::string errno_text() { return std::strerror(errno); }
+
+bool write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// An entry's crc covers its sequence number and its body.
+uint32_t entry_crc(const uint8_t *seq_bytes, const uint8_t *body, size_t len) {
+  return crc(body, len, crc(seq_bytes, 8));
+}
+
+} // namespace
+
+// ---- JournalCursor ---------------------------------------------------------
+
+JournalCursor::JournalCursor(std::string name, std::string path, int fd, uint64_t position,
+                             uint64_t crash_seq, uint32_t crash_count)
+    : name_(std::move(name)), path_(std::move(path)), fd_(fd), position_(position), crash_seq_(crash_seq),
+      crash_count_(crash_count) {}
+
+JournalCursor::~JournalCursor() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void JournalCursor::store(uint64_t position, uint64_t crash_seq, uint32_t crash_count) const noexcept {
+  char b[kCursorSize];
+  std::memcpy(b, kCursorMagic, 8);
+  put_le(b + 8, position, 8);
+  put_le(b + 16, crash_seq, 8);
+  put_le(b + 24, crash_count, 4);
+  put_le(b + 28, crc(b, 28), 4);
+  // One 32-byte pwrite: a process crash never leaves half of it.
+  [[maybe_unused]] ssize_t w = ::pwrite(fd_, b, sizeof b, 0);
+}
+
+void JournalCursor::advance(uint64_t next) {
+  position_ = next;
+  // A crash marker is kept until the output gets past that record.
+  if (crash_count_ && next > crash_seq_) crash_count_ = 0, crash_seq_ = 0;
+  store(next, crash_seq_, crash_count_);
+}
+
+void JournalCursor::skip_to(uint64_t next) {
+  uint64_t seen = skip_to_;
+  while (seen < next && !skip_to_.compare_exchange_weak(seen, next)) {
+  }
+}
+
+void JournalCursor::mark_crash(uint64_t seq) const noexcept {
+  const uint32_t count = (crash_count_ && crash_seq_ == seq) ? crash_count_ + 1 : 1;
+  store(position_, seq, count);
+  ::fdatasync(fd_);
+}
+
+// ---- Journal -----------------------------------------------------------------
+
+Journal::Journal(const std::string &dir, uint64_t max_bytes, Logger &logger)
+    : dir_(dir), max_bytes_(max_bytes),
+      // Several segments fit in the bound, so deleting the oldest frees a
+      // useful fraction of it.
+      segment_bytes_(std::clamp<uint64_t>(max_bytes / 8, 64 << 10, 64 << 20)), logger_(logger) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_ + "/cursors", ec);
+  if (ec) throw JournalError("journal.dir: cannot create \"" + dir_ + "/cursors\": " + ec.message());
+  const std::string lock = dir_ + "/lock";
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) throw JournalError("journal.dir: cannot write in \"" + dir_ + "\": " + errno_text());
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+    throw JournalError("journal.dir: \"" + dir_ +
+                       "\" is in use by another sink (each needs its own journal)");
+  recover();
+}
+
+Journal::~Journal() {
+  if (active_fd_ >= 0) {
+    ::fdatasync(active_fd_);
+    ::close(active_fd_);
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::string Journal::segment_path(uint64_t first_seq) const {
+  char name[64];
+  std::snprintf(name, sizeof name, "/seg-%020llu.journal", static_cast<unsigned long long>(first_seq));
+  return dir_ + name;
+}
+
+void Journal::recover() {
+  std::vector<std::pair<uint64_t, std::string>> found;
+  for (const auto &e : std::filesystem::directory_iterator(dir_)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() != 32 || name.rfind("seg-", 0) != 0 || name.substr(24) != ".journal") continue;
+    found.emplace_back(std::stoull(name.substr(4, 20)), e.path().string());
+  }
+  std::sort(found.begin(), found.end());
+  uint64_t next = 1;
+  for (size_t i = 0; i < found.size(); ++i) {
+    const auto &[first, path] = found[i];
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) throw JournalError("journal.dir: cannot open \"" + path + "\": " + errno_text());
+    uint8_t h[kSegmentHeader];
+    const ssize_t n = ::pread(fd, h, sizeof h, 0);
+    const uint64_t size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END));
+    if (n == static_cast<ssize_t>(sizeof h) && std::memcmp(h, kSegmentMagic, 8) == 0 &&
+        get_le(h + 8, 4) != kFormatVersion) {
+      ::close(fd);
+      throw JournalError("journal.dir: \"" + path + "\" has format version " +
+                         std::to_string(get_le(h + 8, 4)) + "; this sink reads version " +
+                         std::to_string(kFormatVersion));
+    }
+    const bool header_ok = n == static_cast<ssize_t>(sizeof h) && std::memcmp(h, kSegmentMagic, 8) == 0 &&
+                           get_le(h + 16, 8) == first;
+    if (!header_ok) {
+      // A segment whose header never reached the disk holds nothing.
+      ::close(fd);
+      logger_.warn("journal: removing \"" + path + "\": no valid header (a crash while it was created)");
+      ::unlink(path.c_str());
+      continue;
+    }
+    uint64_t offset = kSegmentHeader, seq = first;
+    if (i + 1 == found.size()) {
+      // The last segment may end in a torn entry: keep the whole ones.
+      std::string body;
+      for (;;) {
+        uint8_t eh[kEntryHeader];
+        if (::pread(fd, eh, sizeof eh, static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof eh)) break;
+        const uint32_t len = static_cast<uint32_t>(get_le(eh, 4));
+        if (len > kMaxEntry || get_le(eh + 8, 8) != seq) break;
+        body.resize(len);
+        if (::pread(fd, body.data(), len, static_cast<off_t>(offset + kEntryHeader)) !=
+            static_cast<ssize_t>(len))
+          break;
+        if (entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), len) != get_le(eh + 4, 4))
+          break;
+        offset += kEntryHeader + len;
+        ++seq;
+      }
+      if (offset < size) {
+        logger_.warn("journal: cut " + std::to_string(size - offset) +
+                     " bytes of a torn entry at the end of \"" + path +
+                     "\" (left by a crash; the records before it are kept)");
+        if (::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+          throw JournalError("journal.dir: cannot cut \"" + path + "\": " + errno_text());
+      }
+      next = seq;
+    }
+    ::close(fd);
+    segments_.push_back({first, path, i + 1 == found.size() ? offset : size});
+    total_bytes_ += segments_.back().bytes;
+    if (i + 1 < found.size()) next = found[i + 1].first;
+  }
+  // Cursors: none may point beyond what the journal holds (a power cut can
+  // lose the last second of appends but not the cursor that passed them).
+  for (const auto &e : std::filesystem::directory_iterator(dir_ + "/cursors")) {
+    if (e.path().extension() != ".cursor") continue;
+    uint8_t b[kCursorSize];
+    const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    const bool ok = ::pread(fd, b, sizeof b, 0) == static_cast<ssize_t>(sizeof b) &&
+                    std::memcmp(b, kCursorMagic, 8) == 0 && crc(b, 28) == get_le(b + 28, 4);
+    ::close(fd);
+    if (ok && segments_.empty()) next = std::max(next, get_le(b + 8, 8));
+  }
+  // A segment that holds no entry is replaced by the new active one.
+  if (!segments_.empty() && segments_.back().first_seq == next) {
+    ::unlink(segments_.back().path.c_str());
+    total_bytes_ -= segments_.back().bytes;
+    segments_.pop_back();
+  }
+  end_seq_ = next;
+  open_active(next);
+}
+
+void Journal::open_active(uint64_t first_seq) {
+  if (active_fd_ >= 0) {
+    ::fdatasync(active_fd_);
+    ::close(active_fd_);
+    active_fd_ = -1;
+  }
+  const std::string path = segment_path(first_seq);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) throw JournalError("journal.dir: cannot create \"" + path + "\": " + errno_text());
+  char h[kSegmentHeader] = {};
+  std::memcpy(h, kSegmentMagic, 8);
+  put_le(h + 8, kFormatVersion, 4);
+  put_le(h + 12, kRecordCodecVersion, 4);
+  put_le(h + 16, first_seq, 8);
+  if (!write_all(fd, h, sizeof h) || ::fdatasync(fd) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    ::unlink(path.c_str());
+    throw JournalError("journal.dir: cannot write \"" + path + "\": " + why);
+  }
+  // The new file's name must survive a power cut too.
+  if (const int d = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  active_fd_ = fd;
+  active_bytes_ = kSegmentHeader;
+  std::lock_guard<std::mutex> lock(mutex_);
+  segments_.push_back({first_seq, path, kSegmentHeader});
+  total_bytes_ += kSegmentHeader;
+}
+
+JournalCursor &Journal::cursor(const std::string &name) {
+  const std::string path = dir_ + "/cursors/" + name + ".cursor";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) throw JournalError("journal.dir: cannot open \"" + path + "\": " + errno_text());
+  uint8_t b[kCursorSize];
+  uint64_t position = end_seq_, crash_seq = 0;
+  uint32_t crash_count = 0;
+  bool fresh = true;
+  if (::pread(fd, b, sizeof b, 0) == static_cast<ssize_t>(sizeof b) && std::memcmp(b, kCursorMagic, 8) == 0 &&
+      crc(b, 28) == get_le(b + 28, 4)) {
+    fresh = false;
+    position = std::min<uint64_t>(get_le(b + 8, 8), end_seq_);
+    crash_seq = get_le(b + 16, 8);
+    crash_count = static_cast<uint32_t>(get_le(b + 24, 4));
+  }
+  auto c = std::make_unique<JournalCursor>(name, path, fd, position, crash_seq, crash_count);
+  if (fresh) c->advance(position); // a new output starts at the journal's end
+  std::lock_guard<std::mutex> lock(mutex_);
+  cursors_.push_back(std::move(c));
+  return *cursors_.back();
+}
+
+void Journal::release_cursors_except(const std::vector<std::string> &names) {
+  for (const auto &e : std::filesystem::directory_iterator(dir_ + "/cursors")) {
+    if (e.path().extension() != ".cursor") continue;
+    const std::string name = e.path().stem().string();
+    if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+    std::error_code ec;
+    std::filesystem::remove(e.path(), ec);
+    logger_.info("journal: released the position of output \"" + name + "\", which is no longer configured");
+  }
+}
+
+uint64_t Journal::records() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return segments_.empty() ? 0 : end_seq_ - segments_.front().first_seq;
+}
+
+Journal::SegmentRef Journal::locate(uint64_t seq) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  SegmentRef ref;
+  if (segments_.empty()) return ref;
+  // The last segment starting at or before seq; the oldest if none does.
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), seq,
+                             [](uint64_t s, const Segment &g) { return s < g.first_seq; });
+  if (it != segments_.begin()) --it;
+  ref.first_seq = it->first_seq;
+  ref.path = it->path;
+  if (std::next(it) != segments_.end()) ref.end_seq = std::next(it)->first_seq;
+  return ref;
+}
+
+uint64_t Journal::make_room(uint64_t need, bool force) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (;;) {
+    if (segments_.size() < 2) break;
+    const uint64_t end = segments_[1].first_seq;
+    bool all_past = true, any_past = cursors_.empty();
+    for (const auto &c : cursors_) {
+      all_past = all_past && c->position() >= end;
+      any_past = any_past || c->position() >= end;
+    }
+    // Consumed by everyone: always freed. Otherwise only for room, and only
+    // when some output has passed it: a lagging output then loses these
+    // records (it sees the gap when it reads), healthy ones lose nothing.
+    const bool full = total_bytes_ + need > max_bytes_;
+    if (!all_past && !(full && any_past)) break;
+    for (const auto &c : cursors_)
+      if (c->position() < end) c->skip_to(end);
+    ::unlink(segments_.front().path.c_str());
+    total_bytes_ -= segments_.front().bytes;
+    segments_.pop_front();
+  }
+  if (force) return UINT64_MAX;
+  return total_bytes_ < max_bytes_ ? max_bytes_ - total_bytes_ : 0;
+}
+
+Journal::Append Journal::append(const std::deque<Record> &batch, size_t *count, uint64_t *first_seq,
+                                bool force, std::string *error) {
+  *count = 0;
+  if (batch.empty()) return Append::kDone;
+  buffer_.clear();
+  ends_.clear();
+  uint64_t seq = end_seq_;
+  std::string body;
+  for (const auto &r : batch) {
+    body.clear();
+    encode_record(r, body);
+    char h[kEntryHeader];
+    put_le(h, body.size(), 4);
+    put_le(h + 8, seq, 8);
+    put_le(h + 4,
+           entry_crc(reinterpret_cast<const uint8_t *>(h + 8), reinterpret_cast<const uint8_t *>(body.data()),
+                     body.size()),
+           4);
+    buffer_.append(h, sizeof h).append(body);
+    ends_.push_back(buffer_.size());
+    ++seq;
+  }
+  // A full active segment is closed first, so make_room can delete it
+  // once every output has passed it.
+  try {
+    if (active_bytes_ >= segment_bytes_) open_active(end_seq_);
+  } catch (const JournalError &e) {
+    *error = e.what();
+    return Append::kFailed;
+  }
+  const uint64_t room = make_room(buffer_.size(), force);
+  // As many whole records as fit; one record larger than half the bound
+  // goes in anyway when the journal is otherwise empty: it could never fit.
+  size_t n = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), room) - ends_.begin());
+  if (n == 0 && ends_[0] > max_bytes_ / 2 && records() == 0) n = 1;
+  if (n == 0) return Append::kFull;
+  *first_seq = end_seq_;
+  // Written segment by segment, so no segment grows far past its size and
+  // the oldest can be freed in useful steps.
+  size_t done = 0;
+  while (done < n) {
+    try {
+      if (active_bytes_ >= segment_bytes_) open_active(end_seq_);
+    } catch (const JournalError &e) {
+      *error = e.what();
+      break;
+    }
+    const size_t from = done ? ends_[done - 1] : 0;
+    size_t upto = done + 1;
+    while (upto < n && active_bytes_ + (ends_[upto] - from) <= segment_bytes_)
+      ++upto;
+    const size_t bytes = ends_[upto - 1] - from;
+    if (!write_all(active_fd_, buffer_.data() + from, bytes)) {
+      *error = "cannot write to the journal in \"" + dir_ + "\": " + errno_text();
+      // Leave no partial entry behind.
+      [[maybe_unused]] int rc = ::ftruncate(active_fd_, static_cast<off_t>(active_bytes_));
+      break;
+    }
+    active_bytes_ += bytes;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      segments_.back().bytes += bytes;
+      total_bytes_ += bytes;
+    }
+    end_seq_ = end_seq_ + (upto - done); // readers may now read them
+    done = upto;
+  }
+  *count = done;
+  unsynced_ = unsynced_ || done > 0;
+  return done > 0 || error->empty() ? Append::kDone : Append::kFailed;
+}
+
+void Journal::sync_if_due() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!unsynced_ || now - last_sync_ < std::chrono::seconds(1)) return;
+  ::fdatasync(active_fd_);
+  unsynced_ = false;
+  last_sync_ = now;
+}
+
+// ---- JournalReader -----------------------------------------------------------
+
+JournalReader::~JournalReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool JournalReader::open_segment(const Journal::SegmentRef &seg) {
+  if (fd_ >= 0 && seg_first_ == seg.first_seq) return true;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = ::open(seg.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) return false; // deleted meanwhile
+  seg_first_ = seg.first_seq;
+  next_seq_ = seg.first_seq;
+  next_offset_ = kSegmentHeader;
+  buf_len_ = 0;
+  return true;
+}
+
+const uint8_t *JournalReader::bytes_at(uint64_t offset, size_t n) {
+  if (offset >= buf_offset_ && offset + n <= buf_offset_ + buf_len_)
+    return reinterpret_cast<const uint8_t *>(buf_.data()) + (offset - buf_offset_);
+  buf_.resize(std::max(n, kReadChunk));
+  ssize_t got = ::pread(fd_, buf_.data(), buf_.size(), static_cast<off_t>(offset));
+  buf_offset_ = offset;
+  buf_len_ = got > 0 ? static_cast<size_t>(got) : 0;
+  if (buf_len_ < n) return nullptr;
+  return reinterpret_cast<const uint8_t *>(buf_.data());
+}
+
+uint64_t JournalReader::read(uint64_t from, uint64_t limit, size_t max, std::vector<Record> &out) {
+  out.clear();
+  uint64_t seq = from, first = from;
+  while (out.size() < max && seq < limit) {
+    const auto seg = journal_.locate(seq);
+    if (seg.path.empty()) break;
+    if (seg.first_seq > seq) { // deleted before this reader got to it
+      if (!out.empty()) break;
+      seq = first = seg.first_seq;
+      continue;
+    }
+    if (!open_segment(seg)) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = -1;
+      continue; // deleted between locate and open: locate again
+    }
+    if (next_seq_ > seq) { // going back (a failed flush): scan from the start
+      next_seq_ = seg.first_seq;
+      next_offset_ = kSegmentHeader;
+    }
+    const uint8_t *h = bytes_at(next_offset_, kEntryHeader);
+    if (!h) {
+      if (seg.end_seq == UINT64_MAX) break; // the active segment: nothing more yet
+      // A finished segment that ends before its last record: the rest of it
+      // is unreadable. Take what was read; the next call skips the gap.
+      if (!out.empty()) break;
+      seq = first = seg.end_seq;
+      continue;
+    }
+    const uint32_t len = static_cast<uint32_t>(get_le(h, 4));
+    const uint32_t want_crc = static_cast<uint32_t>(get_le(h + 4, 4));
+    const uint64_t entry_seq = get_le(h + 8, 8);
+    uint8_t seq_bytes[8];
+    std::memcpy(seq_bytes, h + 8, 8);
+    const uint8_t *body = len <= kMaxEntry ? bytes_at(next_offset_ + kEntryHeader, len) : nullptr;
+    Record r;
+    const bool ok = body && entry_seq == next_seq_ && entry_crc(seq_bytes, body, len) == want_crc &&
+                    (entry_seq < seq || decode_record(body, len, r, journal_.strings()));
+    if (!ok) {
+      if (seg.end_seq == UINT64_MAX && !body) break; // still being written
+      if (!corruption_logged_)
+        journal_.logger().error("journal: unreadable entry in segment " + std::to_string(seg_first_) +
+                                " at record " + std::to_string(next_seq_) +
+                                "; the rest of that segment is skipped (counted lost)");
+      corruption_logged_ = true;
+      if (seg.end_seq == UINT64_MAX || !out.empty()) break;
+      seq = first = seg.end_seq;
+      continue;
+    }
+    next_offset_ += kEntryHeader + len;
+    ++next_seq_;
+    if (entry_seq < seq) continue;
+    if (out.empty()) first = entry_seq;
+    out.push_back(std::move(r));
+    seq = entry_seq + 1;
+  }
+  return out.empty() ? seq : first;
+}
+
+} // namespace sink

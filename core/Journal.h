@@ -1,0 +1,180 @@
+#pragma once
+// The crash-safe record journal. The record thread appends every record
+// (after the analyzers) before any output sees it; each output consumes the
+// journal with a cursor of its own that moves only on a successful flush.
+// So a record survives a kill -9, an OOM kill or a plugin crash from the
+// moment it is appended, and a failing output falls behind on disk, not in
+// memory.
+//
+// On disk (DIR): `seg-<first seq, 20 digits>.journal` segment files, each a
+// 24-byte header ("SINKJNL\0", format version, codec version, first seq)
+// then entries [u32 length][u32 crc32 of seq+body][u64 seq][body], body =
+// RecordCodec; `cursors/<output name>.cursor` (32 bytes: "SINKCUR1",
+// position, crash seq, crash count, crc32); `lock` (flock: one sink per
+// journal). Appends are written with write(2) once per batch (the OS has
+// them: a process crash loses nothing); fdatasync runs at most once a
+// second and at every segment change, so a power cut loses at most the last
+// second. Size is bounded by max_bytes: segments every cursor has passed
+// are deleted; when the journal is full, the oldest segment is deleted only
+// if some output has passed it (outputs still inside lose its records: lost
+// for them alone), otherwise append() reports full and the caller pauses.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "Logger.h"
+#include "Record.h"
+#include "StringInterner.h"
+
+namespace sink {
+
+class JournalError : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// One output's position in the journal: the first record it has not
+// confirmed. Also remembers the record a plugin crashed on, so a record
+// that crashes it on every restart can be skipped (a poison record).
+class JournalCursor {
+public:
+  JournalCursor(std::string name, std::string path, int fd, uint64_t position, uint64_t crash_seq,
+                uint32_t crash_count);
+  ~JournalCursor();
+  JournalCursor(const JournalCursor &) = delete;
+  JournalCursor &operator=(const JournalCursor &) = delete;
+
+  const std::string &name() const { return name_; }
+  uint64_t position() const { return position_; }
+  // After a successful flush: the output confirmed everything before next.
+  void advance(uint64_t next);
+  uint64_t crash_seq() const { return crash_seq_; }
+  uint32_t crash_count() const { return crash_count_; }
+  // Async-signal-safe: the plugin crashed while handling seq.
+  void mark_crash(uint64_t seq) const noexcept;
+  // The journal deleted records this output had not confirmed: it must go
+  // on from `next` (its records before that are lost for it).
+  void skip_to(uint64_t next);
+  uint64_t skip_target() const { return skip_to_; }
+
+private:
+  void store(uint64_t position, uint64_t crash_seq, uint32_t crash_count) const noexcept;
+  std::string name_, path_;
+  int fd_;
+  std::atomic<uint64_t> position_, skip_to_{0};
+  uint64_t crash_seq_;
+  uint32_t crash_count_;
+};
+
+class Journal {
+public:
+  // Opens (creating) dir, takes its lock, cuts a torn tail left by a crash.
+  // Throws JournalError naming the directory and the reason.
+  Journal(const std::string &dir, uint64_t max_bytes, Logger &logger);
+  ~Journal(); // syncs the active segment
+  Journal(const Journal &) = delete;
+  Journal &operator=(const Journal &) = delete;
+
+  const std::string &dir() const { return dir_; }
+  // The cursor of output `name`; a new output starts at the journal's end.
+  JournalCursor &cursor(const std::string &name);
+  // Deletes the cursor files of outputs no longer configured.
+  void release_cursors_except(const std::vector<std::string> &names);
+
+  enum class Append { kDone, kFull, kFailed };
+  // Record thread. Appends the first *count records of batch (as many as
+  // fit; *count is set to how many did), numbered from *first_seq on.
+  // kFull: not even one fits; kFailed: the disk refused (nothing appended,
+  // *error says why). force: append them all even beyond max_bytes.
+  Append append(const std::deque<Record> &batch, size_t *count, uint64_t *first_seq, bool force,
+                std::string *error);
+  // Record thread: fdatasync the active segment if a second has passed.
+  void sync_if_due();
+
+  // The sequence number the next appended record gets: records below it
+  // are readable.
+  uint64_t end_seq() const { return end_seq_; }
+  uint64_t bytes() const { return total_bytes_; }
+  uint64_t max_bytes() const { return max_bytes_; }
+  // Records on disk (appended and not yet deleted).
+  uint64_t records() const;
+
+  // Where a reader finds seq: the segment holding it, or the oldest one
+  // when seq was deleted (then first_seq > seq).
+  struct SegmentRef {
+    uint64_t first_seq = 0;
+    uint64_t end_seq = UINT64_MAX; // first seq of the next segment; MAX for the active one
+    std::string path;
+  };
+  SegmentRef locate(uint64_t seq) const;
+  StringInterner &strings() { return strings_; }
+  Logger &logger() { return logger_; }
+
+private:
+  struct Segment {
+    uint64_t first_seq;
+    std::string path;
+    uint64_t bytes;
+  };
+  void recover();
+  void open_active(uint64_t first_seq);
+  // Deletes segments as the cursors and the bound allow; returns how many
+  // bytes may be appended (UINT64_MAX when force).
+  uint64_t make_room(uint64_t need, bool force);
+  std::string segment_path(uint64_t first_seq) const;
+
+  std::string dir_;
+  uint64_t max_bytes_, segment_bytes_;
+  Logger &logger_;
+  int lock_fd_ = -1;
+  int active_fd_ = -1;
+  uint64_t active_bytes_ = 0;
+  bool unsynced_ = false;
+  std::chrono::steady_clock::time_point last_sync_{};
+  std::string buffer_;       // one batch, encoded
+  std::vector<size_t> ends_; // where each record's entry ends in buffer_
+
+  mutable std::mutex mutex_; // segments_ and cursors_
+  std::deque<Segment> segments_;
+  std::vector<std::unique_ptr<JournalCursor>> cursors_;
+  std::atomic<uint64_t> end_seq_{1}, total_bytes_{0};
+  StringInterner strings_;
+};
+
+// Reads the journal sequentially for one output (its own thread).
+class JournalReader {
+public:
+  explicit JournalReader(Journal &journal) : journal_(journal) {}
+  ~JournalReader();
+  JournalReader(const JournalReader &) = delete;
+  JournalReader &operator=(const JournalReader &) = delete;
+
+  // Reads at most max records numbered from `from` up to (not including)
+  // limit into out (cleared). Returns the number of the first record read,
+  // or where reading would go on: more than from when records from `from`
+  // on were deleted (lost for this reader) or unreadable.
+  uint64_t read(uint64_t from, uint64_t limit, size_t max, std::vector<Record> &out);
+
+private:
+  bool open_segment(const Journal::SegmentRef &seg);
+  // Makes [offset, offset+n) of the open segment available in buf_; false
+  // at the end of what the file holds.
+  const uint8_t *bytes_at(uint64_t offset, size_t n);
+
+  Journal &journal_;
+  int fd_ = -1;
+  uint64_t seg_first_ = 0;
+  uint64_t next_seq_ = 0, next_offset_ = 0; // position in the open segment
+  std::string buf_;
+  uint64_t buf_offset_ = 0;
+  size_t buf_len_ = 0;
+  bool corruption_logged_ = false;
+};
+
+} // namespace sink

@@ -1,0 +1,228 @@
+// The journal on its own: numbering, reading back across segments and
+// restarts, cursors, the size bound, torn tails and the record encoding.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include <unistd.h>
+
+#include "Journal.h"
+#include "RecordCodec.h"
+
+namespace {
+
+// A scratch directory, removed with what it holds.
+class TempDir {
+public:
+  TempDir() {
+    char t[] = "/tmp/sink-journal-unit-XXXXXX";
+    path_ = ::mkdtemp(t) ? t : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string &name) const { return path_ + "/" + name; }
+
+private:
+  std::string path_;
+};
+
+std::string read_text(const std::string &path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+const std::string kGroup = "g";
+
+sink::Record make_record(int i, size_t payload_bytes = 100) {
+  sink::Record r;
+  r.accept_unix_ns = 1000 + i;
+  r.duration_ns = 7;
+  r.group = &kGroup;
+  r.transport = "tcp";
+  r.sensor = "s";
+  r.local = {"127.0.0.1", 80, false};
+  r.remote = {"::1", static_cast<uint16_t>(i), true};
+  r.listen_port = 81;
+  std::snprintf(r.id.data(), r.id.size(), "00000000-0000-7000-8000-%012d", i);
+  r.payload.assign(payload_bytes, static_cast<uint8_t>(i));
+  r.total_bytes = 5000 + i;
+  r.first_read_len = 3;
+  r.wire = {1, 2, 0, 255};
+  r.close_reason = SINK_CLOSE_CLIENT_RST;
+  r.close_detail = "detail";
+  sink::ExtraCollector(r, false).add_typed("k.str", SINK_VALUE_STRING, "v\0w", 3);
+  int64_t n = -5;
+  sink::ExtraCollector(r, false).add_typed("k.int", SINK_VALUE_INT, &n, sizeof n);
+  return r;
+}
+
+void append_all(sink::Journal &j, int from, int to, size_t payload = 100) {
+  std::deque<sink::Record> batch;
+  for (int i = from; i < to; ++i)
+    batch.push_back(make_record(i, payload));
+  size_t count = 0;
+  uint64_t first = 0;
+  std::string error;
+  ASSERT_EQ(j.append(batch, &count, &first, false, &error), sink::Journal::Append::kDone) << error;
+  ASSERT_EQ(count, batch.size());
+}
+
+std::vector<sink::Record> read_all(sink::Journal &j, uint64_t from, uint64_t *first = nullptr) {
+  sink::JournalReader reader(j);
+  std::vector<sink::Record> all, part;
+  uint64_t seq = from;
+  for (;;) {
+    const uint64_t got = reader.read(seq, j.end_seq(), 1000, part);
+    if (first && all.empty()) *first = got;
+    if (part.empty()) break;
+    seq = got + part.size();
+    for (auto &r : part)
+      all.push_back(std::move(r));
+  }
+  return all;
+}
+
+} // namespace
+
+TEST(RecordCodec, EveryFieldSurvivesTheRoundTrip) {
+  const sink::Record r = make_record(42);
+  std::string bytes;
+  sink::encode_record(r, bytes);
+  sink::StringInterner strings;
+  sink::Record back;
+  ASSERT_TRUE(
+      sink::decode_record(reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size(), back, strings));
+  EXPECT_EQ(back.accept_unix_ns, r.accept_unix_ns);
+  EXPECT_EQ(*back.group, "g");
+  EXPECT_STREQ(back.transport, "tcp");
+  EXPECT_STREQ(back.sensor, "s");
+  EXPECT_EQ(back.remote.ip, "::1");
+  EXPECT_TRUE(back.remote.v6);
+  EXPECT_EQ(back.remote.port, 42);
+  EXPECT_EQ(back.listen_port, 81);
+  EXPECT_STREQ(back.id.data(), r.id.data());
+  EXPECT_EQ(back.payload, r.payload);
+  EXPECT_EQ(back.wire, r.wire);
+  EXPECT_EQ(back.close_reason, SINK_CLOSE_CLIENT_RST);
+  ASSERT_EQ(back.extras.size(), 2u);
+  EXPECT_EQ(back.extras[0].bytes, std::string("v\0w", 3));
+  EXPECT_EQ(back.extras[1].integer, -5);
+  EXPECT_EQ(back.extras[1].text, "-5");
+  // Every shorter prefix is refused, never misread.
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(sink::decode_record(reinterpret_cast<const uint8_t *>(bytes.data()), n, back, strings)) << n;
+}
+
+TEST(JournalFiles, RecordsAreNumberedAndReadBackAcrossSegmentsAndRestarts) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  {
+    sink::Journal j(dir.file("j"), 4 << 20, log); // 512 KiB segments
+    j.cursor("out");
+    for (int i = 0; i < 40; ++i)
+      append_all(j, i * 100, i * 100 + 100, 300);
+    EXPECT_EQ(j.end_seq(), 4001u);
+    auto all = read_all(j, 1);
+    ASSERT_EQ(all.size(), 4000u);
+    for (size_t i = 0; i < all.size(); i += 397)
+      EXPECT_EQ(all[i].total_bytes, 5000 + i);
+  }
+  size_t segments = 0;
+  for (const auto &e : std::filesystem::directory_iterator(dir.file("j")))
+    segments += e.path().extension() == ".journal";
+  EXPECT_GE(segments, 4u) << "written segment by segment";
+  sink::Journal again(dir.file("j"), 4 << 20, log);
+  EXPECT_EQ(again.end_seq(), 4001u) << "numbering goes on after a restart";
+  EXPECT_EQ(again.cursor("out").position(), 1u) << "nothing confirmed";
+  EXPECT_EQ(read_all(again, 3990).size(), 11u);
+}
+
+TEST(JournalFiles, ConsumedSegmentsAreFreedAndAFullJournalSaysSo) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  auto &c = j.cursor("out");
+  std::deque<sink::Record> batch;
+  for (int i = 0; i < 20000; ++i)
+    batch.push_back(make_record(i, 300));
+  size_t count = 0;
+  uint64_t first = 0;
+  std::string error;
+  EXPECT_EQ(j.append(batch, &count, &first, false, &error), sink::Journal::Append::kDone);
+  EXPECT_GT(count, 0u);
+  EXPECT_LT(count, batch.size()) << "only what fits in 1 MiB";
+  EXPECT_LE(j.bytes(), 1u << 20);
+  batch.erase(batch.begin(), batch.begin() + static_cast<long>(count));
+  EXPECT_EQ(j.append(batch, &count, &first, false, &error), sink::Journal::Append::kFull);
+  EXPECT_EQ(count, 0u);
+  // The one output confirms everything: the space comes back.
+  c.advance(j.end_seq());
+  EXPECT_EQ(j.append(batch, &count, &first, false, &error), sink::Journal::Append::kDone);
+  EXPECT_GT(count, 0u);
+}
+
+TEST(JournalFiles, AnOutputThatAloneHoldsItFullIsMovedPastWhatWasDeleted) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  auto &fast = j.cursor("fast");
+  auto &slow = j.cursor("slow");
+  for (int round = 0; round < 30; ++round) {
+    append_all(j, round * 200, round * 200 + 200, 300);
+    fast.advance(j.end_seq());
+  }
+  EXPECT_LE(j.bytes(), 1u << 20);
+  EXPECT_GT(slow.skip_target(), 1u) << "the slow output must go on from later";
+  uint64_t first = 0;
+  auto rest = read_all(j, 1, &first);
+  EXPECT_EQ(first, slow.skip_target()) << "reading from the deleted start begins at the oldest kept";
+  EXPECT_EQ(first + rest.size(), j.end_seq());
+}
+
+TEST(JournalFiles, ATornTailIsCutAndACursorBeyondTheEndIsPulledBack) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    auto &c = j.cursor("out");
+    append_all(j, 0, 10);
+    c.advance(11); // it confirmed all ten
+  }
+  std::string newest;
+  for (const auto &e : std::filesystem::directory_iterator(dir.file("j")))
+    if (e.path().extension() == ".journal" && e.path().string() > newest) newest = e.path().string();
+  const auto size = std::filesystem::file_size(newest);
+  std::filesystem::resize_file(newest, size - 5); // the last entry torn
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(j.end_seq(), 10u) << "the torn tenth record is gone, the nine before it kept";
+  EXPECT_EQ(read_all(j, 1).size(), 9u);
+  EXPECT_EQ(j.cursor("out").position(), 10u) << "no cursor points past the end";
+  log.open();
+  EXPECT_NE(read_text(dir.file("log")).find("journal: cut "), std::string::npos);
+}
+
+TEST(JournalFiles, AnotherFormatVersionIsRefusedNotOverwritten) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  { sink::Journal j(dir.file("j"), 1 << 20, log); }
+  std::string seg;
+  for (const auto &e : std::filesystem::directory_iterator(dir.file("j")))
+    if (e.path().extension() == ".journal") seg = e.path().string();
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    f.put(9);
+  }
+  try {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    FAIL() << "opened a journal of another format";
+  } catch (const sink::JournalError &e) {
+    EXPECT_NE(std::string(e.what()).find("has format version 9; this sink reads version 1"),
+              std::string::npos)
+        << e.what();
+  }
+}
