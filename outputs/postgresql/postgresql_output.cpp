@@ -429,10 +429,11 @@ private:
       conn_.reset();
       return false;
     }
+    // Silent after a batch error (that was logged), so retries add no lines.
     if (!at_create && outage_)
       log(SINK_LOG_INFO, "connected to PostgreSQL (" + where + ") again after " +
                              std::to_string(attempts_ - 1) + " failed attempts; writing resumes");
-    else
+    else if (at_create)
       log(SINK_LOG_INFO, "connected to PostgreSQL (" + where + "), table " + table_.quoted());
     outage_ = false;
     error_logged_ = false;
@@ -494,6 +495,11 @@ private:
       logged_reason_ = msg;
       last_error_log_ = now;
     }
+    // Start the next attempt on a fresh session: it makes the table again if
+    // it was dropped, and checks that it still fits.
+    conn_.reset();
+    backoff_ = kBackoffFirst;
+    next_attempt_ = now + backoff_;
     return false;
   }
 

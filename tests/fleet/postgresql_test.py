@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -179,6 +180,28 @@ outputs:
         self.assertEqual(log_count(log, BACK), 1, "and so is the recovery")
         self.assertIn("(accept_ts)", pg.scalar("SELECT indexdef FROM pg_indexes WHERE schemaname = 'fleet' AND"
                                          " indexname = 'records_accept_ts_idx'"))
+
+    def test_abi_1_0_records_and_repeated_ids(self):
+        driver = os.path.join(BUILD, "postgresql_driver")
+        if not os.path.exists(driver):
+            self.fail("no " + driver + " (build the tree first)")
+        r = subprocess.run([driver, os.path.join(BUILD, "plugins", "postgresql.so"), self.pg.conninfo(), "drv"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, "ok\n"), r.stderr)
+        rows = self.pg.psql("SELECT id, group_name, sensor IS NULL, listen_port IS NULL, first_read_len IS NULL,"
+                            " wire IS NULL, host(local_ip), host(remote_ip), encode(payload, 'hex'), extras::text,"
+                            " remote_port, accept_ts = '2023-11-14 22:13:20.123456+00' FROM drv ORDER BY id")
+        self.assertEqual(len(rows), 4, rows)
+        legacy = [row for row in rows if row[1] == "legacy"]
+        self.assertEqual(len(legacy), 1, "the 1.0 record written twice is one row")
+        lid, _, *rest = legacy[0]
+        self.assertEqual(lid[14], "8", "a derived UUIDv8: " + lid)
+        self.assertEqual(rest, ["t", "t", "t", "t", "::1", "fe80::1", b"v1.0\x00\xff\\\n".hex(),
+                                '{"legacy.key": "legacy value"}', "5353", "t"])
+        modern = {row[0]: row for row in rows if row[1] == "modern"}
+        self.assertEqual(sorted(modern), ["0190a0b0-0000-7000-8000-00000000000%d" % i for i in (1, 2, 3)])
+        self.assertEqual(modern["0190a0b0-0000-7000-8000-000000000001"][10], "6000", "the first write stays")
+        self.assertEqual(modern["0190a0b0-0000-7000-8000-000000000002"][2:6], ["f", "f", "f", "t"])
 
     def test_config_errors_exit_2_before_listening(self):
         cases = [("{plugin: postgresql, conninfo: 'host=127.0.0.1', tabel: x}", 'unknown option "tabel"'),
