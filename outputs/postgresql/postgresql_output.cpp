@@ -412,7 +412,7 @@ private:
     const std::string where = std::string(PQdb(conn_.get())) + " at " +
                               (PQhost(conn_.get()) ? PQhost(conn_.get()) : "?") + ":" + PQport(conn_.get());
     std::string why;
-    const std::string index = table_.name.substr(0, 63 - 13) + "_accept_ts_idx";
+    const std::string index = table_.name.substr(0, 63 - 14) + "_accept_ts_idx";
     const bool ok =
         command_ok("CREATE TABLE IF NOT EXISTS " + table_.quoted() + " (\n  " + column_definitions(true) +
                        "\n)",

@@ -240,6 +240,23 @@ outputs: [{{plugin: postgresql, conninfo: "{pg.conninfo()}", table: late}}]
         self.assertEqual(got, sorted(ports))
         self.assertEqual(log_count(sink.log_text(), BACK), 1)
 
+    def test_a_dropped_table_is_made_again(self):
+        port = free_port()
+        sink = self.sink(f"""
+log: {{path: sink.log}}
+groups: [{{name: g, listen: 127.0.0.1, ports: {port}}}]
+outputs: [{{plugin: postgresql, conninfo: "{self.pg.conninfo()}", table: dropme}}]
+""")
+        for i in range(3):
+            send(port, b"before %d" % i)
+        wait_for(lambda: self.count("dropme") == 3, 20, "rows")
+        self.pg.psql("DROP TABLE dropme")
+        after = sorted(send(port, b"after %d" % i) for i in range(3))
+        wait_for(lambda: self.count("dropme") == 3, 30, "rows in the new table")
+        self.assertEqual(sink.stop(), 0)
+        self.assertEqual(sorted(int(r[0]) for r in self.pg.psql("SELECT remote_port FROM dropme")), after)
+        self.assertEqual(log_count(sink.log_text(), "does not exist"), 1, sink.log_text())
+
     def test_rejected_login_is_an_outage_logged_once(self):
         pg = self.pg
         port = free_port()
