@@ -4,15 +4,19 @@
 
 #include <cstdio>
 #include <cstddef>
+#include <cstring>
 #include <ctime>
 
 namespace sink::format {
 
 namespace {
 
-nlohmann::ordered_json value_json(const sink_value_extra &v) {
+// nul_as_base64: a string holding a NUL byte becomes base64, like bytes.
+nlohmann::ordered_json value_json(const sink_value_extra &v, bool nul_as_base64 = false) {
   switch (v.type) {
-  case SINK_VALUE_STRING: return std::string(reinterpret_cast<const char *>(v.bytes), v.len);
+  case SINK_VALUE_STRING:
+    if (nul_as_base64 && std::memchr(v.bytes, 0, v.len)) return text::base64(v.bytes, v.len);
+    return std::string(reinterpret_cast<const char *>(v.bytes), v.len);
   case SINK_VALUE_BOOL: return v.integer != 0;
   case SINK_VALUE_INT: return v.integer;
   case SINK_VALUE_FLOAT: return v.number;
@@ -32,13 +36,13 @@ std::string duration_seconds(int64_t ns) {
   return (negative ? "-" : "") + std::to_string(v / 1000000000ULL) + (frac.empty() ? "" : "." + frac);
 }
 
-nlohmann::ordered_json extras_json(const sink_record &r) {
+nlohmann::ordered_json extras_json(const sink_record &r, bool nul_as_base64 = false) {
   auto extra = nlohmann::ordered_json::object();
   const bool typed = r.struct_size >= offsetof(sink_record, value_size) + sizeof r.value_size && r.value_size;
   if (typed) {
     for (size_t i = 0; i < r.values_count; ++i) {
       const sink_value_extra &v = *sink_record_value(&r, i);
-      extra[v.key] = value_json(v);
+      extra[v.key] = value_json(v, nul_as_base64);
     }
   } else {
     for (size_t i = 0; i < r.extras_count; ++i)
@@ -230,6 +234,10 @@ std::string jsonl_line(const sink_record &r) {
   if (const auto at = line.find(kKey); at != std::string::npos)
     line.replace(at + 11, 4, duration_seconds(r.duration_ns));
   return line + "\n";
+}
+
+std::string extras_jsonb(const sink_record &r) {
+  return extras_json(r, true).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 } // namespace sink::format

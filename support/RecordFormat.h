@@ -39,4 +39,11 @@ std::string csv_row(const sink_record &r, const std::vector<CsvColumn> &columns)
 // ABI 1.0 text extras.
 std::string jsonl_line(const sink_record &r);
 
+// The extras as one JSON object (no newline) that PostgreSQL's jsonb accepts:
+// like jsonl_line's `extra`, except that a string holding a NUL byte (jsonb
+// cannot store \u0000) is written as the base64 of its bytes, like a bytes
+// value, and invalid UTF-8 (only possible in ABI 1.0 text extras) is
+// replaced by U+FFFD.
+std::string extras_jsonb(const sink_record &r);
+
 } // namespace sink::format

@@ -172,3 +172,57 @@ TEST(CsvFormat, ChosenColumnsIncludingExtras) {
   EXPECT_NE(why.find("unknown column \"nope\""), std::string::npos);
   EXPECT_TRUE(sink::format::valid_csv_column("extra:tls.ja3", &why));
 }
+
+namespace {
+sink_value_extra typed(const char *key, sink_value_type type, const void *bytes, size_t len, int64_t i = 0,
+                       double d = 0) {
+  sink_value_extra v{};
+  v.struct_size = sizeof v;
+  v.key = key;
+  v.type = type;
+  v.bytes = static_cast<const uint8_t *>(bytes);
+  v.len = len;
+  v.integer = i;
+  v.number = d;
+  return v;
+}
+} // namespace
+
+TEST(ExtrasJsonb, TypedExtrasKeepTheirTypesAndNulStringsBecomeBase64) {
+  RecordFixture f;
+  const char nul_string[] = {'a', '\0', 'b'};
+  const uint8_t raw[] = {0x00, 0xff, 0x10};
+  sink_value_extra values[] = {
+      typed("tls.sni", SINK_VALUE_STRING, "example.org", 11),
+      typed("odd", SINK_VALUE_STRING, nul_string, 3),
+      typed("raw", SINK_VALUE_BYTES, raw, 3),
+      typed("ok", SINK_VALUE_BOOL, nullptr, 0, 1),
+      typed("n", SINK_VALUE_INT, nullptr, 0, -42),
+      typed("x", SINK_VALUE_FLOAT, nullptr, 0, 0, 0.5),
+      typed("ctl", SINK_VALUE_STRING, "tab\there \"q\" \\", 14),
+  };
+  f.r.values = values;
+  f.r.values_count = std::size(values);
+  f.r.value_size = sizeof(sink_value_extra);
+  const std::string text = sink::format::extras_jsonb(f.r);
+  EXPECT_EQ(text,
+            "{\"tls.sni\":\"example.org\",\"odd\":\"YQBi\",\"raw\":\"AP8Q\",\"ok\":true,\"n\":-42,\"x\":0.5,"
+            "\"ctl\":\"tab\\there \\\"q\\\" \\\\\"}");
+  EXPECT_EQ(text.find("\\u0000"), std::string::npos);
+  EXPECT_EQ(text.find('\n'), std::string::npos);
+  // JSONL keeps such a string as a string (JSON can hold \u0000).
+  auto j = nlohmann::json::parse(sink::format::jsonl_line(f.r));
+  EXPECT_EQ(j["extra"]["odd"], std::string("a\0b", 3));
+}
+
+TEST(ExtrasJsonb, Abi10TextExtrasAndInvalidUtf8) {
+  RecordFixture f;
+  EXPECT_EQ(sink::format::extras_jsonb(f.r), "{\"tls.sni\":\"example.org\",\"tls.alpn\":\"h2,http/1.1\"}");
+  sink_extra bad[1] = {{"tls.sni", "a\xff"}};
+  f.r.extras = bad;
+  f.r.extras_count = 1;
+  f.r.struct_size = offsetof(sink_record, listen_port); // an ABI 1.0 host's record
+  EXPECT_EQ(sink::format::extras_jsonb(f.r), "{\"tls.sni\":\"a\xef\xbf\xbd\"}");
+  f.r.extras_count = 0;
+  EXPECT_EQ(sink::format::extras_jsonb(f.r), "{}");
+}
