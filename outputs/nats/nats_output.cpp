@@ -40,15 +40,17 @@ constexpr milliseconds kReconnectPause{5000};
 
 class NatsOutput {
 public:
-  NatsOutput(const sink_create_args &args, NatsSettings settings, size_t max_in_flight, milliseconds ack_timeout)
+  NatsOutput(const sink_create_args &args, NatsSettings settings, size_t max_in_flight,
+             milliseconds ack_timeout)
       : host_(args.host), ctx_(args.host_ctx), settings_(std::move(settings)), max_in_flight_(max_in_flight),
         ack_timeout_(ack_timeout) {
     gate_ = CallbackGate::open(this);
     open_connection();
     failing_ = !conn_->connected();
     if (failing_)
-      log(SINK_LOG_WARN, "cannot reach the NATS server" + std::string(settings_.servers.size() > 1 ? "s " : " ") +
-                             conn_->servers_text() + describe(conn_->last_error()) +
+      log(SINK_LOG_WARN, "cannot reach the NATS server" +
+                             std::string(settings_.servers.size() > 1 ? "s " : " ") + conn_->servers_text() +
+                             describe(conn_->last_error()) +
                              "; retrying in the background, records wait in the backlog");
   }
 
@@ -80,8 +82,8 @@ public:
     }
     std::string body = sink::format::jsonl_line(r);
     if (!body.empty() && body.back() == '\n') body.pop_back();
-    const std::string subject = settings_.subject_prefix + "." + subject_token(r.sensor ? r.sensor : "") + "." +
-                                subject_token(r.group ? r.group : "");
+    const std::string subject = settings_.subject_prefix + "." + subject_token(r.sensor ? r.sensor : "") +
+                                "." + subject_token(r.group ? r.group : "");
     natsMsg *raw = nullptr;
     natsStatus s = natsMsg_Create(&raw, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
     MsgPtr msg(raw);
@@ -107,8 +109,8 @@ public:
 
   int flush() {
     std::unique_lock<std::mutex> lock(mutex_);
-    const bool done =
-        room_.wait_for(lock, ack_timeout_, [&] { return pending_.empty() || batch_failed_; }) && !batch_failed_;
+    const bool done = room_.wait_for(lock, ack_timeout_, [&] { return pending_.empty() || batch_failed_; }) &&
+                      !batch_failed_;
     if (done) {
       lock.unlock();
       if (failing_) log(SINK_LOG_WARN, "publishing to JetStream works again");
@@ -177,7 +179,8 @@ private:
     if (generation == stream_generation_) return true;
     try {
       std::string note;
-      const StreamState state = ensure_stream(js_.get(), stream_spec(settings_), settings_.request_timeout, &note);
+      const StreamState state =
+          ensure_stream(js_.get(), stream_spec(settings_), settings_.request_timeout, &note);
       if (state == StreamState::created)
         log(SINK_LOG_INFO, "created stream \"" + settings_.stream + "\" for subjects \"" +
                                settings_.subject_prefix + ".>\" (" + std::to_string(settings_.replicas) +
@@ -204,7 +207,8 @@ private:
     std::lock_guard<std::mutex> lock(mutex_);
     if (!pending_.empty() && !batch_failed_) {
       batch_failed_ = true;
-      batch_error_ = "lost the connection with " + std::to_string(pending_.size()) + " messages unacknowledged";
+      batch_error_ =
+          "lost the connection with " + std::to_string(pending_.size()) + " messages unacknowledged";
     }
     room_.notify_all();
   }
@@ -220,9 +224,10 @@ private:
       pending_.erase(id);
     } else if (!pa && ours && !batch_failed_) {
       batch_failed_ = true;
-      batch_error_ = pae ? status_text("JetStream refused message " + std::string(id), pae->Err, pae->ErrCode) +
-                               (pae->ErrText ? std::string(": ") + pae->ErrText : std::string())
-                         : "JetStream refused message " + std::string(id);
+      batch_error_ =
+          pae ? status_text("JetStream refused message " + std::string(id), pae->Err, pae->ErrCode) +
+                    (pae->ErrText ? std::string(": ") + pae->ErrText : std::string())
+              : "JetStream refused message " + std::string(id);
     }
     room_.notify_all();
   }
@@ -284,8 +289,9 @@ int nats_create(const sink_create_args *args, void **instance) noexcept {
     known.push_back("ack_timeout");
     opts.only(known);
     const nlohmann::json o = nlohmann::json::parse(args->config_json ? args->config_json : "{}");
-    const bool has_dir = args->struct_size >= offsetof(sink_create_args, config_dir) + sizeof args->config_dir &&
-                         args->config_dir;
+    const bool has_dir =
+        args->struct_size >= offsetof(sink_create_args, config_dir) + sizeof args->config_dir &&
+        args->config_dir;
     NatsSettings settings = parse_nats_settings(o, has_dir ? args->config_dir : "");
     auto out = std::make_unique<NatsOutput>(*args, std::move(settings), max_in_flight_option(o),
                                             ack_timeout_option(o));

@@ -210,10 +210,20 @@ void *CallbackGate::lookup(void *closure) {
 
 // ---- settings -------------------------------------------------------------------
 const std::vector<const char *> &nats_option_names() {
-  static const std::vector<const char *> names{
-      "servers", "stream",          "subject_prefix",  "creds",           "nkey",
-      "user",    "password",        "token",           "tls",             "replicas",
-      "duplicate_window", "connect_timeout", "request_timeout", "client_name"};
+  static const std::vector<const char *> names{"servers",
+                                               "stream",
+                                               "subject_prefix",
+                                               "creds",
+                                               "nkey",
+                                               "user",
+                                               "password",
+                                               "token",
+                                               "tls",
+                                               "replicas",
+                                               "duplicate_window",
+                                               "connect_timeout",
+                                               "request_timeout",
+                                               "client_name"};
   return names;
 }
 
@@ -221,7 +231,8 @@ std::string check_server_url(const std::string &url) {
   std::string rest;
   for (const char *scheme : {"nats://", "tls://"})
     if (url.rfind(scheme, 0) == 0) rest = url.substr(std::strlen(scheme));
-  if (rest.empty() && url.find("://") == std::string::npos) return "expected nats://host:port or tls://host:port";
+  if (rest.empty() && url.find("://") == std::string::npos)
+    return "expected nats://host:port or tls://host:port";
   if (rest.empty()) return "the scheme must be nats:// or tls://, with a host after it";
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
   if (auto at = rest.rfind('@'); at != std::string::npos) {
@@ -390,7 +401,8 @@ std::unique_ptr<NatsConnection> NatsConnection::connect(const NatsSettings &sett
   if (!settings.nkey.empty()) {
     // libnats wants the public key beside the seed file: derive it.
     const std::string pub = nkey_public_from_seed_file(settings.nkey);
-    check(natsOptions_SetNKeyFromSeed(o, pub.c_str(), settings.nkey.c_str()), "nkey \"" + settings.nkey + "\"");
+    check(natsOptions_SetNKeyFromSeed(o, pub.c_str(), settings.nkey.c_str()),
+          "nkey \"" + settings.nkey + "\"");
   }
   if (!settings.user.empty())
     check(natsOptions_SetUserInfo(o, settings.user.c_str(), settings.password.c_str()), "user");
@@ -413,6 +425,7 @@ std::unique_ptr<NatsConnection> NatsConnection::connect(const NatsSettings &sett
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     if (c->log_) c->log_(SINK_LOG_INFO, std::string("connected to ") + url);
     c->was_up_ = true;
+    c->ever_up_ = true;
   } else if (s == NATS_NOT_YET_CONNECTED) {
     c->nc_.reset(nc); // libnats keeps trying; connected_cb says when it made it
   } else {
@@ -452,8 +465,9 @@ void NatsConnection::on_link(LinkEvent e, natsConnection *nc) noexcept {
       generation_.fetch_add(1);
       char url[256] = "";
       natsConnection_GetConnectedUrl(nc, url, sizeof url);
-      if (log_) log_(SINK_LOG_INFO, std::string(was_up_ ? "reconnected" : "connected") + " to " + url);
+      if (log_) log_(SINK_LOG_INFO, std::string(ever_up_ ? "reconnected" : "connected") + " to " + url);
       was_up_ = true;
+      ever_up_ = true;
     } else if (e == LinkEvent::down) {
       if (was_up_ && log_) {
         const char *why = nullptr;
@@ -523,8 +537,8 @@ StreamState ensure_stream(jsCtx *js, const StreamSpec &spec, std::chrono::millis
         for (const auto &want : spec.subjects)
           covered = covered || want == cfg->Subjects[i] || std::string(">") == cfg->Subjects[i];
       if (!covered)
-        *note = "stream \"" + spec.name + "\" exists but does not list the subjects \"" + spec.subjects.at(0) +
-                "\": publishes may not be captured";
+        *note = "stream \"" + spec.name + "\" exists but does not list the subjects \"" +
+                spec.subjects.at(0) + "\": publishes may not be captured";
     }
     return StreamState::existed;
   }

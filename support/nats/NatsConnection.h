@@ -112,9 +112,9 @@ struct NatsSettings {
   std::vector<std::string> servers{"nats://127.0.0.1:4222"};
   std::string stream = "SINK";
   std::string subject_prefix = "sink";
-  std::string creds;    // .creds file (JWT + nkey seed)
-  std::string nkey;     // nkey seed file
-  std::string user;     // with password
+  std::string creds; // .creds file (JWT + nkey seed)
+  std::string nkey;  // nkey seed file
+  std::string user;  // with password
   std::string password;
   std::string token;
   std::optional<TlsSettings> tls; // present: TLS to every server
@@ -168,7 +168,8 @@ public:
   // (each bounded by connect_timeout) and libnats keeps trying in the
   // background forever with back-off (100 ms doubling to 5 s, jittered).
   // Throws NatsError only for what cannot work at all (bad files, no memory).
-  static std::unique_ptr<NatsConnection> connect(const NatsSettings &settings, LogFn log, EventFn on_event = {});
+  static std::unique_ptr<NatsConnection> connect(const NatsSettings &settings, LogFn log,
+                                                 EventFn on_event = {});
   ~NatsConnection(); // no callback reaches this object after it returns
   NatsConnection(const NatsConnection &) = delete;
   NatsConnection &operator=(const NatsConnection &) = delete;
@@ -206,6 +207,7 @@ private:
   void *gate_ = nullptr;
   std::atomic<uint64_t> generation_{0};
   std::atomic<bool> was_up_{false}; // log each transition once
+  std::atomic<bool> ever_up_{false};
   OptionsPtr opts_;
   ConnectionPtr nc_;
 };
