@@ -407,6 +407,10 @@ std::unique_ptr<NatsConnection> NatsConnection::connect(const NatsSettings &sett
   if (!settings.user.empty())
     check(natsOptions_SetUserInfo(o, settings.user.c_str(), settings.password.c_str()), "user");
   if (!settings.token.empty()) check(natsOptions_SetToken(o, settings.token.c_str()), "token");
+  bool tls_url = false;
+  for (const auto &u : settings.servers)
+    tls_url = tls_url || u.rfind("tls://", 0) == 0;
+  if (tls_url && !settings.tls) check(natsOptions_SetSecure(o, true), "tls");
   if (settings.tls) {
     check(natsOptions_SetSecure(o, true), "tls");
     if (!settings.tls->ca.empty())
