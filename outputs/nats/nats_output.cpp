@@ -147,7 +147,17 @@ private:
   void open_connection() {
     js_.reset();
     conn_.reset();
-    auto logger = [this](sink_log_level level, const std::string &text) { log(level, text); };
+    // The connection's own lines, without repeating one that ends an
+    // outage the same way as the last (a connection made again after libnats
+    // gave up on a refused login says the same thing every time).
+    auto logger = [this](sink_log_level level, const std::string &text) {
+      {
+        std::lock_guard<std::mutex> lock(log_mutex_);
+        if (level >= SINK_LOG_WARN && text == last_link_log_) return;
+        last_link_log_ = level >= SINK_LOG_WARN ? text : std::string();
+      }
+      log(level, text);
+    };
     conn_ = NatsConnection::connect(settings_, logger, [this](LinkEvent e) { on_link(e); });
     jsOptions jo;
     jsOptions_Init(&jo);
@@ -249,6 +259,8 @@ private:
   std::string stream_note_;
   Clock::time_point opened_at_{};
   bool failing_ = false; // output thread only
+  std::mutex log_mutex_;
+  std::string last_link_log_;
 
   // Shared with the ack and link callbacks.
   std::mutex mutex_;

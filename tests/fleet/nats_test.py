@@ -44,15 +44,16 @@ def wait_for(pred, timeout, step=0.1):
 class NatsClient:
     """Just enough of the NATS client protocol for request/reply."""
 
-    def __init__(self, port, timeout=5):
+    def __init__(self, port, timeout=5, auth=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
         self.sid = 0
         line = self._line()
         if not line.startswith(b"INFO "):
             raise RuntimeError(f"not a NATS server: {line!r}")
-        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,'
-                          b'"protocol":1,"name":"nats_test"}\r\nPING\r\n')
+        connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "protocol": 1,
+                   "name": "nats_test", **(auth or {})}
+        self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
         while True:
             line = self._line()
             if line == b"PONG":
@@ -115,9 +116,12 @@ class NatsClient:
         return reply
 
 
+AUTH = {}  # port -> CONNECT fields the test's own client logs in with
+
+
 def stream_messages(port, stream):
     """Every message of the stream: dicts with subject, id (header), data."""
-    c = NatsClient(port)
+    c = NatsClient(port, auth=AUTH.get(port))
     try:
         info = c.js(f"STREAM.INFO.{stream}")
         state = info["state"]
@@ -137,7 +141,7 @@ def stream_messages(port, stream):
 
 def stream_count(port, stream):
     try:
-        c = NatsClient(port, timeout=2)
+        c = NatsClient(port, timeout=2, auth=AUTH.get(port))
         try:
             return c.js(f"STREAM.INFO.{stream}")["state"]["messages"]
         finally:
@@ -149,7 +153,7 @@ def stream_count(port, stream):
 class NatsServer:
     """One nats-server process; restartable on the same port and store."""
 
-    def __init__(self, workdir, name, port=None, cluster=None, http_port=None):
+    def __init__(self, workdir, name, port=None, cluster=None, http_port=None, extra=""):
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
         self.name, self.port = name, port or free_port()
@@ -162,6 +166,7 @@ class NatsServer:
             cport, routes = cluster
             conf.append('cluster { name: "sinktest"\n listen: "127.0.0.1:%d"\n routes: [%s] }' %
                         (cport, ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)))
+        conf.append(extra)
         self.conf = os.path.join(self.dir, "nats.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(conf) + "\n")
@@ -179,7 +184,7 @@ class NatsServer:
         if self.proc.poll() is not None:
             raise RuntimeError(f"nats-server {self.name} exited: {self.log()[-2000:]}")
         try:
-            NatsClient(self.port, timeout=1).close()
+            NatsClient(self.port, timeout=1, auth=AUTH.get(self.port)).close()
             return True
         except OSError:
             return False
@@ -410,6 +415,52 @@ outputs:
         self.stop_sink(p)
         self.check_stream(port, "LATE", "t4", 20)
         self.assertEqual(self.read("sink.log").count("cannot reach the NATS server"), 1)
+
+    def test_nkey_login_and_a_rejected_password(self):
+        # A user nkey made with openssl: seed SU..., public key U...
+        pem = subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519"], capture_output=True,
+                             check=True).stdout
+        der = lambda *a: subprocess.run(["openssl", "pkey", "-outform", "DER", *a], input=pem,
+                                        capture_output=True, check=True).stdout[-32:]
+        seed = nkey_encode(bytes([(18 << 3) | (160 >> 5), (160 & 31) << 3]) + der())
+        public = nkey_encode(bytes([160]) + der("-pubout"))
+        with open(self.path("user.nk"), "w") as f:
+            f.write(seed + "\n")
+        port = free_port()
+        AUTH[port] = {"user": "admin", "pass": "s3cret"}
+        nats = self.server("auth", port=port, extra='authorization { users: [ {nkey: "%s"}, '
+                                                     '{user: admin, password: s3cret} ] }' % public)
+        nats.start()
+        listen = free_port()
+        p = self.start_sink(self.config(listen, {"servers": [f"nats://127.0.0.1:{port}"], "stream": "NKEY",
+                                                 "subject_prefix": "t5", "nkey": "user.nk"}))
+        send_connections(listen, [b"nkey %d" % i for i in range(10)])
+        self.wait_count(port, "NKEY", 10, 20)
+        self.stop_sink(p)
+        self.check_stream(port, "NKEY", "t5", 10)
+        # A wrong password: sink starts, logs the refusal once, nothing arrives.
+        os.remove(self.path("out.jsonl"))
+        os.remove(self.path("sink.log"))
+        p = self.start_sink(self.config(listen, {"servers": [f"nats://127.0.0.1:{port}"], "stream": "NKEY",
+                                                 "subject_prefix": "t5", "user": "admin", "password": "wrong"}))
+        send_connections(listen, [b"refused %d" % i for i in range(3)])
+        time.sleep(2)
+        self.assertEqual(stream_count(port, "NKEY"), 10)
+        log = self.read("sink.log")
+        self.assertIn("cannot reach the NATS server", log)
+        self.assertIn("uthorization", log)
+        self.assertLessEqual(log.count("gave up"), 1, log)
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+
+
+def nkey_encode(raw):
+    crc = 0
+    for b in raw:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xffff if crc & 0x8000 else (crc << 1) & 0xffff
+    return base64.b32encode(raw + bytes([crc & 0xff, crc >> 8])).decode().rstrip("=")
 
 
 if __name__ == "__main__":
