@@ -45,7 +45,12 @@ public:
       : host_(args.host), ctx_(args.host_ctx), settings_(std::move(settings)), max_in_flight_(max_in_flight),
         ack_timeout_(ack_timeout) {
     gate_ = CallbackGate::open(this);
-    open_connection();
+    try {
+      open_connection();
+    } catch (...) {
+      CallbackGate::close(gate_); // the destructor does not run
+      throw;
+    }
     failing_ = !conn_->connected();
     if (failing_)
       log(SINK_LOG_WARN, "cannot reach the NATS server" +
