@@ -205,6 +205,7 @@ std::string jsonl_line(const sink_record &r) {
   j["schema_version"] = kJsonlSchemaVersion;
   j["ts"] = rfc3339_utc_ms(r.accept_unix_ns);
   j["ts_ms"] = r.accept_unix_ns / 1000000;
+  j["ts_ns"] = r.accept_unix_ns; // full precision: a collector rebuilds the record from this line
   // Identity: any consumer can deduplicate at-least-once deliveries on id.
   j["id"] = v11 && r.id ? r.id : "";
   j["sensor"] = v11 && r.sensor ? r.sensor : "";
@@ -224,9 +225,23 @@ std::string jsonl_line(const sink_record &r) {
   j["truncated"] = r.total_bytes > r.captured_len;
   // Written below as plain decimal seconds (nlohmann would print 5.5533e-05).
   j["duration"] = nullptr;
+  j["duration_ns"] = r.duration_ns;
   j["close_reason"] = sink_close_reason_name(r.close_reason);
   j["close_detail"] = r.close_detail ? r.close_detail : "";
+  if (v11) {
+    j["first_read_len"] = r.first_read_len;
+    if (r.wire_len) j["wire_hex"] = text::hex(r.wire, r.wire_len);
+  }
   j["extra"] = extras_json(r);
+  // Which extras are raw bytes (their values are base64): without this a
+  // reader could not tell them from text.
+  if (r.struct_size >= offsetof(sink_record, value_size) + sizeof r.value_size && r.value_size) {
+    auto bytes_keys = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < r.values_count; ++i)
+      if (sink_record_value(&r, i)->type == SINK_VALUE_BYTES)
+        bytes_keys.push_back(sink_record_value(&r, i)->key);
+    if (!bytes_keys.empty()) j["extra_bytes"] = bytes_keys;
+  }
   // Peer-controlled text (e.g. a TLS SNI) may be invalid UTF-8: replace, never throw.
   std::string line = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   // Keys before "duration" are ours (no peer text), so the first match is it.

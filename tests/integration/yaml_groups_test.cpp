@@ -49,7 +49,7 @@ std::string config_text() {
 void expect_json(const nlohmann::json &j, const std::string &group, const std::string &ip, uint16_t port,
                  const std::string &payload, uint64_t len, const std::string &reason) {
   SCOPED_TRACE(j.dump());
-  EXPECT_EQ(j.size(), 20u);
+  EXPECT_EQ(j.size(), 23u);
   EXPECT_EQ(j["schema_version"], 2);
   EXPECT_EQ(j["id"].get<std::string>().size(), 36u);
   EXPECT_FALSE(j["sensor"].get<std::string>().empty()) << "defaults to the host name";

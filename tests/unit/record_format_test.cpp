@@ -84,11 +84,14 @@ TEST(JsonlFormat, HasExactlyTheDocumentedKeysInOrder) {
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it)
     keys.push_back(it.key());
-  EXPECT_EQ(keys, (std::vector<std::string>{"schema_version", "ts",           "ts_ms",        "id",
-                                            "sensor",         "group",        "transport",    "local_ip",
-                                            "local_port",     "listen_port",  "remote_ip",    "remote_port",
-                                            "payload_hex",    "payload_len",  "captured_len", "truncated",
-                                            "duration",       "close_reason", "close_detail", "extra"}));
+  EXPECT_EQ(
+      keys,
+      (std::vector<std::string>{
+          "schema_version", "ts",           "ts_ms",        "ts_ns",          "id",          "sensor",
+          "group",          "transport",    "local_ip",     "local_port",     "listen_port", "remote_ip",
+          "remote_port",    "payload_hex",  "payload_len",  "captured_len",   "truncated",   "duration",
+          "duration_ns",    "close_reason", "close_detail", "first_read_len", "extra"}));
+  EXPECT_EQ(j["ts_ns"], 1700000000123456789LL);
   EXPECT_EQ(j["ts"], "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(j["ts_ms"], 1700000000123LL);
   EXPECT_EQ(j["group"], "web");
