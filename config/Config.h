@@ -66,6 +66,15 @@ struct MetricsConfig {
   Duration max_behind = std::chrono::minutes(5);
 };
 
+// `sink collect`: read records from a JetStream stream and hand them to the
+// outputs. The options are the nats output's connection options plus the
+// consumer's (checked by the collector at start).
+struct CollectConfig {
+  bool enabled = false;
+  nlohmann::json options = nlohmann::json::object();
+  int line = 0;
+};
+
 struct Config {
   std::string source = "<built-in>"; // file name, for messages
   // This sensor's name in every record; "" = the host name (set at start).
@@ -92,6 +101,7 @@ struct Config {
   FirewallConfig firewall;
   JournalConfig journal;
   MetricsConfig metrics;
+  CollectConfig collect; // enabled: a collector config (no groups)
 };
 
 // Largest capture_bytes we accept: bounds memory per connection.

@@ -299,7 +299,8 @@ std::string group_location(const Config &config, size_t index, const char *key) 
 }
 
 void validate_config(const Config &config) {
-  if (config.groups.empty()) throw ConfigError(config.source + ": groups: at least one group is required");
+  if (config.groups.empty() && !config.collect.enabled)
+    throw ConfigError(config.source + ": groups: at least one group is required");
   if (config.outputs.empty()) throw ConfigError(config.source + ": outputs: at least one output is required");
   if (config.stats_interval.count() < 0)
     throw ConfigError(config.source + ": stats_interval: must not be negative");

@@ -251,7 +251,20 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   r.only_keys(root, "",
               {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections",
                "output_backlog", "record_queue", "user", "public_ip", "firewall", "sensor", "journal",
-               "metrics"});
+               "metrics", "collect"});
+  if (auto col = root["collect"]) {
+    // A collector: records come from a stream, not from connections.
+    r.expect_map(col, "collect");
+    c.collect.enabled = true;
+    c.collect.line = col.Mark().line + 1;
+    c.collect.options = r.to_json(col);
+    for (const char *key : {"groups", "analyzers", "journal", "firewall", "public_ip", "max_connections",
+                            "record_queue", "user"})
+      if (root[key])
+        r.fail(
+            root[key], key,
+            "not used by a collector (a config with collect: reads records from a stream; remove the key)");
+  }
   // Records go through the journal unless a YAML config says otherwise.
   c.journal.enabled = true;
   if (auto j = root["journal"]) {
@@ -351,11 +364,15 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   if (auto pp = root["plugin_path"]) c.plugin_path = r.strings(pp, "plugin_path");
 
   auto groups = root["groups"];
-  if (!groups) r.fail(root, "groups", "missing required key");
-  if (!groups.IsSequence() || groups.size() == 0)
-    r.fail(groups, "groups", "expected a non-empty list of groups");
-  for (size_t i = 0; i < groups.size(); ++i)
-    c.groups.push_back(read_group(r, groups[i], i));
+  if (!groups && c.collect.enabled) {
+    c.journal.enabled = false; // the stream is the collector's journal
+  } else {
+    if (!groups) r.fail(root, "groups", "missing required key");
+    if (!groups.IsSequence() || groups.size() == 0)
+      r.fail(groups, "groups", "expected a non-empty list of groups");
+    for (size_t i = 0; i < groups.size(); ++i)
+      c.groups.push_back(read_group(r, groups[i], i));
+  }
 
   auto outputs = root["outputs"];
   if (!outputs) r.fail(root, "outputs", "missing required key");
@@ -487,7 +504,7 @@ std::string render_yaml_config(const Config &c) {
     out << YAML::EndSeq;
   }
   out << YAML::EndMap;
-  out << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
+  if (!c.collect.enabled) out << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
   for (const auto &g : c.groups) {
     out << YAML::BeginMap;
     out << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << g.name;
@@ -513,8 +530,10 @@ std::string render_yaml_config(const Config &c) {
     }
     out << YAML::EndMap;
   }
-  out << YAML::EndSeq;
-  if (!c.journal.enabled) {
+  if (!c.collect.enabled) out << YAML::EndSeq;
+  if (c.collect.enabled) {
+    // A collector has no journal of its own (the stream is one).
+  } else if (!c.journal.enabled) {
     out << YAML::Key << "journal" << YAML::Value << false;
   } else {
     out << YAML::Key << "journal" << YAML::Value << YAML::BeginMap;
@@ -529,6 +548,10 @@ std::string render_yaml_config(const Config &c) {
     out << YAML::Key << "max_behind_records" << YAML::Value << c.metrics.max_behind_records;
     out << YAML::Key << "max_behind" << YAML::Value << format_go_duration(c.metrics.max_behind);
     out << YAML::EndMap;
+  }
+  if (c.collect.enabled) {
+    out << YAML::Key << "collect" << YAML::Value;
+    emit_json(out, c.collect.options);
   }
   emit_plugin_entries(out, "outputs", c.outputs);
   if (!c.analyzers.empty()) emit_plugin_entries(out, "analyzers", c.analyzers);

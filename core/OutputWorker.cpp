@@ -285,8 +285,8 @@ bool OutputWorker::deliver() {
   if (journal_) {
     next_seq_ += unconfirmed_.size();
     cursor_->advance(next_seq_);
-    confirmed_seq_ = next_seq_;
   }
+  confirmed_seq_ = unconfirmed_.back().seq + 1;
   unconfirmed_.clear();
   taken_ = 0;
   last_progress_ns_ = steady_ns();

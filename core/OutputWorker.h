@@ -71,6 +71,9 @@ public:
   // (and the instance with it) so the process can exit.
   void release();
 
+  // The number of the first record it has not confirmed: every record
+  // numbered below it was flushed successfully (or skipped as lost).
+  uint64_t confirmed_until() const { return confirmed_seq_; }
   // Records this output has not confirmed yet (in memory or in the journal).
   uint64_t outstanding() const;
   uint64_t written() const { return written_; }

@@ -19,6 +19,7 @@
 #include "ConfigValidation.h"
 #include "NewFiles.h"
 #include "FirewallCommand.h"
+#include "Collector.h"
 #include "CrashReporter.h"
 #include "Journal.h"
 #include "MetricsServer.h"
@@ -49,7 +50,75 @@ std::string raise_open_file_limit() {
   return "raised the open-file limit from " + std::to_string(before) + " to " + std::to_string(rl.rlim_cur);
 }
 
+// `sink collect --config FILE`: records from a JetStream stream to the outputs.
+int run_collect(const std::vector<std::string> &args) {
+  std::string path;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &a = args[i];
+    if ((a == "--config" || a == "-config") && i + 1 < args.size()) {
+      path = args[++i];
+    } else if (a.rfind("--config=", 0) == 0 || a.rfind("-config=", 0) == 0) {
+      path = a.substr(a.find('=') + 1);
+    } else if (a == "-h" || a == "--help") {
+      std::puts("usage: sink collect --config central.yaml\n"
+                "Reads records from a NATS JetStream stream (the collect: block) and hands each to the\n"
+                "outputs: block, acknowledging a message once every output confirmed it.");
+      return 0;
+    } else {
+      std::fprintf(stderr, "sink collect: unexpected argument \"%s\" (usage: sink collect --config FILE)\n",
+                   a.c_str());
+      return kExitUsage;
+    }
+  }
+  if (path.empty()) {
+    std::fprintf(stderr, "sink collect: --config FILE is required\n");
+    return kExitUsage;
+  }
+  sink::Config config;
+  try {
+    config = sink::load_yaml_config(path);
+  } catch (const sink::ConfigError &e) {
+    std::fprintf(stderr, "sink: %s\n", e.what());
+    return kExitUsage;
+  }
+  if (!config.collect.enabled) {
+    std::fprintf(stderr, "sink: %s: sink collect needs a collect: block (servers, stream, durable, ...)\n",
+                 path.c_str());
+    return kExitUsage;
+  }
+  sink::resolve_config_paths(config);
+  auto logger = std::make_unique<sink::Logger>(config.log.path, sink::Logger::parse_level(config.log.level));
+  std::vector<std::string> search = config.plugin_path;
+  for (const auto &d : sink::PluginLoader::default_search_path())
+    search.push_back(d);
+  sink::PluginLoader loader(search);
+  try {
+    sink::Collector collector(config, loader, *logger);
+    logger->open();
+    sink::install_crash_reporter(logger->fd());
+    const bool clean = collector.run();
+    if (!clean) {
+      logger->error("an output is stuck in a plugin call; exiting without destroying it");
+      std::fflush(nullptr);
+      std::_Exit(0);
+    }
+    return 0;
+  } catch (const sink::PluginError &e) {
+    std::fprintf(stderr, "sink: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "sink: %s\n", e.what());
+    return kExitRuntime;
+  }
+}
+
 int run(sink::Config config) {
+  if (config.collect.enabled) {
+    std::fprintf(stderr,
+                 "sink: %s: this is a collector config (collect:); run it with: sink collect --config %s\n",
+                 config.source.c_str(), config.source.c_str());
+    return kExitUsage;
+  }
   if (config.config_dir.empty()) {
     std::error_code ec;
     config.config_dir = std::filesystem::current_path(ec).string();
@@ -195,6 +264,8 @@ int main(int argc, char **argv) {
   // We never write to peers, but a closed stdout must be an error, not death.
   std::signal(SIGPIPE, SIG_IGN);
   const std::string program = argc > 0 ? argv[0] : "sink";
+  if (argc > 1 && std::string(argv[1]) == "collect")
+    return run_collect(std::vector<std::string>(argv + 2, argv + argc));
   if (argc > 1 && std::string(argv[1]) == "firewall")
     return sink::firewall::run_firewall_command(std::vector<std::string>(argv + 2, argv + argc));
   sink::CommandLine cl;

@@ -114,4 +114,30 @@ std::string plain_decimal(double v) {
   return std::string(buf, res.ptr);
 }
 
+bool base64_decode(const std::string &text, std::string *out) {
+  static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  out->clear();
+  if (text.size() % 4) return false;
+  out->reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    uint32_t v = 0;
+    int pad = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      const char c = text[i + k];
+      if (c == '=' && i + 4 == text.size() && k >= 2) {
+        ++pad;
+        v <<= 6;
+        continue;
+      }
+      const auto at = kAlphabet.find(c);
+      if (at == std::string::npos || pad) return false;
+      v = v << 6 | static_cast<uint32_t>(at);
+    }
+    out->push_back(static_cast<char>(v >> 16));
+    if (pad < 2) out->push_back(static_cast<char>(v >> 8 & 0xff));
+    if (pad < 1) out->push_back(static_cast<char>(v & 0xff));
+  }
+  return true;
+}
+
 } // namespace sink::text

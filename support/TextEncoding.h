@@ -13,6 +13,8 @@ void append_hex(std::string &out, const uint8_t *data, size_t len);
 
 // RFC 4648 base64 with padding.
 std::string base64(const uint8_t *data, size_t len);
+// The inverse, strict: padded RFC 4648 only; false for anything else.
+bool base64_decode(const std::string &text, std::string *out);
 
 // True when the bytes are well-formed UTF-8 (no overlongs, no surrogates).
 bool valid_utf8(std::string_view bytes);

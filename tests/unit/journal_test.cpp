@@ -10,6 +10,8 @@
 
 #include "Journal.h"
 #include "RecordCodec.h"
+#include "RecordFormat.h"
+#include "RecordJson.h"
 
 namespace {
 
@@ -225,4 +227,33 @@ TEST(JournalFiles, AnotherFormatVersionIsRefusedNotOverwritten) {
               std::string::npos)
         << e.what();
   }
+}
+
+TEST(RecordJson, AJsonlLineRebuildsTheRecordItCameFrom) {
+  sink::Record r = make_record(7);
+  uint8_t raw[] = {0, 0xff, 'x'};
+  sink::ExtraCollector(r, false).add_typed("k.bytes", SINK_VALUE_BYTES, raw, sizeof raw);
+  sink::ExtraCollector(r, false).add_typed("k.bad_utf8", SINK_VALUE_STRING, "\xc3", 1); // kept as bytes
+  bool yes = true;
+  sink::ExtraCollector(r, false).add_typed("k.bool", SINK_VALUE_BOOL, &yes, 1);
+  double f = 0.25;
+  sink::ExtraCollector(r, false).add_typed("k.float", SINK_VALUE_FLOAT, &f, sizeof f);
+  const std::string line = sink::format::jsonl_line(sink::RecordView(r).get());
+  sink::StringInterner strings;
+  sink::Record back;
+  std::string why;
+  ASSERT_TRUE(sink::record_from_jsonl(line, back, strings, &why)) << why;
+  EXPECT_EQ(sink::format::jsonl_line(sink::RecordView(back).get()), line);
+  EXPECT_EQ(sink::format::csv_row(sink::RecordView(back).get()),
+            sink::format::csv_row(sink::RecordView(r).get()));
+  std::string a, b;
+  sink::encode_record(r, a);
+  sink::encode_record(back, b);
+  EXPECT_EQ(a, b) << "every field, extras with their types";
+  for (const char *bad : {"", "[]", "{\"schema_version\":1}", "{\"schema_version\":2}"})
+    EXPECT_FALSE(sink::record_from_jsonl(bad, back, strings, &why)) << bad;
+  std::string broken = line;
+  broken.replace(broken.find("\"payload_hex\":\"") + 15, 1, "z");
+  EXPECT_FALSE(sink::record_from_jsonl(broken, back, strings, &why));
+  EXPECT_EQ(why, "payload_hex is not hex");
 }

@@ -49,3 +49,22 @@ TEST(TextEncoding, PlainDecimalNeverUsesExponents) {
   EXPECT_EQ(plain_decimal(-42), "-42");
   EXPECT_EQ(plain_decimal(1e21), "1000000000000000000000");
 }
+
+TEST(TextEncoding, Base64DecodeIsTheStrictInverse) {
+  std::string out;
+  for (const char *s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
+    const std::string in = s;
+    ASSERT_TRUE(sink::text::base64_decode(
+        sink::text::base64(reinterpret_cast<const uint8_t *>(in.data()), in.size()), &out))
+        << s;
+    EXPECT_EQ(out, in);
+  }
+  std::string all;
+  for (int i = 0; i < 256; ++i)
+    all += static_cast<char>(i);
+  ASSERT_TRUE(sink::text::base64_decode(
+      sink::text::base64(reinterpret_cast<const uint8_t *>(all.data()), all.size()), &out));
+  EXPECT_EQ(out, all);
+  for (const char *bad : {"Zg", "Zg=", "Z===", "Zm9v!A==", "Zg==Zg==", "=Zg="})
+    EXPECT_FALSE(sink::text::base64_decode(bad, &out)) << bad;
+}

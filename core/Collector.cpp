@@ -1,0 +1,328 @@
+#include "Collector.h"
+
+#include <csignal>
+#include <deque>
+#include <thread>
+
+#include "ConfigValidation.h"
+#include "Duration.h"
+#include "MetricsServer.h"
+#include "OutputWorker.h"
+#include "RecordJson.h"
+#include "SensorMetrics.h"
+#include "Server.h"
+
+#ifdef SINK_HAVE_NATS
+#include "NatsConnection.h"
+#endif
+
+namespace sink {
+
+#ifndef SINK_HAVE_NATS
+
+struct Collector::State {};
+Collector::Collector(const Config &, PluginLoader &, Logger &) {
+  throw PluginError("sink collect: this build has no NATS support (install libnats-dev and rebuild)");
+}
+Collector::~Collector() = default;
+bool Collector::run() { return true; }
+bool collector_available() { return false; }
+
+#else
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int) { g_stop = true; }
+
+// How long one fetch waits for messages: also how often a stop is noticed.
+constexpr int64_t kFetchWaitMs = 500;
+
+struct CollectSettings {
+  nats::NatsSettings nats;
+  std::string durable = "sink-collector";
+  std::string subject; // "" = <subject_prefix>.>
+  int batch = 256;
+  std::chrono::milliseconds ack_wait{std::chrono::seconds(30)};
+  size_t max_in_flight = 10000;
+};
+
+CollectSettings parse_collect(const nlohmann::json &o, const std::string &config_dir) {
+  std::vector<const char *> known = nats::nats_option_names();
+  for (const char *k : {"durable", "subject", "batch", "ack_wait", "max_in_flight"})
+    known.push_back(k);
+  plugin::PluginOptions opts(o.dump().c_str());
+  opts.only(known);
+  CollectSettings s;
+  s.nats = nats::parse_nats_settings(o, config_dir);
+  s.nats.client_name = "sink-collector";
+  s.durable = opts.string("durable", s.durable);
+  if (s.durable.empty() || s.durable.find_first_of(" \t\r\n.*>/\\") != std::string::npos)
+    throw plugin::OptionError(
+        "option \"durable\" must be a name without whitespace, '.', '*', '>', '/' or '\\'");
+  s.subject = opts.string("subject", s.nats.subject_prefix + ".>");
+  auto number = [&](const char *key, int64_t fallback, int64_t lo, int64_t hi) {
+    if (!o.contains(key)) return fallback;
+    const auto &v = o[key];
+    if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+      throw plugin::OptionError(std::string("option \"") + key + "\" must be a whole number from " +
+                                std::to_string(lo) + " to " + std::to_string(hi));
+    return v.get<int64_t>();
+  };
+  s.batch = static_cast<int>(number("batch", s.batch, 1, 10000));
+  s.max_in_flight =
+      static_cast<size_t>(number("max_in_flight", static_cast<int64_t>(s.max_in_flight), 1, 1000000));
+  if (o.contains("ack_wait")) {
+    std::string why;
+    const auto text = o["ack_wait"].is_string() ? o["ack_wait"].get<std::string>() : std::string("?");
+    auto d = parse_go_duration(text, &why);
+    if (!d || *d < std::chrono::seconds(1))
+      throw plugin::OptionError("option \"ack_wait\" must be a duration of at least 1s, such as \"30s\"");
+    s.ack_wait = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  }
+  return s;
+}
+
+struct MsgListDeleter {
+  void operator()(natsMsgList *l) const noexcept {
+    natsMsgList_Destroy(l);
+    delete l; // allocated by std::make_unique below
+  }
+};
+
+} // namespace
+
+struct Collector::State {
+  State(const Config &c, Logger &l) : config(c), logger(l) {}
+  const Config &config;
+  Logger &logger;
+  CollectSettings settings;
+  std::vector<std::unique_ptr<OutputWorker>> outputs;
+  std::atomic<uint64_t> received{0}, acknowledged{0}, undecodable{0}, in_flight{0};
+};
+
+bool collector_available() { return true; }
+
+Collector::Collector(const Config &config, PluginLoader &loader, Logger &logger)
+    : state_(std::make_unique<State>(config, logger)) {
+  const std::string where = config.source + ":" + std::to_string(config.collect.line) + ": collect";
+  try {
+    state_->settings = parse_collect(config.collect.options, config.config_dir);
+  } catch (const plugin::OptionError &e) {
+    throw PluginError(where + ": " + e.what());
+  }
+  // Outputs as on a sensor, without a journal: the stream is the journal,
+  // and nothing is acknowledged before every output confirmed it.
+  for (size_t i = 0; i < config.outputs.size(); ++i) {
+    const auto &oc = config.outputs[i];
+    const std::string at = plugin_location(config, oc.line, "outputs", i, oc.plugin);
+    const LoadedPlugin *p = &loader.load_for(at, oc.plugin, SINK_PLUGIN_OUTPUT);
+    const std::string label =
+        "output " + (oc.name.empty() ? std::string(p->descriptor->name) + "#" + std::to_string(i) : oc.name);
+    // Never skip: the consumer holds at most max_in_flight records.
+    state_->outputs.push_back(std::make_unique<OutputWorker>(
+        label, p->descriptor->output, logger, state_->settings.max_in_flight + 1, nullptr, nullptr));
+    auto &o = *state_->outputs.back();
+    o.set_instance(
+        create_plugin_instance(o.ops()->create, o.ctx(), oc.options.dump(), at, config.config_dir));
+  }
+}
+
+Collector::~Collector() = default;
+
+bool Collector::run() {
+  State &st = *state_;
+  const auto &s = st.settings;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  sigset_t held;
+  sigemptyset(&held);
+  sigaddset(&held, SIGINT);
+  sigaddset(&held, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
+
+  // Metrics on an event loop of their own.
+  EventBasePtr base(event_base_new());
+  std::unique_ptr<MetricsServer> metrics;
+  std::thread metrics_thread;
+  if (!st.config.metrics.listen.empty()) {
+    metrics = std::make_unique<MetricsServer>(
+        base.get(), st.config.metrics.listen,
+        [&st] {
+          PrometheusText m;
+          m.family("sink_collector_received_total", "counter", "Messages fetched from the stream.");
+          m.sample("sink_collector_received_total", static_cast<double>(st.received));
+          m.family("sink_collector_acknowledged_total", "counter",
+                   "Messages acknowledged (every output confirmed).");
+          m.sample("sink_collector_acknowledged_total", static_cast<double>(st.acknowledged));
+          m.family("sink_collector_undecodable_total", "counter",
+                   "Messages that were not records (terminated).");
+          m.sample("sink_collector_undecodable_total", static_cast<double>(st.undecodable));
+          m.family("sink_collector_in_flight", "gauge", "Messages fetched and not yet acknowledged.");
+          m.sample("sink_collector_in_flight", static_cast<double>(st.in_flight));
+          add_output_metrics(m, st.outputs);
+          return m.text();
+        },
+        [&st] { return outputs_health(st.outputs, st.config.metrics); });
+    st.logger.info("metrics on http://" + st.config.metrics.listen + "/metrics and /healthz");
+  }
+  if (metrics) {
+    metrics_thread = std::thread([&] {
+      while (!g_stop) {
+        timeval tick{0, 200 * 1000};
+        event_base_loopexit(base.get(), &tick);
+        event_base_dispatch(base.get());
+      }
+    });
+  }
+  for (auto &o : st.outputs)
+    o->start();
+
+  auto log = [&st](sink_log_level level, const std::string &m) { st.logger.log(level, "collect: " + m); };
+  auto conn = nats::NatsConnection::connect(s.nats, log);
+  nats::JsPtr js;
+  nats::SubscriptionPtr sub;
+  uint64_t generation = 0;
+  bool setup_error_logged = false;
+  // Messages fetched and not yet acknowledged, numbered as the outputs see them.
+  std::deque<std::pair<uint64_t, nats::MsgPtr>> pending;
+  uint64_t next_seq = 1;
+  StringInterner strings;
+  auto last_progress_note = std::chrono::steady_clock::now();
+  st.logger.info("collect: consuming stream " + s.nats.stream + " (subjects " + s.subject + ") as durable " +
+                 s.durable + " from " + conn->servers_text());
+
+  while (!g_stop) {
+    // (Re)subscribe when the connection is new.
+    if (!sub || conn->generation() != generation) {
+      if (!conn->connected()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      generation = conn->generation();
+      sub.reset();
+      js = conn->jetstream(nullptr);
+      try {
+        nats::ensure_stream(js.get(), nats::stream_spec(s.nats), s.nats.request_timeout);
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = s.nats.stream.c_str();
+        so.Config.Durable = s.durable.c_str();
+        so.Config.AckPolicy = js_AckExplicit;
+        so.Config.AckWait = std::chrono::duration_cast<std::chrono::nanoseconds>(s.ack_wait).count();
+        so.Config.MaxAckPending = static_cast<int64_t>(s.max_in_flight);
+        natsSubscription *raw = nullptr;
+        jsErrCode jerr = static_cast<jsErrCode>(0);
+        const natsStatus rc =
+            js_PullSubscribe(&raw, js.get(), s.subject.c_str(), s.durable.c_str(), nullptr, &so, &jerr);
+        if (rc != NATS_OK) throw nats::NatsError(nats::status_text("cannot subscribe", rc, jerr), rc);
+        sub.reset(raw);
+        if (setup_error_logged) st.logger.warn("collect: subscribed again");
+        setup_error_logged = false;
+        // Messages held from the old connection are delivered again anyway.
+        pending.clear();
+      } catch (const nats::NatsError &e) {
+        if (!setup_error_logged) st.logger.error(std::string("collect: ") + e.what() + "; retrying");
+        setup_error_logged = true;
+        sub.reset();
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+    }
+    // Acknowledge what every output confirmed.
+    uint64_t confirmed = UINT64_MAX;
+    for (const auto &o : st.outputs)
+      confirmed = std::min(confirmed, o->confirmed_until());
+    while (!pending.empty() && pending.front().first < confirmed) {
+      natsMsg_Ack(pending.front().second.get(), nullptr);
+      pending.pop_front();
+      ++st.acknowledged;
+    }
+    st.in_flight = pending.size();
+    // Outputs lagging: tell JetStream the messages are still being worked on.
+    if (!pending.empty() && std::chrono::steady_clock::now() - last_progress_note > s.ack_wait / 3) {
+      for (auto &[seq, m] : pending)
+        natsMsg_InProgress(m.get(), nullptr);
+      last_progress_note = std::chrono::steady_clock::now();
+    }
+    const size_t room = s.max_in_flight > pending.size() ? s.max_in_flight - pending.size() : 0;
+    if (room == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    auto list = std::unique_ptr<natsMsgList, MsgListDeleter>(new natsMsgList{});
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus rc = natsSubscription_Fetch(
+        list.get(), sub.get(), static_cast<int>(std::min<size_t>(room, s.batch)), kFetchWaitMs, &jerr);
+    if (rc == NATS_TIMEOUT) continue;
+    if (rc != NATS_OK) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    std::vector<OutputWorker::Item> items;
+    items.reserve(static_cast<size_t>(list->Count));
+    for (int i = 0; i < list->Count; ++i) {
+      nats::MsgPtr m(list->Msgs[i]);
+      list->Msgs[i] = nullptr; // ours now
+      ++st.received;
+      Record r;
+      std::string why;
+      const std::string_view body(natsMsg_GetData(m.get()),
+                                  static_cast<size_t>(natsMsg_GetDataLength(m.get())));
+      if (!record_from_jsonl(body, r, strings, &why)) {
+        // Not a record: delivering it again would fail again.
+        if (st.undecodable++ == 0)
+          st.logger.error("collect: a message on " + std::string(natsMsg_GetSubject(m.get())) +
+                          " is not a record (" + why + "); terminated (counted as undecodable)");
+        natsMsg_Term(m.get(), nullptr);
+        continue;
+      }
+      items.push_back({next_seq, std::make_shared<const Record>(std::move(r))});
+      pending.emplace_back(next_seq++, std::move(m));
+    }
+    if (!items.empty())
+      for (auto &o : st.outputs)
+        o->submit(items);
+  }
+  st.logger.info("received signal, stopping: " + std::to_string(pending.size()) +
+                 " records in flight are acknowledged once the outputs confirm them");
+  for (auto &o : st.outputs)
+    o->close();
+  bool clean = true;
+  for (auto &o : st.outputs) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!o->finished() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    o->release();
+    clean = clean && o->finished();
+  }
+  uint64_t confirmed = UINT64_MAX;
+  for (const auto &o : st.outputs)
+    confirmed = std::min(confirmed, o->confirmed_until());
+  while (!pending.empty() && pending.front().first < confirmed) {
+    natsMsg_Ack(pending.front().second.get(), nullptr);
+    pending.pop_front();
+    ++st.acknowledged;
+  }
+  if (conn->connected()) natsConnection_FlushTimeout(conn->get(), 2000);
+  std::string line = "final stats: received=" + std::to_string(st.received) +
+                     " acknowledged=" + std::to_string(st.acknowledged) +
+                     " undecodable=" + std::to_string(st.undecodable) +
+                     " unacknowledged=" + std::to_string(pending.size());
+  for (const auto &o : st.outputs)
+    line += " | " + o->stats();
+  st.logger.info(line);
+  if (!pending.empty())
+    st.logger.warn("collect: " + std::to_string(pending.size()) +
+                   " messages were not confirmed by every output; JetStream delivers them again");
+  pending.clear();
+  sub.reset();
+  js.reset();
+  conn.reset();
+  if (metrics_thread.joinable()) metrics_thread.join();
+  return clean;
+}
+
+#endif
+
+} // namespace sink
