@@ -179,6 +179,13 @@ int run_firewall_command(const std::vector<std::string> &args) {
     std::fprintf(stderr, "sink firewall: %s\n", e.what());
     return kExitUsage;
   }
+  if (config.collect.enabled) {
+    std::fprintf(stderr, "sink firewall: %s is a collector config: a collector has no listeners to redirect to\n",
+                 config_path.c_str());
+    return kExitUsage;
+  }
+  // The metrics port is never redirected to the sink's listeners.
+  exclude_metrics_port(config);
   if (!apply && !remove) {
     const std::string text = iptables ? iptables_script(config) : nft_script(config);
     std::fputs(text.c_str(), stdout);

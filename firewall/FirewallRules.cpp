@@ -287,4 +287,13 @@ std::string redirects_ssh_session(const Config &c, const std::string &ssh_connec
   return "";
 }
 
+void exclude_metrics_port(Config &c) {
+  std::string addr;
+  uint16_t port = 0;
+  if (c.metrics.listen.empty() || !split_host_port(c.metrics.listen, &addr, &port)) return;
+  auto &ex = c.firewall.exclude_ports;
+  if (std::find(ex.begin(), ex.end(), port) == ex.end()) ex.push_back(port);
+  std::sort(ex.begin(), ex.end());
+}
+
 } // namespace sink::firewall

@@ -34,4 +34,8 @@ bool needs_policy_routing(const Config &config);
 // empty string when the rules leave it alone.
 std::string redirects_ssh_session(const Config &config, const std::string &ssh_connection);
 
+// Adds the metrics: listen port to firewall.exclude_ports (a port range
+// redirected to the sink must not swallow the scrape endpoint).
+void exclude_metrics_port(Config &config);
+
 } // namespace sink::firewall

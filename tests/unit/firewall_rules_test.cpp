@@ -87,3 +87,14 @@ TEST(FirewallRules, SshSessionGuard) {
   EXPECT_EQ(redirects_ssh_session(only, "203.0.113.5 51000 192.0.2.1 10022"), "") << "source not redirected";
   EXPECT_NE(redirects_ssh_session(only, "198.51.100.9 51000 192.0.2.1 10022"), "");
 }
+
+TEST(FirewallRules, TheMetricsPortIsNeverRedirected) {
+  auto c = sink::parse_yaml_config("metrics: {listen: 0.0.0.0:9464}\n"
+                                   "groups:\n  - {name: g, ports: 8000, redirect_from: 1-65535}\n"
+                                   "outputs:\n  - plugin: csv\n",
+                                   "fw.yaml");
+  sink::firewall::exclude_metrics_port(c);
+  EXPECT_EQ(c.firewall.exclude_ports, (std::vector<uint16_t>{22, 9464}));
+  EXPECT_NE(sink::firewall::nft_script(c).find("elements = { 22, 9464 }"), std::string::npos)
+      << sink::firewall::nft_script(c);
+}
