@@ -483,7 +483,7 @@ std::string render_yaml_config(const Config &c) {
   out << YAML::Key << "stats_interval" << YAML::Value << format_go_duration(c.stats_interval);
   if (c.max_connections) out << YAML::Key << "max_connections" << YAML::Value << c.max_connections;
   out << YAML::Key << "output_backlog" << YAML::Value << c.output_backlog;
-  out << YAML::Key << "record_queue" << YAML::Value << c.record_queue;
+  if (!c.collect.enabled) out << YAML::Key << "record_queue" << YAML::Value << c.record_queue;
   if (!c.sensor.empty()) out << YAML::Key << "sensor" << YAML::Value << YAML::DoubleQuoted << c.sensor;
   if (!c.user.empty()) out << YAML::Key << "user" << YAML::Value << YAML::DoubleQuoted << c.user;
   if (!c.public_ip.empty()) {
@@ -492,18 +492,20 @@ std::string render_yaml_config(const Config &c) {
       out << YAML::DoubleQuoted << a;
     out << YAML::EndSeq;
   }
-  out << YAML::Key << "firewall" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "exclude_ports" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (uint16_t p : c.firewall.exclude_ports)
-    out << p;
-  out << YAML::EndSeq;
-  if (!c.firewall.sources.empty()) {
-    out << YAML::Key << "sources" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-    for (const auto &s : c.firewall.sources)
-      out << YAML::DoubleQuoted << s;
+  if (!c.collect.enabled) {
+    out << YAML::Key << "firewall" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "exclude_ports" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (uint16_t p : c.firewall.exclude_ports)
+      out << p;
     out << YAML::EndSeq;
+    if (!c.firewall.sources.empty()) {
+      out << YAML::Key << "sources" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (const auto &s : c.firewall.sources)
+        out << YAML::DoubleQuoted << s;
+      out << YAML::EndSeq;
+    }
+    out << YAML::EndMap;
   }
-  out << YAML::EndMap;
   if (!c.collect.enabled) out << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
   for (const auto &g : c.groups) {
     out << YAML::BeginMap;
