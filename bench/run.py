@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark: sink against the floor (bench/baseline_server) in the same run.
+"""Benchmark: sink against the floor (bench/baseline_server) in the same run;
+the journal on vs off; records/s through the csv, nats and postgresql outputs.
 
 For each server: CPU per connection and connections/s for N short connections
 (64 bytes then FIN, 200 in flight, load generator on the same machine), and
 RSS per idle connection with M connections held open. Prints figures and
 ratios. Usage: bench/run.py [--build build] [--conns 50000] [--idle 15000]
 """
-import argparse, os, re, signal, subprocess, sys, tempfile, time
+import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -128,11 +129,105 @@ def tls_handshakes(make_server, seconds):
     return {"rate": n / seconds, "cpu_us": cpu / n * 1e6 if n else float("nan")}
 
 
+def journal_ab(on, off, build, conns, rounds):
+    """CPU per connection with the journal on and off, interleaved rounds, medians."""
+    cpu = {"on": [], "off": []}
+    for _ in range(rounds):
+        for key, make in (("on", on), ("off", off)):
+            with tempfile.TemporaryDirectory() as d:
+                s = make(d)
+                cpu0 = cpu_seconds(s.proc.pid)
+                loadgen(build, s.port, conns, 200, 64).communicate()
+                s.wait_records(conns)
+                cpu[key].append((cpu_seconds(s.proc.pid) - cpu0) / conns * 1e6)
+                s.stop()
+    med = {k: sorted(v)[len(v) // 2] for k, v in cpu.items()}
+    print(f"\njournal (YAML csv+jsonl, {rounds} interleaved rounds, medians): cpu/conn {med['on']:.1f} us on vs "
+          f"{med['off']:.1f} us off, x{med['on'] / med['off']:.2f} (target <= x1.10); "
+          f"rounds on {[round(x, 1) for x in cpu['on']]} off {[round(x, 1) for x in cpu['off']]}")
+
+
+def free_port():
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def written(metrics_port, output):
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return 0
+    m = re.search(r'sink_output_written_total\{output="%s"\} (\d+)' % re.escape(output), text)
+    return int(m.group(1)) if m else 0
+
+
+def output_rate(build, conns, output_yaml, label):
+    """Records/s through one output (until its flushes confirmed every record) and sink CPU per record."""
+    with tempfile.TemporaryDirectory() as d:
+        mport = free_port()
+        with open(f"{d}/c.yaml", "w") as f:
+            f.write(f"log: {{path: sink.log}}\nmetrics: {{listen: 127.0.0.1:{mport}}}\n"
+                    "groups: [{name: b, listen: 127.0.0.1, ports: 0, timeout: 1m}]\n"
+                    f"outputs:\n  - {output_yaml}\n")
+        s = Server(label, [f"{build}/sink", "--config", "c.yaml"], d, log=f"{d}/sink.log")
+        cpu0, t0 = cpu_seconds(s.proc.pid), time.time()
+        g = loadgen(build, s.port, conns, 200, 64)
+        g.communicate()
+        deadline = time.time() + 300
+        while written(mport, label) < conns and time.time() < deadline:
+            time.sleep(0.05)
+        elapsed, cpu = time.time() - t0, cpu_seconds(s.proc.pid) - cpu0
+        got = written(mport, label)
+        s.stop()
+    if got != conns:
+        print(f"  {label}: only {got} of {conns} records confirmed")
+    return {"rate": got / elapsed, "cpu_us": cpu / max(got, 1) * 1e6}
+
+
+def fleet_outputs(build, conns):
+    """The nats and postgresql outputs against servers started here, as ratios to csv."""
+    print(f"\nfleet outputs: {conns} connections x 64 B, records/s until every flush confirmed them (journal on):")
+    rows = [("csv", "{plugin: csv, path: out.csv}")]
+    nats_server = shutil.which("nats-server")
+    nats_dir, nats_proc, pg = tempfile.mkdtemp(), None, None
+    try:
+        if nats_server and os.path.exists(f"{build}/plugins/nats.so"):
+            nport = free_port()
+            nats_proc = subprocess.Popen([nats_server, "-js", "-a", "127.0.0.1", "-p", str(nport), "-sd", nats_dir],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+            rows.append(("nats", f"{{plugin: nats, servers: [\"nats://127.0.0.1:{nport}\"], stream: BENCH}}"))
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fleet"))
+        try:
+            from fleetlib import Postgres
+            if not Postgres.available() and os.path.exists(f"{build}/plugins/postgresql.so"):
+                pg = Postgres()
+                rows.append(("postgresql", f"{{plugin: postgresql, conninfo: \"{pg.conninfo()}\"}}"))
+        except Exception as e:  # no PostgreSQL here: the row is left out
+            print(f"  (postgresql row left out: {e})")
+        base = None
+        for name, yaml_text in rows:
+            r = output_rate(build, conns, yaml_text, name)
+            base = base or r
+            print(f"  {name:12s} {r['rate']:8.0f} records/s  x{r['rate'] / base['rate']:.2f} of csv   "
+                  f"sink cpu {r['cpu_us']:6.1f} us/record  x{r['cpu_us'] / base['cpu_us']:.2f}", flush=True)
+    finally:
+        if nats_proc:
+            nats_proc.terminate()
+            nats_proc.wait(10)
+        shutil.rmtree(nats_dir, ignore_errors=True)
+        if pg:
+            pg.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
     ap.add_argument("--conns", type=int, default=50000)
     ap.add_argument("--idle", type=int, default=15000)
+    ap.add_argument("--fleet-conns", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     sink = f"{build}/sink"
@@ -152,6 +247,13 @@ def main():
                     "outputs:\n  - {plugin: csv, path: out.csv}\n  - {plugin: jsonl, path: out.jsonl}\n")
         return Server("sink yaml", [sink, "--config", "c.yaml"], d, records=f"{d}/out.csv", log=f"{d}/sink.log")
 
+    def yaml_no_journal(d):
+        with open(f"{d}/c.yaml", "w") as f:
+            f.write("log: {path: sink.log}\njournal: false\n"
+                    "groups: [{name: b, listen: 127.0.0.1, ports: 0, timeout: 1m}]\n"
+                    "outputs:\n  - {plugin: csv, path: out.csv}\n  - {plugin: jsonl, path: out.jsonl}\n")
+        return Server("sink yaml", [sink, "--config", "c.yaml"], d, records=f"{d}/out.csv", log=f"{d}/sink.log")
+
     def tls(d):
         with open(f"{d}/c.yaml", "w") as f:
             f.write("log: {path: sink.log}\ngroups: [{name: t, transport: tls, listen: 127.0.0.1, ports: 0, "
@@ -162,6 +264,7 @@ def main():
     for name, make, throughput in [("baseline (floor)", baseline, True),
                                    ("sink, legacy flags + per-read log", legacy, True),
                                    ("sink, YAML csv+jsonl, no conn log", yaml, True),
+                                   ("sink, the same, journal off", yaml_no_journal, True),
                                    ("sink, TLS group, idle before hello", tls, False)]:
         results[name] = measure(make, build, a.conns, a.idle, throughput)
         r = results[name]
@@ -198,6 +301,8 @@ def main():
     print(f"  openssl s_server (baseline) {hs_base['rate']:7.0f}/s  server cpu {hs_base['cpu_us']:7.0f} us/handshake")
     print(f"  sink tls                    {hs_sink['rate']:7.0f}/s  server cpu {hs_sink['cpu_us']:7.0f} us/handshake"
           f"   rate x{hs_sink['rate'] / hs_base['rate']:.2f}  cpu x{hs_sink['cpu_us'] / hs_base['cpu_us']:.2f}")
+    journal_ab(yaml, yaml_no_journal, build, a.conns, a.rounds)
+    fleet_outputs(build, a.fleet_conns)
     print("original Go sink on this machine type (compat-contract, not re-measured): 80 us/conn, 9000 conn/s, 8 KB/idle conn")
     for name, r in results.items():
         if name.startswith("baseline"):

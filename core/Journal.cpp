@@ -63,7 +63,8 @@ uint32_t entry_crc(const uint8_t *seq_bytes, const uint8_t *body, size_t len) {
 
 JournalCursor::JournalCursor(std::string name, std::string path, int fd, uint64_t position,
                              uint64_t crash_seq, uint32_t crash_count)
-    : name_(std::move(name)), path_(std::move(path)), fd_(fd), position_(position), crash_seq_(crash_seq),
+    : name_(std::move(name)), path_(std::move(path)), fd_(fd), position_(position), stored_(position),
+      crash_seq_(crash_seq),
       crash_count_(crash_count) {}
 
 JournalCursor::~JournalCursor() {
@@ -81,11 +82,24 @@ void JournalCursor::store(uint64_t position, uint64_t crash_seq, uint32_t crash_
   [[maybe_unused]] ssize_t w = ::pwrite(fd_, b, sizeof b, 0);
 }
 
+namespace {
+// How often a moving cursor is written to its file at most.
+constexpr auto kStoreInterval = std::chrono::milliseconds(50);
+} // namespace
+
 void JournalCursor::advance(uint64_t next) {
   position_ = next;
   // A crash marker is kept until the output gets past that record.
   if (crash_count_ && next > crash_seq_) crash_count_ = 0, crash_seq_ = 0;
-  store(next, crash_seq_, crash_count_);
+  if (std::chrono::steady_clock::now() - last_store_ >= kStoreInterval) store_now();
+}
+
+void JournalCursor::store_now() {
+  const uint64_t p = position_;
+  if (p == stored_ && crash_count_ == 0) return;
+  store(p, crash_seq_, crash_count_);
+  stored_ = p;
+  last_store_ = std::chrono::steady_clock::now();
 }
 
 void JournalCursor::skip_to(uint64_t next) {
@@ -216,6 +230,7 @@ void Journal::recover() {
     segments_.pop_back();
   }
   end_seq_ = next;
+  handed_seq_ = next; // what is on disk now is read from disk
   open_active(next);
 }
 
@@ -267,7 +282,7 @@ JournalCursor &Journal::cursor(const std::string &name) {
     crash_count = static_cast<uint32_t>(get_le(b + 24, 4));
   }
   auto c = std::make_unique<JournalCursor>(name, path, fd, position, crash_seq, crash_count);
-  if (fresh) c->advance(position); // a new output starts at the journal's end
+  if (fresh) c->store(position, 0, 0); // a new output starts at the journal's end
   std::lock_guard<std::mutex> lock(mutex_);
   cursors_.push_back(std::move(c));
   return *cursors_.back();
@@ -310,8 +325,10 @@ uint64_t Journal::make_room(uint64_t need, bool force) {
     const uint64_t end = segments_[1].first_seq;
     bool all_past = true, any_past = cursors_.empty();
     for (const auto &c : cursors_) {
-      all_past = all_past && c->position() >= end;
-      any_past = any_past || c->position() >= end;
+      // What a restart would go on from: a segment is freed only once
+      // every stored position has passed it.
+      all_past = all_past && c->stored_position() >= end;
+      any_past = any_past || c->stored_position() >= end;
     }
     // Consumed by everyone: always freed. Otherwise only for room, and only
     // when some output has passed it: a lagging output then loses these
@@ -319,7 +336,7 @@ uint64_t Journal::make_room(uint64_t need, bool force) {
     const bool full = total_bytes_ + need > max_bytes_;
     if (!all_past && !(full && any_past)) break;
     for (const auto &c : cursors_)
-      if (c->position() < end) c->skip_to(end);
+      if (c->stored_position() < end) c->skip_to(end);
     ::unlink(segments_.front().path.c_str());
     total_bytes_ -= segments_.front().bytes;
     segments_.pop_front();

@@ -52,8 +52,13 @@ public:
 
   const std::string &name() const { return name_; }
   uint64_t position() const { return position_; }
+  // The position as stored on disk (what a restart would go on from).
+  uint64_t stored_position() const { return stored_; }
   // After a successful flush: the output confirmed everything before next.
+  // Stored at most every kStoreInterval under load (a crash in between
+  // means records delivered again, never lost); store() makes it durable now.
   void advance(uint64_t next);
+  void store_now();
   uint64_t crash_seq() const { return crash_seq_; }
   uint32_t crash_count() const { return crash_count_; }
   // Async-signal-safe: the plugin crashed while handling seq.
@@ -64,10 +69,12 @@ public:
   uint64_t skip_target() const { return skip_to_; }
 
 private:
+  friend class Journal;
   void store(uint64_t position, uint64_t crash_seq, uint32_t crash_count) const noexcept;
   std::string name_, path_;
   int fd_;
-  std::atomic<uint64_t> position_, skip_to_{0};
+  std::atomic<uint64_t> position_, stored_, skip_to_{0};
+  std::chrono::steady_clock::time_point last_store_{};
   uint64_t crash_seq_;
   uint32_t crash_count_;
 };
@@ -104,6 +111,12 @@ public:
   uint64_t max_bytes() const { return max_bytes_; }
   // Records on disk (appended and not yet deleted).
   uint64_t records() const;
+
+  // Records below this were handed to the outputs in memory (or were in the
+  // journal at start): an output reads only those from disk; later ones
+  // reach it in memory. Set by the record thread after each hand-over.
+  uint64_t handed_seq() const { return handed_seq_; }
+  void set_handed_seq(uint64_t seq) { handed_seq_ = seq; }
 
   // Where a reader finds seq: the segment holding it, or the oldest one
   // when seq was deleted (then first_seq > seq).
@@ -143,7 +156,7 @@ private:
   mutable std::mutex mutex_; // segments_ and cursors_
   std::deque<Segment> segments_;
   std::vector<std::unique_ptr<JournalCursor>> cursors_;
-  std::atomic<uint64_t> end_seq_{1}, total_bytes_{0};
+  std::atomic<uint64_t> end_seq_{1}, total_bytes_{0}, handed_seq_{1};
   StringInterner strings_;
 };
 

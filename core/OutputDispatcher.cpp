@@ -82,6 +82,7 @@ void OutputDispatcher::journal_and_submit(bool force) {
       items.push_back({first + i, std::make_shared<const Record>(std::move(held_records_[i]))});
     held_records_.erase(held_records_.begin(), held_records_.begin() + static_cast<std::ptrdiff_t>(count));
     submit(items);
+    journal_->set_handed_seq(first + count);
   }
   held_ = held_records_.size();
   if (held_records_.empty()) {

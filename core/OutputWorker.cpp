@@ -152,7 +152,7 @@ void OutputWorker::check(int rc, const char *what) {
 }
 
 bool OutputWorker::journal_behind() const {
-  return journal_ && next_seq_ + unconfirmed_.size() < journal_->end_seq();
+  return journal_ && next_seq_ + unconfirmed_.size() < journal_->handed_seq();
 }
 
 bool OutputWorker::poison(uint64_t seq) const {
@@ -179,6 +179,7 @@ void OutputWorker::apply_skip() {
   lost_ += gap;
   next_seq_ = target;
   cursor_->advance(next_seq_);
+  cursor_->store_now();
   confirmed_seq_ = next_seq_;
   if (!gap_logged_)
     logger_.error(label_ + ": " + std::to_string(gap) +
@@ -208,7 +209,8 @@ void OutputWorker::take_more() {
       inbox_.pop_front();
       ++wanted;
     }
-    limit = inbox_.empty() ? journal_->end_seq() : inbox_.front().seq;
+    // Records not handed over yet reach the inbox soon: never read those.
+    limit = inbox_.empty() ? journal_->handed_seq() : inbox_.front().seq;
   }
   if (unconfirmed_.size() >= kFlushBatch || wanted >= limit) return;
   // Not in memory (a restart, or it fell further behind than the window):
@@ -220,6 +222,7 @@ void OutputWorker::take_more() {
     lost_ += gap;
     next_seq_ = wanted = first;
     cursor_->advance(next_seq_);
+    cursor_->store_now();
     confirmed_seq_ = next_seq_;
     if (!gap_logged_)
       logger_.error(label_ + ": " + std::to_string(gap) +
@@ -310,8 +313,16 @@ void OutputWorker::run() {
         wake_.wait_for(lock, wait, [&] { return reopen_ || abandoned_; });
       } else if (unconfirmed_.empty() && !journal_behind()) {
         last_progress_ns_ = steady_ns(); // nothing waits for it
-        wake_.wait(lock,
-                   [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_ || journal_behind(); });
+        auto more = [&] { return !inbox_.empty() || closed_ || reopen_ || abandoned_ || journal_behind(); };
+        // Caught up: the position goes to disk once nothing more came for a
+        // moment (under load it is stored at most every 50 ms instead).
+        if (cursor_ && cursor_->position() != cursor_->stored_position() &&
+            !wake_.wait_for(lock, std::chrono::milliseconds(20), more)) {
+          lock.unlock();
+          cursor_->store_now();
+          lock.lock();
+        }
+        wake_.wait(lock, more);
       }
       if (abandoned_) break;
       reopen = std::exchange(reopen_, false);
@@ -350,6 +361,7 @@ void OutputWorker::run() {
       if (closing && Clock::now() >= give_up_at) break;
     }
   }
+  if (cursor_) cursor_->store_now();
   left_at_exit_ = outstanding();
   finished_ = true;
 }

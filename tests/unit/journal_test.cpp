@@ -163,6 +163,7 @@ TEST(JournalFiles, ConsumedSegmentsAreFreedAndAFullJournalSaysSo) {
   EXPECT_EQ(count, 0u);
   // The one output confirms everything: the space comes back.
   c.advance(j.end_seq());
+  c.store_now();
   EXPECT_EQ(j.append(batch, &count, &first, false, &error), sink::Journal::Append::kDone);
   EXPECT_GT(count, 0u);
 }
@@ -176,6 +177,7 @@ TEST(JournalFiles, AnOutputThatAloneHoldsItFullIsMovedPastWhatWasDeleted) {
   for (int round = 0; round < 30; ++round) {
     append_all(j, round * 200, round * 200 + 200, 300);
     fast.advance(j.end_seq());
+    fast.store_now();
   }
   EXPECT_LE(j.bytes(), 1u << 20);
   EXPECT_GT(slow.skip_target(), 1u) << "the slow output must go on from later";
@@ -193,6 +195,7 @@ TEST(JournalFiles, ATornTailIsCutAndACursorBeyondTheEndIsPulledBack) {
     auto &c = j.cursor("out");
     append_all(j, 0, 10);
     c.advance(11); // it confirmed all ten
+    c.store_now();
   }
   std::string newest;
   for (const auto &e : std::filesystem::directory_iterator(dir.file("j")))
