@@ -56,6 +56,7 @@ struct JournalConfig {
   bool enabled = false; // YAML configs: on unless `journal: false`; legacy flags: off
   std::string dir;      // "" = $STATE_DIRECTORY, else ./sink-journal (set at start)
   uint64_t max_bytes = uint64_t(1) << 30;
+  int line = 0; // of the journal: key, for messages
 };
 
 // Prometheus metrics and /healthz over HTTP.

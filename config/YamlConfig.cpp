@@ -233,10 +233,12 @@ OutputConfig read_plugin_entry(const Reader &r, const YAML::Node &o, const char 
     // The journal keeps each output's position under this name.
     oc.name = r.scalar(o["name"], key + ".name");
     if (oc.name.empty() || oc.name.size() > 200 ||
-        oc.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.#") !=
+        oc.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
             std::string::npos ||
         oc.name.front() == '.')
-      r.fail(o["name"], key + ".name", "expected a name of letters, digits, '-', '_', '.' and '#'");
+      r.fail(o["name"], key + ".name",
+             "expected a name of letters, digits, '-', '_' and '.' ('#' is kept for the default names, "
+             "PLUGIN#INDEX)");
     oc.options.erase("name");
   }
   return oc;
@@ -268,6 +270,7 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   // Records go through the journal unless a YAML config says otherwise.
   c.journal.enabled = true;
   if (auto j = root["journal"]) {
+    c.journal.line = j.Mark().line + 1;
     if (j.IsScalar()) {
       c.journal.enabled = r.boolean(j, "journal");
       if (c.journal.enabled) j = YAML::Node(); // `journal: true`: the defaults

@@ -14,6 +14,39 @@ namespace {
 
 thread_local PluginCall t_call;
 std::atomic<int> g_log_fd{2};
+// Local time's offset from UTC, taken at install: localtime_r is not
+// async-signal-safe, so the handler formats the stamp itself.
+std::atomic<long> g_utc_offset{0};
+
+// "YYYY/MM/DD HH:MM:SS " for Unix time t (days to civil date: the
+// proleptic Gregorian calendar, counted from 0000-03-01).
+void format_stamp(time_t t, char *out) {
+  long long days = t / 86400, secs = t % 86400;
+  if (secs < 0) secs += 86400, --days;
+  days += 719468;
+  const long long era = (days >= 0 ? days : days - 146096) / 146097;
+  const long long doe = days - era * 146097;
+  const long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const long long mp = (5 * doy + 2) / 153;
+  const long long d = doy - (153 * mp + 2) / 5 + 1;
+  const long long m = mp < 10 ? mp + 3 : mp - 9;
+  const long long y = yoe + era * 400 + (m <= 2);
+  const long long v[6] = {y, m, d, secs / 3600, secs / 60 % 60, secs % 60};
+  const int width[6] = {4, 2, 2, 2, 2, 2};
+  const char sep[6] = {'/', '/', ' ', ':', ':', ' '};
+  size_t n = 0;
+  for (int i = 0; i < 6; ++i) {
+    for (int k = width[i] - 1; k >= 0; --k) {
+      long long x = v[i];
+      for (int j = 0; j < k; ++j)
+        x /= 10;
+      out[n++] = static_cast<char>('0' + x % 10);
+    }
+    out[n++] = sep[i];
+  }
+  out[n] = '\0';
+}
 
 // Async-signal-safe string building into a fixed buffer.
 class Line {
@@ -56,10 +89,8 @@ void on_fatal_signal(int sig) {
   const PluginCall call = t_call;
   Line line;
   // Go's log format, as every other line of the log.
-  char stamp[32] = "";
-  const time_t now = time(nullptr);
-  struct tm tm {};
-  if (localtime_r(&now, &tm)) strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S ", &tm);
+  char stamp[32];
+  format_stamp(time(nullptr) + g_utc_offset, stamp);
   line.add(stamp).add("error: ");
   if (call.label) {
     line.add(call.label).add(" crashed with ").add(signal_name(sig));
@@ -90,6 +121,9 @@ PluginCallScope::~PluginCallScope() { t_call = saved_; }
 
 void install_crash_reporter(int log_fd) {
   g_log_fd = log_fd;
+  const time_t now = time(nullptr);
+  struct tm tm {};
+  if (localtime_r(&now, &tm)) g_utc_offset = tm.tm_gmtoff;
   struct sigaction sa {};
   sa.sa_handler = on_fatal_signal;
   sa.sa_flags = SA_RESETHAND | SA_NODEFER;

@@ -64,8 +64,7 @@ uint32_t entry_crc(const uint8_t *seq_bytes, const uint8_t *body, size_t len) {
 JournalCursor::JournalCursor(std::string name, std::string path, int fd, uint64_t position,
                              uint64_t crash_seq, uint32_t crash_count)
     : name_(std::move(name)), path_(std::move(path)), fd_(fd), position_(position), stored_(position),
-      crash_seq_(crash_seq),
-      crash_count_(crash_count) {}
+      crash_seq_(crash_seq), crash_count_(crash_count) {}
 
 JournalCursor::~JournalCursor() {
   if (fd_ >= 0) ::close(fd_);
@@ -152,7 +151,12 @@ void Journal::recover() {
   for (const auto &e : std::filesystem::directory_iterator(dir_)) {
     const std::string name = e.path().filename().string();
     if (name.size() != 32 || name.rfind("seg-", 0) != 0 || name.substr(24) != ".journal") continue;
-    found.emplace_back(std::stoull(name.substr(4, 20)), e.path().string());
+    const std::string digits = name.substr(4, 20);
+    if (digits.find_first_not_of("0123456789") != std::string::npos || digits > "18446744073709551615") {
+      logger_.warn("journal: ignoring \"" + e.path().string() + "\": not a segment name this sink writes");
+      continue;
+    }
+    found.emplace_back(std::stoull(digits), e.path().string());
   }
   std::sort(found.begin(), found.end());
   uint64_t next = 1;
@@ -181,23 +185,38 @@ void Journal::recover() {
     }
     uint64_t offset = kSegmentHeader, seq = first;
     if (i + 1 == found.size()) {
-      // The last segment may end in a torn entry: keep the whole ones.
+      // The last segment may end in a torn entry (a crash mid-append): cut
+      // it. A bad entry with more data after it is damage, not a torn tail:
+      // it is kept (readers count what they cannot read as lost) and new
+      // records are numbered past anything the rest could hold.
       std::string body;
+      bool damaged = false;
       for (;;) {
         uint8_t eh[kEntryHeader];
         if (::pread(fd, eh, sizeof eh, static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof eh)) break;
         const uint32_t len = static_cast<uint32_t>(get_le(eh, 4));
-        if (len > kMaxEntry || get_le(eh + 8, 8) != seq) break;
-        body.resize(len);
-        if (::pread(fd, body.data(), len, static_cast<off_t>(offset + kEntryHeader)) !=
-            static_cast<ssize_t>(len))
+        const bool fits = len <= kMaxEntry && offset + kEntryHeader + len <= size;
+        bool ok = fits && get_le(eh + 8, 8) == seq;
+        if (ok) {
+          body.resize(len);
+          ok = ::pread(fd, body.data(), len, static_cast<off_t>(offset + kEntryHeader)) ==
+                   static_cast<ssize_t>(len) &&
+               entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), len) == get_le(eh + 4, 4);
+        }
+        if (!ok) {
+          damaged = fits && offset + kEntryHeader + len < size;
           break;
-        if (entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), len) != get_le(eh + 4, 4))
-          break;
+        }
         offset += kEntryHeader + len;
         ++seq;
       }
-      if (offset < size) {
+      if (damaged) {
+        logger_.error("journal: damaged entry at record " + std::to_string(seq) + " in \"" + path + "\" (" +
+                      std::to_string(size - offset) +
+                      " bytes after it are kept but cannot be read; outputs count those records lost)");
+        seq += (size - offset) / kEntryHeader + 1; // more than the rest can hold
+        offset = size;
+      } else if (offset < size) {
         logger_.warn("journal: cut " + std::to_string(size - offset) +
                      " bytes of a torn entry at the end of \"" + path +
                      "\" (left by a crash; the records before it are kept)");
@@ -213,6 +232,7 @@ void Journal::recover() {
   }
   // Cursors: none may point beyond what the journal holds (a power cut can
   // lose the last second of appends but not the cursor that passed them).
+  uint64_t min_position = UINT64_MAX;
   for (const auto &e : std::filesystem::directory_iterator(dir_ + "/cursors")) {
     if (e.path().extension() != ".cursor") continue;
     uint8_t b[kCursorSize];
@@ -222,9 +242,20 @@ void Journal::recover() {
                     std::memcmp(b, kCursorMagic, 8) == 0 && crc(b, 28) == get_le(b + 28, 4);
     ::close(fd);
     if (ok && segments_.empty()) next = std::max(next, get_le(b + 8, 8));
+    // An unreadable cursor holds everything (it restarts at the oldest record).
+    min_position = std::min(min_position, ok ? get_le(b + 8, 8) : 0);
+  }
+  // Segments every output has passed are freed now, before a new one needs
+  // space (a journal that filled its disk must be able to start again).
+  while (min_position != UINT64_MAX && !segments_.empty()) {
+    const uint64_t end = segments_.size() > 1 ? segments_[1].first_seq : next;
+    if (min_position < end) break;
+    ::unlink(segments_.front().path.c_str());
+    total_bytes_ -= segments_.front().bytes;
+    segments_.pop_front();
   }
   // A segment that holds no entry is replaced by the new active one.
-  if (!segments_.empty() && segments_.back().first_seq == next) {
+  if (!segments_.empty() && segments_.back().first_seq == next && segments_.back().bytes <= kSegmentHeader) {
     ::unlink(segments_.back().path.c_str());
     total_bytes_ -= segments_.back().bytes;
     segments_.pop_back();
@@ -274,15 +305,27 @@ JournalCursor &Journal::cursor(const std::string &name) {
   uint64_t position = end_seq_, crash_seq = 0;
   uint32_t crash_count = 0;
   bool fresh = true;
+  struct stat st {};
+  const bool existed = ::fstat(fd, &st) == 0 && st.st_size > 0;
   if (::pread(fd, b, sizeof b, 0) == static_cast<ssize_t>(sizeof b) && std::memcmp(b, kCursorMagic, 8) == 0 &&
       crc(b, 28) == get_le(b + 28, 4)) {
     fresh = false;
     position = std::min<uint64_t>(get_le(b + 8, 8), end_seq_);
     crash_seq = get_le(b + 16, 8);
     crash_count = static_cast<uint32_t>(get_le(b + 24, 4));
+  } else if (existed) {
+    // Damaged: deliver again from the oldest record rather than skip any.
+    std::lock_guard<std::mutex> lock(mutex_);
+    position = segments_.empty() ? end_seq_.load() : segments_.front().first_seq;
+    logger_.warn("journal: the position of output \"" + name + "\" (" + path +
+                 ") is unreadable; it gets every record in the journal again, from record " +
+                 std::to_string(position));
   }
   auto c = std::make_unique<JournalCursor>(name, path, fd, position, crash_seq, crash_count);
-  if (fresh) c->store(position, 0, 0); // a new output starts at the journal's end
+  if (fresh) { // a new output starts at the journal's end (a damaged one at its start)
+    c->store(position, 0, 0);
+    ::fdatasync(fd);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   cursors_.push_back(std::move(c));
   return *cursors_.back();
@@ -293,10 +336,31 @@ void Journal::release_cursors_except(const std::vector<std::string> &names) {
     if (e.path().extension() != ".cursor") continue;
     const std::string name = e.path().stem().string();
     if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+    uint8_t b[kCursorSize];
+    std::string pending = "an unknown number of";
+    if (const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      if (::pread(fd, b, sizeof b, 0) == static_cast<ssize_t>(sizeof b) &&
+          std::memcmp(b, kCursorMagic, 8) == 0 && crc(b, 28) == get_le(b + 28, 4))
+        pending = std::to_string(end_seq_ > get_le(b + 8, 8) ? end_seq_ - get_le(b + 8, 8) : 0);
+      ::close(fd);
+    }
     std::error_code ec;
     std::filesystem::remove(e.path(), ec);
-    logger_.info("journal: released the position of output \"" + name + "\", which is no longer configured");
+    logger_.warn("journal: released the position of output \"" + name +
+                 "\", which is no longer configured; " + pending +
+                 " records it had not confirmed will not be delivered to it (give outputs a name: to keep "
+                 "their position when the config changes)");
   }
+}
+
+std::vector<std::string> Journal::own_paths() const {
+  std::vector<std::string> paths{dir_, dir_ + "/lock", dir_ + "/cursors"};
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto &g : segments_)
+    paths.push_back(g.path);
+  for (const auto &c : cursors_)
+    paths.push_back(dir_ + "/cursors/" + c->name() + ".cursor");
+  return paths;
 }
 
 uint64_t Journal::records() const {
@@ -345,6 +409,27 @@ uint64_t Journal::make_room(uint64_t need, bool force) {
   return total_bytes_ < max_bytes_ ? max_bytes_ - total_bytes_ : 0;
 }
 
+bool Journal::reset_if_consumed() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_bytes_ <= kSegmentHeader) return false; // nothing to free
+    for (const auto &c : cursors_)
+      if (c->stored_position() < end_seq_) return false;
+    ::close(active_fd_);
+    active_fd_ = -1;
+    for (const auto &g : segments_)
+      ::unlink(g.path.c_str());
+    segments_.clear();
+    total_bytes_ = 0;
+  }
+  try {
+    open_active(end_seq_);
+  } catch (const JournalError &) {
+    return false;
+  }
+  return true;
+}
+
 Journal::Append Journal::append(const std::deque<Record> &batch, size_t *count, uint64_t *first_seq,
                                 bool force, std::string *error) {
   *count = 0;
@@ -375,7 +460,10 @@ Journal::Append Journal::append(const std::deque<Record> &batch, size_t *count, 
     *error = e.what();
     return Append::kFailed;
   }
-  const uint64_t room = make_room(buffer_.size(), force);
+  uint64_t room = make_room(buffer_.size(), force);
+  // The active segment is never deleted while written to: when it alone is
+  // in the way and every output has confirmed all of it, start afresh.
+  if (room < ends_[0] && reset_if_consumed()) room = make_room(buffer_.size(), force);
   // As many whole records as fit; one record larger than half the bound
   // goes in anyway when the journal is otherwise empty: it could never fit.
   size_t n = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), room) - ends_.begin());
@@ -398,9 +486,15 @@ Journal::Append Journal::append(const std::deque<Record> &batch, size_t *count, 
       ++upto;
     const size_t bytes = ends_[upto - 1] - from;
     if (!write_all(active_fd_, buffer_.data() + from, bytes)) {
-      *error = "cannot write to the journal in \"" + dir_ + "\": " + errno_text();
+      const int err = errno;
+      *error = "cannot write to the journal in \"" + dir_ + "\": " + std::strerror(err);
       // Leave no partial entry behind.
       [[maybe_unused]] int rc = ::ftruncate(active_fd_, static_cast<off_t>(active_bytes_));
+      // A full disk: what every output confirmed can make room.
+      if (err == ENOSPC && reset_if_consumed()) {
+        error->clear();
+        continue;
+      }
       break;
     }
     active_bytes_ += bytes;

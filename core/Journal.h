@@ -89,6 +89,9 @@ public:
   Journal &operator=(const Journal &) = delete;
 
   const std::string &dir() const { return dir_; }
+  // The directory and every file the journal made in it (for a change of
+  // owner before dropping privileges); nothing else in the directory.
+  std::vector<std::string> own_paths() const;
   // The cursor of output `name`; a new output starts at the journal's end.
   JournalCursor &cursor(const std::string &name);
   // Deletes the cursor files of outputs no longer configured.
@@ -141,6 +144,10 @@ private:
   // bytes may be appended (UINT64_MAX when force).
   uint64_t make_room(uint64_t need, bool force);
   std::string segment_path(uint64_t first_seq) const;
+  // When every output has confirmed every record: deletes every segment,
+  // the active one too, and starts a new one. False when some record is
+  // still unconfirmed (or the new segment cannot be made).
+  bool reset_if_consumed();
 
   std::string dir_;
   uint64_t max_bytes_, segment_bytes_;

@@ -23,8 +23,11 @@ MetricsServer::MetricsServer(event_base *base, const std::string &listen,
     throw BindError("metrics.listen: cannot listen on " + listen + ": " + std::strerror(errno));
   evhttp_set_allowed_methods(http_.get(), EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
   evhttp_set_gencb(http_.get(), &MetricsServer::on_request, this);
-  // Scrapers are few; a client that sends nothing must not hold a slot.
+  // Scrapers are few and send little: a client that sends nothing, or
+  // endless headers, must not hold a slot or memory.
   evhttp_set_timeout(http_.get(), 10);
+  evhttp_set_max_headers_size(http_.get(), 8192);
+  evhttp_set_max_body_size(http_.get(), 1024);
 }
 
 void MetricsServer::on_request(evhttp_request *req, void *arg) {

@@ -46,7 +46,11 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
     o.set_instance(
         create_plugin_instance(o.ops()->create, o.ctx(), oc.options.dump(), where, config.config_dir));
   }
-  if (journal_) journal_->release_cursors_except(names);
+  names_ = names;
+}
+
+void OutputDispatcher::release_unconfigured_outputs() {
+  if (journal_) journal_->release_cursors_except(names_);
 }
 
 OutputDispatcher::~OutputDispatcher() { stop(); }

@@ -33,6 +33,9 @@ public:
   OutputDispatcher &operator=(const OutputDispatcher &) = delete;
 
   void start();
+  // Once the start succeeded: the journal forgets outputs no longer
+  // configured (a start that fails must not lose their positions).
+  void release_unconfigured_outputs();
   // Writes everything still queued, flushes every output and joins the
   // threads, unless a second signal abandons the drain: then it reports what
   // it gave up and returns at once. Returns false when an output thread is
@@ -69,6 +72,7 @@ private:
   AnalyzerChain analyzers_;
   std::vector<std::unique_ptr<OutputWorker>> outputs_;
   Journal *journal_;
+  std::vector<std::string> names_;  // each output's name in the journal
   std::deque<Record> held_records_; // record thread: not yet in the journal
   uint64_t next_seq_ = 1;           // without a journal: numbers records in memory
   bool full_logged_ = false, append_failed_ = false;

@@ -199,12 +199,16 @@ void OutputWorker::take_more() {
     memory_outstanding_ = inbox_.size() + unconfirmed_.size();
     return;
   }
+  // After a crash, one record per flush until past the record it was
+  // charged to: a crash inside flush then names the record that caused it.
+  const bool careful = cursor_->crash_count() > 0 && next_seq_ <= cursor_->crash_seq();
+  const size_t batch = careful ? 1 : kFlushBatch;
   uint64_t wanted = next_seq_ + unconfirmed_.size(), limit;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     while (!inbox_.empty() && inbox_.front().seq < wanted)
       inbox_.pop_front();
-    while (!inbox_.empty() && inbox_.front().seq == wanted && unconfirmed_.size() < kFlushBatch) {
+    while (!inbox_.empty() && inbox_.front().seq == wanted && unconfirmed_.size() < batch) {
       unconfirmed_.push_back(std::move(inbox_.front()));
       inbox_.pop_front();
       ++wanted;
@@ -212,10 +216,10 @@ void OutputWorker::take_more() {
     // Records not handed over yet reach the inbox soon: never read those.
     limit = inbox_.empty() ? journal_->handed_seq() : inbox_.front().seq;
   }
-  if (unconfirmed_.size() >= kFlushBatch || wanted >= limit) return;
+  if (unconfirmed_.size() >= batch || wanted >= limit) return;
   // Not in memory (a restart, or it fell further behind than the window):
   // read them back from the journal.
-  const uint64_t first = reader_->read(wanted, limit, kFlushBatch - unconfirmed_.size(), read_buf_);
+  const uint64_t first = reader_->read(wanted, limit, batch - unconfirmed_.size(), read_buf_);
   if (first > wanted) {
     if (!unconfirmed_.empty()) return; // confirm those first, then skip
     const uint64_t gap = first - wanted;
@@ -226,8 +230,8 @@ void OutputWorker::take_more() {
     confirmed_seq_ = next_seq_;
     if (!gap_logged_)
       logger_.error(label_ + ": " + std::to_string(gap) +
-                    " records left the full journal before this output took them; they are lost for it "
-                    "(outputs that kept up have them)");
+                    " records could not be read from the journal (deleted while it was full, or damaged); "
+                    "they are lost for this output");
     gap_logged_ = true;
   }
   for (auto &r : read_buf_)
@@ -264,8 +268,12 @@ bool OutputWorker::deliver() {
     if (rc != SINK_OK) return false; // retried later with the same record
     ++taken_;
   }
-  int rc;
-  {
+  // Nothing written (only skipped poison records): nothing to flush.
+  bool any_written = false;
+  for (const auto &item : unconfirmed_)
+    any_written = any_written || !poison(item.seq);
+  int rc = SINK_OK;
+  if (any_written) {
     // A crash inside flush is charged to the batch's last record.
     const Item &last = unconfirmed_.back();
     PluginCallScope scope(label_.c_str(), cursor_, last.seq, last.record->id.data());

@@ -26,16 +26,12 @@ void become_user(const std::string &user) {
     throw PrivilegeError("user " + user + ": root could be regained after the switch; refusing to run");
 }
 
-void hand_over_dir(const std::string &dir, const std::string &user) {
+void hand_over(const std::vector<std::string> &paths, const std::string &user) {
   const passwd *pw = getpwnam(user.c_str());
   if (!pw) throw PrivilegeError("user " + user + ": no such user");
-  auto give = [&](const std::string &p) {
+  for (const auto &p : paths)
     if (lchown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0)
       throw PrivilegeError("cannot give " + p + " to user " + user + ": " + std::strerror(errno));
-  };
-  give(dir);
-  for (const auto &e : std::filesystem::recursive_directory_iterator(dir))
-    give(e.path().string());
 }
 
 void check_writable_dirs(const std::vector<std::string> &paths, const std::string &user) {

@@ -22,9 +22,9 @@ void become_user(const std::string &user);
 
 // After the switch: every path's directory must be writable, or the next
 // log rotation would fail. Throws PrivilegeError naming the first that is not.
-// Gives dir and everything in it to user (the journal, written after the
-// switch). Throws PrivilegeError.
-void hand_over_dir(const std::string &dir, const std::string &user);
+// Gives these paths (the journal's directory and its own files, written
+// after the switch) to user. Throws PrivilegeError.
+void hand_over(const std::vector<std::string> &paths, const std::string &user);
 
 void check_writable_dirs(const std::vector<std::string> &paths, const std::string &user);
 

@@ -116,9 +116,14 @@ std::string sensor_metrics(const Server &server, const OutputDispatcher &outputs
   return m.text();
 }
 
-Health outputs_health(const std::vector<std::unique_ptr<OutputWorker>> &outputs,
-                      const MetricsConfig &limits) {
+Health outputs_health(const std::vector<std::unique_ptr<OutputWorker>> &outputs, const MetricsConfig &limits,
+                      bool paused) {
   Health h;
+  if (paused) {
+    h.ok = false;
+    h.why += "records: nothing can take them (journal full or failing, or every output's backlog full); "
+             "accepting is paused\n";
+  }
   const double max_seconds = std::chrono::duration<double>(limits.max_behind).count();
   for (const auto &o : outputs) {
     std::string why;

@@ -24,6 +24,8 @@ std::string sensor_metrics(const Server &server, const OutputDispatcher &outputs
                            const std::string &sensor);
 // 503 when an output's last write/flush failed or it is further behind
 // than metrics.max_behind_records / max_behind.
-Health outputs_health(const std::vector<std::unique_ptr<OutputWorker>> &outputs, const MetricsConfig &limits);
+// paused: no output can take records (journal full or failing): also 503.
+Health outputs_health(const std::vector<std::unique_ptr<OutputWorker>> &outputs, const MetricsConfig &limits,
+                      bool paused = false);
 
 } // namespace sink

@@ -187,7 +187,10 @@ int run(sink::Config config) {
       try {
         journal = std::make_unique<sink::Journal>(config.journal.dir, config.journal.max_bytes, *logger);
       } catch (const sink::JournalError &e) {
-        throw sink::BindError(config.source + ": " + e.what());
+        throw sink::BindError(
+            config.source +
+            (config.journal.line ? ":" + std::to_string(config.journal.line) : std::string()) + ": " +
+            e.what());
       }
     }
     outputs_owner = std::make_unique<sink::OutputDispatcher>(config, loader, *logger, queue, journal.get());
@@ -204,14 +207,22 @@ int run(sink::Config config) {
       metrics = std::make_unique<sink::MetricsServer>(
           server.base(), config.metrics.listen,
           [&] { return sink::sensor_metrics(server, *outputs_owner, journal.get(), config.sensor); },
-          [&] { return sink::outputs_health(outputs_owner->outputs(), config.metrics); });
+          [&] {
+            return sink::outputs_health(outputs_owner->outputs(), config.metrics,
+                                        outputs_owner->every_output_full());
+          });
       logger->info("metrics on http://" + config.metrics.listen + "/metrics and /healthz");
     }
     if (!config.user.empty()) {
       // Everything privileged is done: listeners bound, files open. The
       // journal keeps creating segments, so the user must own it.
-      if (journal) sink::hand_over_dir(config.journal.dir, config.user);
+      if (journal) sink::hand_over(journal->own_paths(), config.user);
       sink::become_user(config.user);
+      // The journal makes new files in its directories from now on.
+      if (journal) {
+        files.push_back(config.journal.dir + "/segment");
+        files.push_back(config.journal.dir + "/cursors/cursor");
+      }
       sink::check_writable_dirs(files, config.user);
       logger->info("running as user " + config.user + " (uid " + std::to_string(getuid()) +
                    "), no capabilities");
@@ -219,6 +230,7 @@ int run(sink::Config config) {
       logger->warn("running as root: set user: (or --user NAME) to drop privileges once the ports are bound");
     }
     created.keep(); // started: what was created stays
+    outputs.release_unconfigured_outputs();
     for (const auto &[file, p] : loader.loaded())
       logger->info("plugin " + std::string(p.descriptor->name) + " " +
                    (p.descriptor->version ? p.descriptor->version : "") + " (needs ABI " +

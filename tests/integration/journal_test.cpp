@@ -409,7 +409,7 @@ TEST(Journal, BadJournalSettingsStopTheStartBeforeAnythingListens) {
              "groups: [{name: g, listen: 127.0.0.1, ports: 0}]\noutputs: [{plugin: csv}]\n");
   auto r = run_sink(dir, {"--config", "c.yaml"});
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("c.yaml: journal.dir: cannot create"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("c.yaml:1: journal.dir: cannot create"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("listening"), std::string::npos);
 
   write_file(dir.file("c.yaml"),

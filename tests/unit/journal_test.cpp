@@ -193,6 +193,7 @@ TEST(JournalFiles, ATornTailIsCutAndACursorBeyondTheEndIsPulledBack) {
   {
     sink::Journal j(dir.file("j"), 1 << 20, log);
     auto &c = j.cursor("out");
+    j.cursor("slow"); // confirms nothing: every record stays
     append_all(j, 0, 10);
     c.advance(11); // it confirmed all ten
     c.store_now();
@@ -259,4 +260,44 @@ TEST(RecordJson, AJsonlLineRebuildsTheRecordItCameFrom) {
   broken.replace(broken.find("\"payload_hex\":\"") + 15, 1, "z");
   EXPECT_FALSE(sink::record_from_jsonl(broken, back, strings, &why));
   EXPECT_EQ(why, "payload_hex is not hex");
+}
+
+TEST(JournalFiles, ADamagedEntryWithRecordsAfterItIsKeptAndNumberedPast) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    j.cursor("out");
+    append_all(j, 0, 20);
+  }
+  std::string seg;
+  for (const auto &e : std::filesystem::directory_iterator(dir.file("j")))
+    if (e.path().extension() == ".journal" && e.path().string() > seg) seg = e.path().string();
+  const auto size = std::filesystem::file_size(seg);
+  {
+    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    f.put('\x5a'); // one bad byte in the middle, valid records after it
+  }
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(std::filesystem::file_size(seg), size) << "nothing is cut";
+  EXPECT_GT(j.end_seq(), 21u) << "new records are numbered past what the damaged part could hold";
+  uint64_t first = 0;
+  auto all = read_all(j, 1, &first);
+  EXPECT_LT(all.size(), 20u);
+  log.open();
+  EXPECT_NE(read_text(dir.file("log")).find("journal: damaged entry at record "), std::string::npos);
+}
+
+TEST(JournalFiles, AnUnreadableCursorStartsAgainFromTheOldestRecord) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    j.cursor("out");
+    append_all(j, 0, 5);
+  }
+  { std::ofstream(dir.file("j/cursors/out.cursor"), std::ios::trunc) << "garbage"; }
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(j.cursor("out").position(), 1u) << "every record again, none skipped";
 }
