@@ -143,10 +143,10 @@ TEST(FetFeatures, PopcountHighEdge) {
 }
 
 TEST(FetFeatures, ProtocolFingerprints) {
-  for (const std::string tls : {std::string("\x16\x03\x01", 3), std::string("\x17\x03\x00", 3),
-                                std::string("\x16\x03\x09", 3), std::string("\x17\x03\x03\x00\x20", 5)})
+  for (const std::string &tls : {std::string("\x16\x03\x01", 3), std::string("\x17\x03\x00", 3),
+                                 std::string("\x16\x03\x09", 3), std::string("\x17\x03\x03\x00\x20", 5)})
     EXPECT_EQ(protocol_of(tls), "tls") << tls.size();
-  for (const std::string no :
+  for (const std::string &no :
        {std::string("\x16\x03\x0a", 3), std::string("\x15\x03\x01", 3), std::string("\x18\x03\x01", 3),
         std::string("\x16\x02\x01", 3), std::string("\x16\x03", 2), std::string("\x16", 1), std::string()})
     EXPECT_EQ(protocol_of(no), "") << no.size();
