@@ -8,6 +8,7 @@
 
 #include <malloc.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <list>
@@ -259,5 +260,27 @@ TEST(ReplayTable, AMillionKeysFitIn128MiB) {
                 static_cast<double>(t.memory_bytes()) / static_cast<double>(kKeys));
     EXPECT_LE(heap, size_t{128} << 20);
     EXPECT_LE(per_entry, 128.0);
+
+    // What a save and a load of a full table cost (the periodic save runs
+    // on the record thread).
+    File f(std::tmpfile());
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_TRUE(t.save(f.get(), 64, kSalt));
+    std::fflush(f.get());
+    auto t1 = std::chrono::steady_clock::now();
+    const long file_bytes = std::ftell(f.get());
+    EXPECT_EQ(static_cast<size_t>(file_bytes), 48 + kKeys * ReplayTable::kFileEntryBytes);
+    std::rewind(f.get());
+    ReplayTable u(kKeys, 3600 * kSec);
+    Salt salt{};
+    std::string why;
+    ASSERT_TRUE(u.load(f.get(), 64, 0, &salt, &why)) << why;
+    auto t2 = std::chrono::steady_clock::now();
+    EXPECT_EQ(u.size(), kKeys);
+    using ms = std::chrono::milliseconds;
+    std::printf("replay state: %.1f MiB, save %lld ms, load %lld ms\n",
+                static_cast<double>(file_bytes) / (1 << 20),
+                static_cast<long long>(std::chrono::duration_cast<ms>(t1 - t0).count()),
+                static_cast<long long>(std::chrono::duration_cast<ms>(t2 - t1).count()));
   }
 }
