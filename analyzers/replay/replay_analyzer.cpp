@@ -130,16 +130,14 @@ int replay_create(const sink_create_args *args, void **instance) noexcept try {
 
   if (!r->state_path.empty()) {
     // Fail now, before anything is bound, if the state can never be saved.
+    // A temp file left by a crash mid-save is garbage: it goes too.
     const std::string tmp = r->temp_path();
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    const int err = errno;
-    if (fd < 0 && err != EEXIST)
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
       throw OptionError("option \"state_path\": cannot write " + r->state_path + " (creating " + tmp + ": " +
-                        os_error(err) + ")");
-    if (fd >= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-    }
+                        os_error(errno) + ")");
+    ::close(fd);
+    ::unlink(tmp.c_str());
     File f(std::fopen(r->state_path.c_str(), "rb"));
     if (f) {
       std::string why;

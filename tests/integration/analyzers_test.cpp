@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -297,4 +298,39 @@ TEST(Analyzers, CorruptStateFileWarnsAndStartsEmpty) {
   auto all = jsonl_by_remote_port(wait_for_lines(dir.file("out.jsonl"), 2));
   EXPECT_EQ(all[p]["extra"]["replay.seen"], 1);
   EXPECT_EQ(sink.stop().code, 0);
+}
+
+TEST(Analyzers, ReplaySavesPeriodicallySoAKillLosesLittle) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"),
+             kHeader + "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 5s}]\n"
+                       "analyzers: [{plugin: replay, state_path: r.state, save_interval: 200ms}]\n"
+                       "outputs: [{plugin: jsonl, path: out.jsonl}]\n");
+  uint16_t first_client = 0;
+  {
+    SinkProcess sink(dir, {"--config", "c.yaml"});
+    const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+    first_client = send_from("127.0.0.2", port, "periodic A");
+    wait_for_lines(dir.file("out.jsonl"), 1);
+    EXPECT_FALSE(std::filesystem::exists(dir.file("r.state"))) << "saved before the interval passed";
+    std::this_thread::sleep_for(300ms);
+    send_from("127.0.0.2", port, "periodic B"); // the first record after the interval saves
+    wait_for_lines(dir.file("out.jsonl"), 2);
+    for (int i = 0; i < 100 && !std::filesystem::exists(dir.file("r.state")); ++i)
+      std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(std::filesystem::exists(dir.file("r.state")));
+    sink.signal(SIGKILL); // no destroy, no final save
+    EXPECT_EQ(sink.wait_exit(5s).code, 128 + SIGKILL);
+  }
+  EXPECT_EQ(read_file(dir.file("sink.log")).find("saved "), std::string::npos);
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(2, dir.file("sink.log"))[1];
+  const size_t before = read_lines(dir.file("out.jsonl")).size();
+  const uint16_t a = send_from("127.0.0.3", port, "periodic A");
+  const uint16_t b = send_from("127.0.0.3", port, "periodic B");
+  auto all = jsonl_by_remote_port(wait_for_lines(dir.file("out.jsonl"), before + 2));
+  EXPECT_EQ(sink.stop().code, 0);
+  EXPECT_EQ(all[a]["extra"]["replay.seen"], 1) << all[a].dump();
+  EXPECT_EQ(all[a]["extra"]["replay.first_remote"], "127.0.0.2:" + std::to_string(first_client));
+  EXPECT_EQ(all[b]["extra"]["replay.seen"], 1) << all[b].dump();
 }
