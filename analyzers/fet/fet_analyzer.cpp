@@ -13,8 +13,10 @@
 namespace {
 
 int fet_create(const sink_create_args *args, void **instance) noexcept try {
-  sink::plugin::PluginOptions opts(args->config_json);
-  opts.only(std::vector<const char *>{});
+  const auto opts = nlohmann::json::parse(args->config_json ? args->config_json : "{}");
+  if (!opts.is_object()) throw sink::plugin::OptionError("options are not a JSON object");
+  if (!opts.empty())
+    throw sink::plugin::OptionError("unknown option \"" + opts.begin().key() + "\" (fet takes no options)");
   *instance = nullptr; // stateless
   return SINK_OK;
 } catch (const std::exception &e) {

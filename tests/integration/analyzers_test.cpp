@@ -254,7 +254,8 @@ TEST(Analyzers, BadAnalyzerConfigsExitTwoNamingTheKeyAndListenNowhere) {
       {"[{plugin: replay, save_interval: 0s}]", "option \"save_interval\""},
       {"[{plugin: replay, max_entries: 0}]", "option \"max_entries\""},
       {"[{plugin: replay, colour: blue}]", "unknown option \"colour\""},
-      {"[{plugin: fet, threshold: 3}]", "analyzers[0] (fet): unknown option \"threshold\""},
+      {"[{plugin: fet, threshold: 3}]",
+       "analyzers[0] (fet): unknown option \"threshold\" (fet takes no options)"},
       {"[{plugin: replay, state_path: no/such/dir/replay.state}]", "option \"state_path\": cannot write"},
   };
   for (const auto &c : cases) {
