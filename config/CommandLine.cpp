@@ -51,6 +51,7 @@ Config build_legacy_config(const LegacyFlags &f) {
   // go to debug, warnings and errors still show.
   c.log.level = "warn";
   GroupConfig g;
+  g.kernel_facts = false; // the original's records only
   g.name = "default";
   g.transport = f.tls ? "tls" : "tcp";
   if (!f.ip.empty()) g.listen.push_back(f.ip);

@@ -27,6 +27,7 @@ struct GroupConfig {
   // Empty: the group takes what no other group on its listener claims.
   std::vector<uint16_t> redirect_from;
   bool transparent = false;                   // IP_TRANSPARENT listeners, for TPROXY
+  bool kernel_facts = true;                   // the client's SYN and TCP_INFO as tcp.* extras (legacy: off)
   Duration timeout = std::chrono::minutes(1); // 0 = no absolute deadline
   Duration idle_timeout{0};                   // 0 = off
   size_t capture_bytes = 2048;

@@ -178,8 +178,8 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
   if (n["transport"]) g.transport = r.scalar(n["transport"], key + ".transport");
   // A group may carry one options block named after its transport (tls: ...).
   r.only_keys(n, key,
-              {"name", "transport", "listen", "ports", "redirect_from", "transparent", "timeout",
-               "idle_timeout", "capture_bytes", "close_grace", g.transport});
+              {"name", "transport", "listen", "ports", "redirect_from", "transparent", "kernel_facts",
+               "timeout", "idle_timeout", "capture_bytes", "close_grace", g.transport});
   if (!n["name"]) r.fail(n, key + ".name", "missing required key");
   g.name = r.scalar(n["name"], key + ".name");
   if (g.name.empty()) r.fail(n["name"], key + ".name", "must not be empty");
@@ -201,6 +201,7 @@ GroupConfig read_group(const Reader &r, const YAML::Node &n, size_t index) {
               std::to_string(g.ports.size()) + (g.ports.size() == 1 ? " port: 0" : " ports") + ")");
   }
   if (n["transparent"]) g.transparent = r.boolean(n["transparent"], key + ".transparent");
+  if (n["kernel_facts"]) g.kernel_facts = r.boolean(n["kernel_facts"], key + ".kernel_facts");
   // Timeouts below a millisecond would be silently meaningless: refuse them.
   auto timeout = [&](const char *name, Duration &out) {
     if (!n[name]) return;
@@ -525,6 +526,7 @@ std::string render_yaml_config(const Config &c) {
       out << YAML::Key << "redirect_from" << YAML::Value << YAML::DoubleQuoted
           << format_port_list(g.redirect_from);
     if (g.transparent) out << YAML::Key << "transparent" << YAML::Value << true;
+    out << YAML::Key << "kernel_facts" << YAML::Value << g.kernel_facts;
     out << YAML::Key << "timeout" << YAML::Value << format_go_duration(g.timeout);
     out << YAML::Key << "idle_timeout" << YAML::Value << format_go_duration(g.idle_timeout);
     out << YAML::Key << "close_grace" << YAML::Value << format_go_duration(g.close_grace);

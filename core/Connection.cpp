@@ -269,6 +269,10 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
     const uint8_t unread = queued_before > 0 || queued_at_close > 0 || drained > 0;
     extras.add_typed("unread_at_close", SINK_VALUE_BOOL, &unread, 1);
   }
+  if (!unclaimed_ && group_.config.kernel_facts) {
+    add_syn_extras(syn_, extras);
+    add_tcp_info_extras(fd, extras);
+  }
   r.duration_ns = closing_ ? closing_->duration_ns : elapsed_ns();
   r.accept_unix_ns = accept_unix_ns_;
   static const std::string kNoGroup;

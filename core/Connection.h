@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "Endpoint.h"
+#include "KernelFacts.h"
 #include "LibeventHandles.h"
 #include "TransportGroup.h"
 
@@ -31,6 +32,8 @@ public:
   // Hands the socket to the transport and arms callbacks and timers. Returns
   // false when that failed: the connection is then finished (and destroyed).
   bool start();
+  // The client's SYN, read right after accept (groups with kernel_facts).
+  void set_syn(const SynFacts &syn) { syn_ = syn; }
   // No group takes the connection: close it and record why. Destroys *this.
   void reject(std::string detail);
   // Ends the connection: final drain, record, close. Destroys *this.
@@ -70,6 +73,7 @@ private:
 
   Server &server_;
   TransportGroup &group_;
+  SynFacts syn_;
   int fd_;
   Endpoint local_, remote_;
   uint16_t listen_port_;

@@ -1,5 +1,7 @@
 #include "Server.h"
 
+#include "KernelFacts.h"
+
 #include "ConfigValidation.h"
 
 #include <arpa/inet.h>
@@ -38,7 +40,7 @@ struct SocketGuard {
 
 // Opens a listening socket on addr ("" = all IPv4 and IPv6) and port;
 // transparent sockets accept connections to any address (TPROXY).
-int open_listener(const std::string &addr, uint16_t port, bool transparent, std::string *why) {
+int open_listener(const std::string &addr, uint16_t port, bool transparent, bool save_syn, std::string *why) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   bool dual = false;
@@ -58,7 +60,7 @@ int open_listener(const std::string &addr, uint16_t port, bool transparent, std:
   SocketGuard s{::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (s.fd < 0 && addr.empty() && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
     // No IPv6 on this host: all addresses means all IPv4 addresses.
-    return open_listener("0.0.0.0", port, transparent, why);
+    return open_listener("0.0.0.0", port, transparent, save_syn, why);
   }
   if (s.fd < 0) {
     *why = std::string("socket: ") + std::strerror(errno);
@@ -66,6 +68,8 @@ int open_listener(const std::string &addr, uint16_t port, bool transparent, std:
   }
   int one = 1, zero = 0;
   setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // The kernel keeps each client's SYN for us to read after accept.
+  if (save_syn) enable_saved_syn(s.fd);
   if (ss.ss_family == AF_INET6) setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, dual ? &zero : &one, sizeof one);
   if (transparent) {
     // One flag on the socket covers IPv4 and IPv6 (IPV6_TRANSPARENT sets the same bit).
@@ -214,7 +218,11 @@ void Server::bind_all() {
 Server::Listener *Server::open_listener_for(TransportGroup &group, const std::string &addr, uint16_t port) {
   const auto &g = group.config;
   std::string why;
-  int fd = open_listener(addr, port, g.transparent, &why);
+  // A listener may serve several groups: save SYNs if any group wants them.
+  bool save_syn = false;
+  for (const auto &other : config_.groups)
+    save_syn = save_syn || other.kernel_facts;
+  int fd = open_listener(addr, port, g.transparent, save_syn, &why);
   std::string shown = addr.empty() ? "all addresses" : addr;
   if (fd < 0)
     throw BindError("cannot listen on " + shown + " port " + std::to_string(port) + " (group \"" + g.name +
@@ -263,6 +271,7 @@ Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer)
   auto conn =
       std::make_unique<Connection>(*this, group ? *group : *l.groups.front(), fd, peer, dialed, l.local.port);
   Connection &c = *conn;
+  if (group && group->config.kernel_facts) c.set_syn(read_saved_syn(fd));
   add(std::move(conn));
   if (!group) {
     c.reject("no group claims dialed port " + std::to_string(dialed.port) + " on listener " +

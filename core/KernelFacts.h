@@ -1,0 +1,48 @@
+#pragma once
+// What the kernel knows about a connection that the bytes do not say: the
+// client's SYN as it arrived (TCP_SAVE_SYN / TCP_SAVED_SYN: TTL, IP ID, DF,
+// window, TCP options in order) and, at close, TCP_INFO (RTT,
+// retransmissions, segments in). Injected or probing traffic differs from
+// the real client's stack in exactly these. Raw fields, no fingerprint hash.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "Record.h"
+
+namespace sink {
+
+struct SynFacts {
+  bool saved = false; // false: the kernel kept no SYN (SYN cookies were in use)
+  bool v6 = false;
+  uint8_t ttl = 0;     // IPv6: hop limit
+  uint16_t ip_id = 0;  // IPv4 only
+  bool df = false;     // IPv4 only
+  uint16_t window = 0; // as sent (unscaled)
+  int32_t mss = -1;    // -1: no MSS option
+  int16_t wscale = -1; // -1: no window scale option
+  uint8_t option_count = 0;
+  uint8_t options[20] = {}; // kinds in order (a TCP header holds at most 40 option bytes)
+};
+
+// Parses a saved SYN (IP header then TCP header, as TCP_SAVED_SYN returns
+// it). False when it is not one.
+bool parse_saved_syn(const uint8_t *data, size_t len, SynFacts *out);
+
+// "mss,sok,ts,nop,ws": option kinds by name (eol, nop, mss, ws, sok, sack,
+// ts; others as their number).
+std::string syn_option_names(const SynFacts &f);
+
+// Asks the kernel to keep each client's SYN on a listening socket.
+void enable_saved_syn(int listen_fd);
+
+// Reads (and so frees) the SYN the kernel saved for an accepted socket.
+SynFacts read_saved_syn(int fd);
+
+// Adds tcp.syn_* extras (or tcp.syn_saved=false).
+void add_syn_extras(const SynFacts &f, ExtraCollector &extras);
+
+// Adds tcp.rtt_us, tcp.retrans, tcp.segs_in from TCP_INFO, if the socket has it.
+void add_tcp_info_extras(int fd, ExtraCollector &extras);
+
+} // namespace sink
