@@ -129,8 +129,8 @@ def tls_handshakes(make_server, seconds):
     return {"rate": n / seconds, "cpu_us": cpu / n * 1e6 if n else float("nan")}
 
 
-def journal_ab(on, off, build, conns, rounds):
-    """CPU per connection with the journal on and off, interleaved rounds, medians."""
+def ab(title, on, off, build, conns, rounds, target=""):
+    """CPU per connection of two configs, interleaved rounds, medians."""
     cpu = {"on": [], "off": []}
     for _ in range(rounds):
         for key, make in (("on", on), ("off", off)):
@@ -142,9 +142,21 @@ def journal_ab(on, off, build, conns, rounds):
                 cpu[key].append((cpu_seconds(s.proc.pid) - cpu0) / conns * 1e6)
                 s.stop()
     med = {k: sorted(v)[len(v) // 2] for k, v in cpu.items()}
-    print(f"\njournal (YAML csv+jsonl, {rounds} interleaved rounds, medians): cpu/conn {med['on']:.1f} us on vs "
-          f"{med['off']:.1f} us off, x{med['on'] / med['off']:.2f} (target <= x1.10); "
-          f"rounds on {[round(x, 1) for x in cpu['on']]} off {[round(x, 1) for x in cpu['off']]}")
+    print(f"\n{title} ({rounds} interleaved rounds, medians): cpu/conn {med['on']:.1f} us on vs "
+          f"{med['off']:.1f} us off: x{med['on'] / med['off']:.2f}, {med['on'] - med['off']:+.1f} us/conn"
+          f"{target}; rounds on {[round(x, 1) for x in cpu['on']]} off {[round(x, 1) for x in cpu['off']]}",
+          flush=True)
+
+
+def yaml_server(build, name, top="", group_extra="", outputs="  - {plugin: jsonl, path: out.jsonl}\n",
+                records="out.jsonl"):
+    def make(d):
+        with open(f"{d}/c.yaml", "w") as f:
+            f.write(f"log: {{path: sink.log}}\n{top}"
+                    f"groups: [{{name: b, listen: 127.0.0.1, ports: 0, timeout: 1m{group_extra}}}]\n"
+                    f"outputs:\n{outputs}")
+        return Server(name, [f"{build}/sink", "--config", "c.yaml"], d, records=f"{d}/{records}", log=f"{d}/sink.log")
+    return make
 
 
 def free_port():
@@ -301,7 +313,13 @@ def main():
     print(f"  openssl s_server (baseline) {hs_base['rate']:7.0f}/s  server cpu {hs_base['cpu_us']:7.0f} us/handshake")
     print(f"  sink tls                    {hs_sink['rate']:7.0f}/s  server cpu {hs_sink['cpu_us']:7.0f} us/handshake"
           f"   rate x{hs_sink['rate'] / hs_base['rate']:.2f}  cpu x{hs_sink['cpu_us'] / hs_base['cpu_us']:.2f}")
-    journal_ab(yaml, yaml_no_journal, build, a.conns, a.rounds)
+    ab("journal (YAML csv+jsonl)", yaml, yaml_no_journal, build, a.conns, a.rounds, " (target <= x1.10)")
+    base_off = yaml_server(build, "facts off", "journal: false\n", ", kernel_facts: false")
+    ab("kernel facts: the client's SYN + TCP_INFO (jsonl, journal off)",
+       yaml_server(build, "facts on", "journal: false\n"), base_off, build, a.conns, a.rounds)
+    ab("analyzers fet + replay (jsonl, journal off, kernel facts off)",
+       yaml_server(build, "analyzers", "journal: false\nanalyzers: [{plugin: fet}, {plugin: replay}]\n",
+                   ", kernel_facts: false"), base_off, build, a.conns, a.rounds)
     fleet_outputs(build, a.fleet_conns)
     print("original Go sink on this machine type (compat-contract, not re-measured): 80 us/conn, 9000 conn/s, 8 KB/idle conn")
     for name, r in results.items():
