@@ -189,6 +189,17 @@ bool Collector::run() {
   uint64_t next_seq = 1;
   StringInterner strings;
   auto last_progress_note = std::chrono::steady_clock::now();
+  // Acknowledges every message whose record every output confirmed.
+  auto acknowledge_confirmed = [&] {
+    uint64_t confirmed = UINT64_MAX;
+    for (const auto &o : st.outputs)
+      confirmed = std::min(confirmed, o->confirmed_until());
+    while (!pending.empty() && pending.front().first < confirmed) {
+      natsMsg_Ack(pending.front().second.get(), nullptr);
+      pending.pop_front();
+      ++st.acknowledged;
+    }
+  };
   st.logger.info("collect: consuming stream " + s.nats.stream + " (subjects " + s.subject + ") as durable " +
                  s.durable + " from " + conn->servers_text());
 
@@ -229,15 +240,7 @@ bool Collector::run() {
         continue;
       }
     }
-    // Acknowledge what every output confirmed.
-    uint64_t confirmed = UINT64_MAX;
-    for (const auto &o : st.outputs)
-      confirmed = std::min(confirmed, o->confirmed_until());
-    while (!pending.empty() && pending.front().first < confirmed) {
-      natsMsg_Ack(pending.front().second.get(), nullptr);
-      pending.pop_front();
-      ++st.acknowledged;
-    }
+    acknowledge_confirmed();
     st.in_flight = pending.size();
     // Outputs lagging: tell JetStream the messages are still being worked on.
     if (!pending.empty() && std::chrono::steady_clock::now() - last_progress_note > s.ack_wait / 3) {
@@ -296,14 +299,7 @@ bool Collector::run() {
     o->release();
     clean = clean && o->finished();
   }
-  uint64_t confirmed = UINT64_MAX;
-  for (const auto &o : st.outputs)
-    confirmed = std::min(confirmed, o->confirmed_until());
-  while (!pending.empty() && pending.front().first < confirmed) {
-    natsMsg_Ack(pending.front().second.get(), nullptr);
-    pending.pop_front();
-    ++st.acknowledged;
-  }
+  acknowledge_confirmed();
   if (conn->connected()) natsConnection_FlushTimeout(conn->get(), 2000);
   std::string line = "final stats: received=" + std::to_string(st.received) +
                      " acknowledged=" + std::to_string(st.acknowledged) +

@@ -448,7 +448,9 @@ outputs:
         self.assertEqual(stream_count(port, "NKEY"), 10)
         log = self.read("sink.log")
         self.assertIn("cannot reach the NATS server", log)
-        self.assertIn("uthorization", log)
+        # libnats names the refusal ("Authorization Violation") or, when the
+        # server closed the link first, just gives up on it: either way once.
+        self.assertTrue("uthorization" in log or "gave up" in log, log)
         self.assertLessEqual(log.count("gave up"), 1, log)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)

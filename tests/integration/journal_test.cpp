@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -95,6 +96,15 @@ std::string all_logs(const TempDir &dir) {
   for (int n = 1; std::filesystem::exists(dir.file("sink.log." + std::to_string(n))); ++n)
     all += read_file(dir.file("sink.log." + std::to_string(n)));
   return all + read_file(dir.file("sink.log"));
+}
+
+// Under AddressSanitizer the sink's own SIGSEGV handler (the crash line)
+// must be allowed to replace the sanitizer's for the crash tests.
+void allow_own_segv_handler() {
+  const char *now = std::getenv("ASAN_OPTIONS");
+  std::string opts = now ? now : "";
+  if (opts.find("allow_user_segv_handler") == std::string::npos)
+    ::setenv("ASAN_OPTIONS", (opts + (opts.empty() ? "" : ":") + "allow_user_segv_handler=1").c_str(), 1);
 }
 
 std::string http_get(uint16_t port, const std::string &path) {
@@ -194,6 +204,7 @@ TEST(Journal, KillNineLosesNothingThatReachedTheJournal) {
 }
 
 TEST(Journal, APluginCrashIsLoggedAndEveryOutputGetsEveryRecordAfterARestart) {
+  allow_own_segv_handler();
   TempDir dir;
   write_file(dir.file("c.yaml"), config(test_output("crashy", "a.txt", "    crash_at: 100\n") + kJsonl));
   {
@@ -227,6 +238,7 @@ TEST(Journal, APluginCrashIsLoggedAndEveryOutputGetsEveryRecordAfterARestart) {
 }
 
 TEST(Journal, ARecordThatCrashesAnOutputOnThreeStartsInARowIsSkippedForIt) {
+  allow_own_segv_handler();
   TempDir dir;
   write_file(dir.file("c.yaml"),
              config(test_output("fragile", "a.txt", "    crash_on_payload: POISON\n") + kJsonl));

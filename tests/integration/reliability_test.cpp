@@ -2,6 +2,8 @@
 // signals, descriptor exhaustion, floods and hostile peers.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <csignal>
 #include <filesystem>
 #include <regex>
@@ -290,10 +292,11 @@ TEST(Reliability, SecondSignalCutsTheFinalDrainShort) {
   auto exit = sink.stop(); // the second SIGTERM
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
   EXPECT_EQ(exit.code, 0);
-  EXPECT_NE(read_file(dir.file("sink.log"))
-                .find("second signal: exiting now; 0 records not yet in the journal are lost, the journal keeps "
-                      "the rest for the next start"),
-            std::string::npos);
+  EXPECT_NE(
+      read_file(dir.file("sink.log"))
+          .find("second signal: exiting now; 0 records not yet in the journal are lost, the journal keeps "
+                "the rest for the next start"),
+      std::string::npos);
 }
 
 TEST(Reliability, ConfiguredConnectionCapHoldsTheRestInTheKernelQueue) {
@@ -333,6 +336,22 @@ TEST(Reliability, ConnectionsQueuedInTheKernelAtShutdownGetARecord) {
   EXPECT_NE(s.log().find("recorded 45 connections still queued in the kernel"), std::string::npos) << s.log();
 }
 
+namespace {
+// Waits until process pid blocks sig (its main thread's SigBlk mask).
+void wait_until_blocked(pid_t pid, int sig) {
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("SigBlk:", 0) == 0 && (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1) & 1))
+        return;
+    std::this_thread::sleep_for(1ms);
+  }
+  ADD_FAILURE() << "the sink never blocked signal " << sig;
+}
+} // namespace
+
 TEST(Reliability, SignalsDuringStartUpAreActedOnNotFatal) {
   // A TLS group with a self-signed certificate takes a while to start: the
   // signals land while the sink is still setting up.
@@ -342,7 +361,10 @@ TEST(Reliability, SignalsDuringStartUpAreActedOnNotFatal) {
                "log: {path: sink.log}\ngroups: [{name: t, transport: tls, listen: 127.0.0.1, "
                "ports: 0}]\noutputs: [{plugin: jsonl, path: out.jsonl}]\n");
     SinkProcess p(dir, {"--config", "c.yaml"});
-    std::this_thread::sleep_for(30ms);
+    // Signal as soon as main has blocked them (before that the process is
+    // still in the loader or a sanitizer's start-up, which no code of ours
+    // can protect).
+    wait_until_blocked(p.pid(), sig);
     p.signal(sig);
     if (sig == SIGHUP) {
       p.wait_listening(1, dir.file("sink.log")); // still alive, and serving
