@@ -464,6 +464,11 @@ Journal::Append Journal::append(const std::deque<Record> &batch, size_t *count, 
   // The active segment is never deleted while written to: when it alone is
   // in the way and every output has confirmed all of it, start afresh.
   if (room < ends_[0] && reset_if_consumed()) room = make_room(buffer_.size(), force);
+  // New segments on the way take a header each: keep room for them.
+  if (!force) {
+    const uint64_t headers = kSegmentHeader * (1 + buffer_.size() / segment_bytes_);
+    room = room > headers ? room - headers : 0;
+  }
   // As many whole records as fit; one record larger than half the bound
   // goes in anyway when the journal is otherwise empty: it could never fit.
   size_t n = static_cast<size_t>(std::upper_bound(ends_.begin(), ends_.end(), room) - ends_.begin());

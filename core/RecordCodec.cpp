@@ -90,7 +90,7 @@ void encode_record(const Record &r, std::string &out) {
     uint64_t bits;
     std::memcpy(&bits, &e.number, sizeof bits);
     put_u64(out, bits);
-    put_str(out, e.text);
+    // The ABI 1.0 text form is derived from the typed value on decode.
   }
 }
 
@@ -128,18 +128,32 @@ bool decode_record(const uint8_t *p, size_t n, Record &r, StringInterner &string
   const uint32_t extras = c.u32();
   if (!c.ok() || extras > n) return false;
   r.extras.reserve(extras);
+  ExtraCollector collector(r, false);
   for (uint32_t i = 0; i < extras && c.ok(); ++i) {
-    ExtraValue e;
-    e.key = c.bytes();
+    const std::string key(c.bytes());
     const uint32_t type = c.u32();
     if (type < SINK_VALUE_STRING || type > SINK_VALUE_BYTES) return false;
-    e.type = static_cast<sink_value_type>(type);
-    e.bytes = c.bytes();
-    e.integer = static_cast<int64_t>(c.u64());
+    const auto bytes = c.bytes();
+    const int64_t integer = static_cast<int64_t>(c.u64());
     const uint64_t bits = c.u64();
-    std::memcpy(&e.number, &bits, sizeof bits);
-    e.text = c.bytes();
-    r.extras.push_back(std::move(e));
+    double number;
+    std::memcpy(&number, &bits, sizeof number);
+    const size_t before = r.extras.size();
+    // Through the collector, so the text form is what it was when added.
+    switch (static_cast<sink_value_type>(type)) {
+    case SINK_VALUE_STRING:
+    case SINK_VALUE_BYTES:
+      collector.add_typed(key.c_str(), static_cast<sink_value_type>(type), bytes.data(), bytes.size());
+      break;
+    case SINK_VALUE_BOOL: {
+      const uint8_t b = integer ? 1 : 0;
+      collector.add_typed(key.c_str(), SINK_VALUE_BOOL, &b, 1);
+      break;
+    }
+    case SINK_VALUE_INT: collector.add_typed(key.c_str(), SINK_VALUE_INT, &integer, sizeof integer); break;
+    case SINK_VALUE_FLOAT: collector.add_typed(key.c_str(), SINK_VALUE_FLOAT, &number, sizeof number); break;
+    }
+    if (r.extras.size() != before + 1) return false; // a value the host would not have kept
   }
   return c.ok() && c.done();
 }
