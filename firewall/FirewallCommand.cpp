@@ -180,7 +180,8 @@ int run_firewall_command(const std::vector<std::string> &args) {
     return kExitUsage;
   }
   if (config.collect.enabled) {
-    std::fprintf(stderr, "sink firewall: %s is a collector config: a collector has no listeners to redirect to\n",
+    std::fprintf(stderr,
+                 "sink firewall: %s is a collector config: a collector has no listeners to redirect to\n",
                  config_path.c_str());
     return kExitUsage;
   }

@@ -92,9 +92,10 @@ TEST(PluginAbi, AFailingOutputDoesNotTakeTheOthersDown) {
   EXPECT_EQ(lines.size(), 5u) << "the healthy output got every record";
   const std::string log = read_file(dir.file("sink.log"));
   EXPECT_NE(log.find("output bad_write_fails: write failed"), std::string::npos) << log;
-  EXPECT_NE(log.find("output bad_write_fails: 5 records wait in the journal for this output; they are delivered "
-                     "at the next start"),
-            std::string::npos)
+  EXPECT_NE(
+      log.find("output bad_write_fails: 5 records wait in the journal for this output; they are delivered "
+               "at the next start"),
+      std::string::npos)
       << log;
 }
 
