@@ -289,7 +289,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   r.close_detail = std::move(detail);
   if (server_.log_connections()) log_close(reason, r.close_detail, r.duration_ns);
 
-  server_.count_closed(*r.group, reason, total_);
+  server_.count_closed(unclaimed_ ? nullptr : &group_, reason, total_);
   deadline_.reset();
   session_end_wait_.reset();
   bev_.reset(); // closes the socket

@@ -84,7 +84,7 @@ std::string sensor_metrics(const Server &server, const OutputDispatcher &outputs
   PrometheusText m;
   m.family("sink_info", "gauge", "Constant 1, labelled with the sensor name.");
   m.sample("sink_info", 1, {{"sensor", sensor}});
-  const auto &groups = server.group_counters();
+  const auto groups = server.group_counters();
   m.family("sink_connections_accepted_total", "counter", "Connections accepted, by group (\"\": no group).");
   for (const auto &[g, c] : groups)
     m.sample("sink_connections_accepted_total", static_cast<double>(c.accepted), {{"group", g}});

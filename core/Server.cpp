@@ -266,7 +266,7 @@ Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer)
   const Endpoint local = local_endpoint(fd);
   Endpoint dialed = dialed_endpoint(fd, local);
   TransportGroup *group = l.pick(dialed.port);
-  ++by_group_[group ? group->config.name : std::string()].accepted;
+  ++(group ? group->counters : unclaimed_counters_).accepted;
   apply_public_ip(dialed);
   auto conn =
       std::make_unique<Connection>(*this, group ? *group : *l.groups.front(), fd, peer, dialed, l.local.port);
@@ -341,12 +341,20 @@ void Server::remove(Connection &c) {
   if (paused_) resume_accepting(); // a descriptor is free again
 }
 
-void Server::count_closed(const std::string &group, sink_close_reason reason, uint64_t bytes) {
+void Server::count_closed(TransportGroup *group, sink_close_reason reason, uint64_t bytes) {
   ++counters_.closed[static_cast<int>(reason) % 6];
   counters_.bytes += bytes;
-  auto &g = by_group_[group];
+  auto &g = group ? group->counters : unclaimed_counters_;
   ++g.closed[static_cast<int>(reason) % 6];
   g.bytes += bytes;
+}
+
+std::vector<std::pair<std::string, GroupCounters>> Server::group_counters() const {
+  std::vector<std::pair<std::string, GroupCounters>> out;
+  for (const auto &g : groups_)
+    out.emplace_back(g->config.name, g->counters);
+  out.emplace_back("", unclaimed_counters_);
+  return out;
 }
 
 std::string Server::stats_line() const {

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <functional>
 #include <list>
-#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -50,16 +49,12 @@ public:
 
   // For Connection.
   Logger &logger() { return logger_; }
-  void count_closed(const std::string &group, sink_close_reason reason, uint64_t bytes);
+  // group: nullptr for a connection no group claimed.
+  void count_closed(TransportGroup *group, sink_close_reason reason, uint64_t bytes);
 
-  // Counters of one group ("" = connections no group claimed). Network
-  // thread only (the metrics endpoint runs there too).
-  struct GroupCounters {
-    uint64_t accepted = 0;
-    uint64_t closed[6] = {};
-    uint64_t bytes = 0;
-  };
-  const std::map<std::string, GroupCounters> &group_counters() const { return by_group_; }
+  // Counters by group name ("" = connections no group claimed), in config
+  // order. Network thread only (the metrics endpoint runs there too).
+  std::vector<std::pair<std::string, GroupCounters>> group_counters() const;
   size_t open_connections() const { return connections_.size(); }
   uint64_t accept_pauses() const { return counters_.accept_pauses; }
   RecordQueue &queue() { return queue_; }
@@ -122,7 +117,7 @@ private:
   std::function<bool()> outputs_full_;
   bool outputs_full() const { return outputs_full_ && outputs_full_(); }
   Counters counters_;
-  std::map<std::string, GroupCounters> by_group_;
+  GroupCounters unclaimed_counters_; // connections no group claimed
   RecordIdGenerator ids_;
   std::vector<Endpoint> public_ips_; // config public_ip, parsed
   size_t max_connections_ = 0;

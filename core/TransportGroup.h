@@ -20,6 +20,13 @@ inline timeval to_timeval(Duration d) {
   return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
 }
 
+// Connections of one group, for the metrics. Network thread only.
+struct GroupCounters {
+  uint64_t accepted = 0;
+  uint64_t closed[6] = {};
+  uint64_t bytes = 0;
+};
+
 struct TransportGroup {
   TransportGroup(const GroupConfig &cfg, const sink_plugin_descriptor &plugin, Logger &logger,
                  const std::string &where, const std::string &config_dir, uint32_t worker);
@@ -35,6 +42,7 @@ struct TransportGroup {
   const timeval *deadline = nullptr; // libevent common timeout; nullptr = none
   timeval idle{};                    // zero = no idle timeout
   size_t max_single_read = 0;
+  GroupCounters counters;
 };
 
 } // namespace sink
