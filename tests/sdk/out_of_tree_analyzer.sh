@@ -6,24 +6,10 @@
 set -euo pipefail
 src=$1
 build=$2
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null
-  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-  return 0
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-cmake --install "$build" --prefix "$work/prefix" >/dev/null
+. "$src/tests/sdk/sdk_lib.sh"
 [ -f "$work/prefix/share/doc/sink/plugin-examples/analyzer-plugin/payload_entropy.cpp" ] ||
   fail "the analyzer example is not installed with the SDK"
-cmake -S "$src/examples/analyzer-plugin" -B "$work/plugin" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/plugin" 2>&1 | tee "$work/build.log" >/dev/null
-! grep -q "warning:" "$work/build.log" || fail "warnings building the example: $(cat "$work/build.log")"
-exports=$(nm -D --defined-only "$work/plugin/payload_entropy.so" | awk '{print $3}')
-[ "$exports" = "sink_plugin_entry" ] || fail "plugin exports: $exports"
+build_example analyzer-plugin payload_entropy.so
 
 cd "$work"
 # A bad option is refused at start, naming it.

@@ -6,21 +6,8 @@
 set -euo pipefail
 src=$1
 build=$2
-work=$(mktemp -d)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null
-  if [ -n "${KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-  return 0
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-cmake --install "$build" --prefix "$work/prefix" >/dev/null
-cmake -S "$src/examples/output-plugin" -B "$work/plugin" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/plugin" >/dev/null
-exports=$(nm -D --defined-only "$work/plugin/sqlite.so" | awk '{print $3}')
-[ "$exports" = "sink_plugin_entry" ] || fail "plugin exports: $exports"
+. "$src/tests/sdk/sdk_lib.sh"
+build_example output-plugin sqlite.so
 
 # The walk-throughs in docs/plugins.md (an output, an analyzer) build as printed.
 mkdir "$work/walkthrough"
