@@ -7,20 +7,25 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 
 #include "GoText.h"
 #include "RecordFormat.h"
 #include "Server.h"
+#include "TextEncoding.h"
 
 namespace sink {
 namespace {
 
-// Bounds what one connection may buffer in user space; the read callback
-// drains everything, so this is only reached within one read pass.
+// Bounds what one bufferevent connection may buffer in user space; the read
+// callback drains everything, so this is only reached within one read pass.
 constexpr size_t kReadHighWatermark = 256 * 1024;
-// A flood is read in chunks this large.
+// A flood through a bufferevent (TLS) is read in chunks this large.
 constexpr size_t kMaxSingleRead = 64 * 1024;
+// One readable event reads at most this much from a plain socket before the
+// loop serves other connections (a flood must not starve them).
+constexpr size_t kReadPerEvent = 1024 * 1024;
 // At a server-side close we read what the kernel still holds, up to this
 // much, so it is counted and the close is less likely to become a RST.
 constexpr size_t kFinalDrainLimit = 4 * 1024 * 1024;
@@ -31,46 +36,71 @@ int64_t unix_now_ns() {
       .count();
 }
 
+// The kernel's view: after a RST the socket is CLOSED; after a FIN it waits
+// in CLOSE_WAIT. Used when errno no longer says which.
+bool peer_reset(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  return fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state == TCP_CLOSE;
+}
+
 } // namespace
 
 Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer,
                        const Endpoint &local, uint16_t listen_port)
-    : server_(server), group_(group), fd_(fd), local_(local), remote_(Endpoint::from_sockaddr(peer)),
-      listen_port_(listen_port), accept_unix_ns_(unix_now_ns()),
-      accept_mono_(std::chrono::steady_clock::now()) {
+    : server_(server), group_(group), fd_(fd), listen_port_(listen_port), accept_unix_ns_(unix_now_ns()),
+      accept_mono_(std::chrono::steady_clock::now()), local_(local), remote_(Endpoint::from_sockaddr(peer)) {
   server_.ids().next(id_);
 }
 
 Connection::~Connection() {
-  bev_.reset();
-  if (group_.ops->conn_free) group_.ops->conn_free(group_.instance, conn_state_);
+  socket_event_.reset();
+  deadline_.reset();
+  session_end_wait_.reset();
+  if (bev_)
+    bev_.reset(); // closes the socket (BEV_OPT_CLOSE_ON_FREE, or the transport does)
+  else if (fd_ >= 0)
+    ::close(fd_); // never attached, or the transport refused it
+  if (attached_ && group_.ops->conn_free) group_.ops->conn_free(group_.instance, conn_state_);
+}
+
+int Connection::socket_fd() const {
+  if (bev_ && !reads_socket()) return bufferevent_getfd(bev_.get());
+  return fd_;
 }
 
 bool Connection::start() {
   if (server_.log_connections())
     server_.logger().plain("Open:  " + local_.to_string() + " <-- " + remote_.to_string());
-  bev_.reset(group_.ops->accept(group_.instance, server_.base(), fd_, &conn_state_));
-  if (!bev_) {
-    ::close(fd_);
-    fd_ = -1;
-    finish(SINK_CLOSE_ERROR, 0,
-           "transport " + std::string(group_.plugin_name) + " could not take the connection");
+  // Until the client speaks only this event watches the socket; its timeout
+  // is the idle timeout (a persistent event restarts it after each read).
+  socket_event_.reset(event_new(server_.base(), fd_, EV_READ | EV_PERSIST, on_socket, this));
+  const bool idle = group_.idle.tv_sec || group_.idle.tv_usec;
+  if (!socket_event_ || event_add(socket_event_.get(), idle ? &group_.idle : nullptr) != 0) {
+    finish(SINK_CLOSE_ERROR, 0, "cannot watch the socket");
     return false;
   }
-  bufferevent_setcb(bev_.get(), on_read, nullptr, on_event, this);
-  bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHighWatermark);
-  // With connection logging on, read like the original: at most capture_bytes
-  // per read, one Recv line each.
-  size_t single = kMaxSingleRead;
-  if (server_.log_connections() && group_.config.capture_bytes > 0) single = group_.config.capture_bytes;
-  bufferevent_set_max_single_read(bev_.get(), single);
-  if (group_.idle.tv_sec || group_.idle.tv_usec) bufferevent_set_timeouts(bev_.get(), &group_.idle, nullptr);
-  // Reading only: the transport may write its own handshake, we never write.
-  bufferevent_enable(bev_.get(), EV_READ);
   if (group_.deadline) {
     deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
     evtimer_add(deadline_.get(), group_.deadline);
   }
+  return true;
+}
+
+bool Connection::attach_transport() {
+  if (attached_) return bev_ != nullptr;
+  attached_ = true;
+  bev_.reset(group_.ops->accept(group_.instance, server_.base(), fd_, &conn_state_));
+  if (!bev_) return false;
+  if (reads_socket()) return true; // the host reads the socket itself; the bufferevent stays off
+  // The bufferevent reads from here on.
+  socket_event_.reset();
+  bufferevent_setcb(bev_.get(), on_read, nullptr, on_event, this);
+  bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHighWatermark);
+  bufferevent_set_max_single_read(bev_.get(), kMaxSingleRead);
+  if (group_.idle.tv_sec || group_.idle.tv_usec) bufferevent_set_timeouts(bev_.get(), &group_.idle, nullptr);
+  // Reading only: the transport may write its own handshake, we never write.
+  bufferevent_enable(bev_.get(), EV_READ);
   return true;
 }
 
@@ -83,70 +113,127 @@ void Connection::reject(std::string detail) {
   finish(SINK_CLOSE_ERROR, 0, std::move(detail));
 }
 
-size_t Connection::capture_room(size_t len) const {
-  const size_t cap = group_.config.capture_bytes;
-  return captured_.size() < cap ? std::min(len, cap - captured_.size()) : 0;
-}
-
 void Connection::take(const uint8_t *data, size_t len) {
   if (first_read_len_ == 0) first_read_len_ = len;
-  captured_.insert(captured_.end(), data, data + capture_room(len));
+  const size_t cap = group_.config.capture_bytes;
+  if (captured_.size() < cap) {
+    const size_t n = std::min(len, cap - captured_.size());
+    if (captured_.capacity() == 0) captured_.reserve(std::min(cap, std::max<size_t>(n, 256)));
+    captured_.insert(captured_.end(), data, data + n);
+  }
   total_ += len;
-  if (server_.log_connections())
+  if (server_.log_connections()) log_recv(data, len);
+}
+
+void Connection::log_recv(const uint8_t *data, size_t len) {
+  LogBatch *batch = Logger::thread_batch();
+  if (!batch) {
     server_.logger().plain("Recv:  " + local_.to_string() + " <-- " + remote_.to_string() + ": " +
                            go_quote(data, len) + " (" + text::hex(data, len) + "), " + std::to_string(len) +
                            " bytes");
+    return;
+  }
+  // The original's line, formatted in one pass into the thread's batch.
+  batch->stamp_line();
+  LineBuffer &out = batch->lines;
+  out.append("Recv:  ");
+  out.append(local_.to_string());
+  out.append(" <-- ");
+  out.append(remote_.to_string());
+  out.append(": ");
+  char *p = out.room(go_quote_room(len) + 2 * len + 48);
+  char *const start = p;
+  p = go_quote_to(p, data, len);
+  *p++ = ' ';
+  *p++ = '(';
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < len; ++i) {
+    *p++ = kHex[data[i] >> 4];
+    *p++ = kHex[data[i] & 0xf];
+  }
+  *p++ = ')';
+  *p++ = ',';
+  *p++ = ' ';
+  p = std::to_chars(p, p + 24, len).ptr;
+  std::memcpy(p, " bytes\n", 7);
+  p += 7;
+  out.advance(static_cast<size_t>(p - start));
+}
+
+Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got) {
+  size_t room = 0;
+  uint8_t *buf = server_.read_buffer(&room);
+  *got = 0;
+  while (*got < limit) {
+    const ssize_t n = ::recv(fd_, buf, std::min(room, limit - *got), 0);
+    if (n > 0) {
+      take(buf, static_cast<size_t>(n));
+      *got += static_cast<size_t>(n);
+      if (static_cast<size_t>(n) < room) return ReadEnd::kDrained; // the kernel had no more
+      continue;
+    }
+    if (n == 0) return ReadEnd::kEof;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadEnd::kDrained;
+    return errno == ECONNRESET ? ReadEnd::kReset : ReadEnd::kError;
+  }
+  return ReadEnd::kMore;
+}
+
+void Connection::on_socket(evutil_socket_t, short what, void *self) {
+  auto *c = static_cast<Connection *>(self);
+  if (what & EV_TIMEOUT) {
+    c->close_by_server(SINK_CLOSE_IDLE_TIMEOUT, "i/o timeout");
+    return;
+  }
+  if (!c->attached_ && !c->attach_transport()) {
+    c->finish(SINK_CLOSE_ERROR, 0,
+              "transport " + std::string(c->group_.plugin_name) + " could not take the connection");
+    return;
+  }
+  if (!c->reads_socket()) return; // the transport's bufferevent took over
+  size_t got = 0;
+  const int saved_errno = errno;
+  switch (c->read_socket(kReadPerEvent, &got)) {
+  case ReadEnd::kMore:
+  case ReadEnd::kDrained: return;
+  case ReadEnd::kEof: c->finish(SINK_CLOSE_CLIENT_FIN, BEV_EVENT_READING | BEV_EVENT_EOF, ""); return;
+  case ReadEnd::kReset:
+    c->finish(SINK_CLOSE_CLIENT_RST, BEV_EVENT_READING | BEV_EVENT_ERROR, "connection reset by peer");
+    return;
+  case ReadEnd::kError: {
+    const int err = errno ? errno : saved_errno;
+    if (c->closing_) {
+      c->finish(SINK_CLOSE_TIMEOUT, BEV_EVENT_READING | BEV_EVENT_ERROR, "");
+    } else if (peer_reset(c->fd_)) {
+      c->finish(SINK_CLOSE_CLIENT_RST, BEV_EVENT_READING | BEV_EVENT_ERROR, "connection reset by peer");
+    } else {
+      c->finish(SINK_CLOSE_ERROR, BEV_EVENT_READING | BEV_EVENT_ERROR, std::strerror(err));
+    }
+    return;
+  }
+  }
 }
 
 void Connection::consume_input() {
-  if (!bev_) return;
+  if (!bev_ || reads_socket()) return;
   evbuffer *in = bufferevent_get_input(bev_.get());
   size_t len = evbuffer_get_length(in);
   if (len == 0) return;
-  if (server_.log_connections()) {
-    // One contiguous chunk per read, as the original logged it.
-    take(evbuffer_pullup(in, static_cast<ev_ssize_t>(len)), len);
-    evbuffer_drain(in, len);
-    return;
-  }
-  // One read per callback: the first callback's bytes are the first read.
-  if (first_read_len_ == 0) first_read_len_ = len;
-  // Copy only what is still wanted; count the rest without touching it.
-  if (const size_t n = capture_room(len)) {
-    const size_t old = captured_.size();
-    captured_.resize(old + n);
-    evbuffer_copyout(in, captured_.data() + old, n);
-  }
-  total_ += len;
+  // One contiguous chunk per callback: the first callback's bytes are the
+  // first read, and a logged read is one line.
+  take(evbuffer_pullup(in, static_cast<ev_ssize_t>(len)), len);
   evbuffer_drain(in, len);
 }
 
 size_t Connection::drain_socket() {
-  if (!bev_ || !group_.ops->reads_plain_socket) return 0;
-  int fd = bufferevent_getfd(bev_.get());
-  if (fd < 0) return 0;
-  uint8_t buf[16384];
-  size_t drained = 0;
-  while (drained < kFinalDrainLimit) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n <= 0) break;
-    take(buf, static_cast<size_t>(n));
-    drained += static_cast<size_t>(n);
-  }
-  return drained;
+  if (!reads_socket() || fd_ < 0) return 0;
+  size_t got = 0;
+  read_socket(kFinalDrainLimit, &got);
+  return got;
 }
 
 void Connection::on_read(bufferevent *, void *self) { static_cast<Connection *>(self)->consume_input(); }
-
-namespace {
-// The kernel's view: after a RST the socket is CLOSED; after a FIN it waits
-// in CLOSE_WAIT. Used when errno no longer says which.
-bool peer_reset(int fd) {
-  tcp_info info{};
-  socklen_t len = sizeof info;
-  return fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state == TCP_CLOSE;
-}
-} // namespace
 
 void Connection::on_event(bufferevent *bev, short events, void *self) {
   auto *c = static_cast<Connection *>(self);
@@ -157,7 +244,7 @@ void Connection::on_event(bufferevent *bev, short events, void *self) {
     c->finish(SINK_CLOSE_CLIENT_FIN, events, "");
   } else if (events & BEV_EVENT_ERROR) {
     int err = EVUTIL_SOCKET_ERROR();
-    if (err == ECONNRESET || (c->group_.ops->reads_plain_socket && peer_reset(bufferevent_getfd(bev))))
+    if (err == ECONNRESET)
       c->finish(SINK_CLOSE_CLIENT_RST, events, "connection reset by peer");
     else
       c->finish(SINK_CLOSE_ERROR, events, err ? std::strerror(err) : "transport error");
@@ -173,7 +260,7 @@ bool Connection::grace_after_session_end(bufferevent *bev) {
   // (more bytes, or the peer's FIN) or close_grace passes, then finish: the
   // transport drains what arrived.
   const auto grace = group_.config.close_grace;
-  if (group_.ops->reads_plain_socket || grace.count() <= 0) return false;
+  if (reads_socket() || grace.count() <= 0) return false;
   const int fd = bufferevent_getfd(bev);
   tcp_info info{};
   socklen_t len = sizeof info;
@@ -203,18 +290,16 @@ int64_t Connection::elapsed_ns() const {
 void Connection::close_by_server(sink_close_reason reason, std::string detail) {
   consume_input();
   drain_socket();
-  const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
   const auto grace = group_.config.close_grace;
-  if (grace.count() <= 0 || !group_.ops->reads_plain_socket || fd < 0) {
+  if (grace.count() <= 0 || !reads_socket() || fd_ < 0 || !socket_event_) {
     finish(reason, 0, std::move(detail));
     return;
   }
   // The record keeps the original's duration (accept to deadline); bytes that
   // still arrive during the grace period count.
   closing_ = Closing{reason, std::move(detail), elapsed_ns()};
-  ::shutdown(fd, SHUT_WR);
-  bufferevent_set_timeouts(bev_.get(), nullptr, nullptr);
-  bufferevent_enable(bev_.get(), EV_READ); // an idle timeout disabled reading
+  ::shutdown(fd_, SHUT_WR);
+  event_add(socket_event_.get(), nullptr); // no idle timeout in the grace period
   if (!deadline_) deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
   timeval tv = to_timeval(grace);
   evtimer_add(deadline_.get(), &tv);
@@ -243,6 +328,10 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
     reason = closing_->reason;
     detail = closing_->detail;
   }
+  socket_event_.reset();
+  // A transport that never saw the socket (the client never spoke) gets it
+  // now, so its conn_finish describes the connection as always.
+  if (!unclaimed_ && !attached_) attach_transport();
   consume_input();
   const bool by_server = closing_ || reason == SINK_CLOSE_TIMEOUT || reason == SINK_CLOSE_IDLE_TIMEOUT ||
                          reason == SINK_CLOSE_SHUTDOWN;
@@ -255,14 +344,14 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   // so, since firewall rules may be hiding it. Asked before the transport's
   // own final drain and again just before close(); bytes that arrive
   // between that last look and close() still escape (the remaining race).
-  const int fd = bev_ ? bufferevent_getfd(bev_.get()) : -1;
+  const int fd = socket_fd();
   int queued_before = 0, queued_at_close = 0;
   // After a client ended its TLS session, what follows is drained as the
   // session's trailing bytes, not cut off by us: only a close we started
   // counts what the transport's drain finds.
   const bool we_closed = by_server && !(closing_ && closing_->reason == SINK_CLOSE_CLIENT_FIN);
-  if (fd >= 0 && we_closed) ioctl(fd, FIONREAD, &queued_before);
-  if (group_.ops->conn_finish && bev_)
+  if (fd >= 0 && we_closed && !reads_socket()) ioctl(fd, FIONREAD, &queued_before);
+  if (group_.ops->conn_finish && bev_ && !unclaimed_)
     group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, extras.writer());
   if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &queued_at_close);
   if (!unclaimed_) {
@@ -278,8 +367,9 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   static const std::string kNoGroup;
   r.group = unclaimed_ ? &kNoGroup : &group_.config.name;
   r.transport = unclaimed_ ? "" : group_.plugin_name;
-  r.local = local_;
-  r.remote = remote_;
+  if (server_.log_connections()) log_close(reason, detail, r.duration_ns);
+  r.local = std::move(local_);
+  r.remote = std::move(remote_);
   r.listen_port = listen_port_;
   r.sensor = server_.sensor();
   r.id = id_;
@@ -287,14 +377,10 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   r.total_bytes = total_;
   r.close_reason = reason;
   r.close_detail = std::move(detail);
-  if (server_.log_connections()) log_close(reason, r.close_detail, r.duration_ns);
 
   server_.count_closed(unclaimed_ ? nullptr : &group_, reason, total_);
-  deadline_.reset();
-  session_end_wait_.reset();
-  bev_.reset(); // closes the socket
-  server_.queue().push(std::move(r));
-  server_.remove(*this); // destroys *this
+  server_.hand_over(std::move(r));
+  server_.remove(*this); // destroys *this, closing the socket
 }
 
 void Connection::log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns) {

@@ -1,6 +1,12 @@
 #pragma once
 // One accepted connection: reads and counts everything, keeps the first
 // capture_bytes, and at its end builds exactly one record.
+//
+// A silent connection costs its descriptor, one read event and a deadline:
+// the transport is handed the socket when the client first makes it
+// readable (bytes, FIN or RST), or at the close when it never does. Plain
+// socket transports are then read by the host itself, straight into the
+// network thread's one read buffer; others (TLS) through their bufferevent.
 #include <sink/plugin.h>
 
 #include <array>
@@ -29,8 +35,8 @@ public:
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;
 
-  // Hands the socket to the transport and arms callbacks and timers. Returns
-  // false when that failed: the connection is then finished (and destroyed).
+  // Arms the read event and the deadline. Returns false when that failed:
+  // the connection is then finished (and destroyed).
   bool start();
   // The client's SYN, read right after accept (groups with kernel_facts).
   void set_syn(const SynFacts &syn) { syn_ = syn; }
@@ -43,25 +49,34 @@ public:
   void close_by_server(sink_close_reason reason, std::string detail);
   uint64_t bytes() const { return total_; }
 
-  std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by ConnectionTable
+  std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by Server::add
 
 private:
+  static void on_socket(evutil_socket_t, short what, void *self);
   static void on_read(bufferevent *bev, void *self);
   static void on_event(bufferevent *bev, short events, void *self);
   static void on_deadline(evutil_socket_t, short, void *self);
   static void on_session_end_wait(evutil_socket_t, short, void *self);
 
-  void consume_input();
+  // Hands the socket to the transport (once). False when it refused.
+  bool attach_transport();
+  // Plain socket transports: reads what the kernel has (up to limit bytes).
+  // Returns false when the connection ended (and *this is destroyed) unless
+  // at_close, where EOF and errors are left for the caller.
+  enum class ReadEnd { kMore, kDrained, kEof, kReset, kError };
+  ReadEnd read_socket(size_t limit, size_t *got);
+  void consume_input(); // bufferevent transports
   // After a transport's session ended with the TCP connection still open:
   // waits close_grace for more bytes. True when the wait started.
   bool grace_after_session_end(bufferevent *bev);
   void take(const uint8_t *data, size_t len);
-  // How many of the next len bytes still belong to the captured prefix.
-  size_t capture_room(size_t len) const;
-  // Reads what the kernel still holds (plain sockets); returns how much.
+  // Reads what the kernel still holds at a close we start; returns how much.
   size_t drain_socket();
+  void log_recv(const uint8_t *data, size_t len);
   void log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns);
   int64_t elapsed_ns() const;
+  bool reads_socket() const { return group_.ops->reads_plain_socket != 0; }
+  int socket_fd() const;
 
   // Set while in the close grace period: what the record will say.
   struct Closing {
@@ -73,21 +88,23 @@ private:
 
   Server &server_;
   TransportGroup &group_;
-  SynFacts syn_;
   int fd_;
-  Endpoint local_, remote_;
   uint16_t listen_port_;
+  bool unclaimed_ = false; // no group takes it: the record names none
+  bool attached_ = false;  // the transport has the socket (bev_ may be null only if it refused)
   std::array<char, 37> id_;
   int64_t accept_unix_ns_;
   std::chrono::steady_clock::time_point accept_mono_;
-  BufferEventPtr bev_;
+  Endpoint local_, remote_;
+  EventPtr socket_event_; // readable (and the idle timeout) while the host reads the socket
   EventPtr deadline_;
+  BufferEventPtr bev_;
   EventPtr session_end_wait_; // after a transport's session ended (see grace_after_session_end)
   void *conn_state_ = nullptr;
   std::vector<uint8_t> captured_;
   uint64_t total_ = 0;
   size_t first_read_len_ = 0;
-  bool unclaimed_ = false; // no group takes it: the record names none
+  SynFacts syn_;
 };
 
 } // namespace sink

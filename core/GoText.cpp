@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 
 namespace sink {
 namespace {
@@ -52,48 +53,66 @@ bool printable_rune(uint32_t r) {
 
 } // namespace
 
-std::string go_quote(const uint8_t *data, size_t len) {
+char *go_quote_to(char *out, const uint8_t *data, size_t len) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
+  *out++ = '"';
   for (size_t i = 0; i < len;) {
+    const uint8_t c = data[i];
+    // Printable ASCII is most of what probes send: copy it straight.
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      *out++ = static_cast<char>(c);
+      ++i;
+      continue;
+    }
     uint32_t r = 0;
-    size_t n = decode_utf8(data + i, len - i, &r);
+    const size_t n = decode_utf8(data + i, len - i, &r);
     if (n == 0) {
-      out += "\\x";
-      out += kHex[data[i] >> 4];
-      out += kHex[data[i] & 0xf];
+      *out++ = '\\';
+      *out++ = 'x';
+      *out++ = kHex[c >> 4];
+      *out++ = kHex[c & 0xf];
       ++i;
       continue;
     }
     if (r == '"' || r == '\\') {
-      out += '\\';
-      out += static_cast<char>(r);
+      *out++ = '\\';
+      *out++ = static_cast<char>(r);
     } else if (printable_rune(r)) {
-      out.append(reinterpret_cast<const char *>(data + i), n);
+      std::memcpy(out, data + i, n);
+      out += n;
     } else {
+      char esc = 0;
       switch (r) {
-      case '\a': out += "\\a"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\v': out += "\\v"; break;
-      default: {
-        char buf[16];
-        if (r < 0x80)
-          std::snprintf(buf, sizeof buf, "\\x%02x", r);
-        else if (r < 0x10000)
-          std::snprintf(buf, sizeof buf, "\\u%04x", r);
-        else
-          std::snprintf(buf, sizeof buf, "\\U%08x", r);
-        out += buf;
+      case '\a': esc = 'a'; break;
+      case '\b': esc = 'b'; break;
+      case '\f': esc = 'f'; break;
+      case '\n': esc = 'n'; break;
+      case '\r': esc = 'r'; break;
+      case '\t': esc = 't'; break;
+      case '\v': esc = 'v'; break;
+      default: break;
       }
+      *out++ = '\\';
+      if (esc) {
+        *out++ = esc;
+      } else {
+        // \xNN, \uNNNN or \UNNNNNNNN: never longer than 4 bytes per input byte.
+        const int digits = r < 0x80 ? 2 : r < 0x10000 ? 4 : 8;
+        *out++ = r < 0x80 ? 'x' : r < 0x10000 ? 'u' : 'U';
+        for (int d = digits - 1; d >= 0; --d)
+          *out++ = kHex[(r >> (4 * d)) & 0xf];
       }
     }
     i += n;
   }
-  return out + "\"";
+  *out++ = '"';
+  return out;
+}
+
+std::string go_quote(const uint8_t *data, size_t len) {
+  std::string out(go_quote_room(len), '\0');
+  out.resize(static_cast<size_t>(go_quote_to(out.data(), data, len) - out.data()));
+  return out;
 }
 
 std::string go_float(double v) {

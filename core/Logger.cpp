@@ -5,7 +5,58 @@
 #include <ctime>
 #include <stdexcept>
 
+#include <unistd.h>
+
 namespace sink {
+namespace {
+thread_local LogBatch *t_batch = nullptr;
+// A batch that once held a flood's log lines gives the memory back.
+constexpr size_t kBatchKeep = 4 * 1024 * 1024;
+
+// One write(2) unless the file takes less at once (a pipe, a full disk).
+void write_all(int fd, const char *data, size_t len) {
+  while (len > 0) {
+    const ssize_t n = ::write(fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return; // the log is best effort: a full disk loses lines, not records
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+} // namespace
+
+void LogBatch::stamp_line() {
+  if (lines.empty() && on_first_line) on_first_line(on_first_line_arg);
+  const time_t now = std::time(nullptr);
+  // Legacy mode logs three lines per connection: format the stamp once a second.
+  if (now != stamp_time) {
+    struct tm tm {};
+    localtime_r(&now, &tm);
+    stamp_len = std::strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S ", &tm);
+    stamp_time = now;
+  }
+  lines.append({stamp, stamp_len});
+}
+
+void Logger::set_thread_batch(LogBatch *batch) { t_batch = batch; }
+
+LogBatch *Logger::thread_batch() { return t_batch; }
+
+void Logger::flush_thread_batch() {
+  if (!t_batch || t_batch->lines.empty()) return;
+  LineBuffer &lines = t_batch->lines;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!file_) {
+      held_.append(lines.data(), lines.size());
+    } else {
+      std::fflush(file_); // lines other threads left in stdio's buffer go first
+      write_all(fileno(file_), lines.data(), lines.size());
+    }
+  }
+  lines.clear();
+  lines.shrink_if_above(kBatchKeep);
+}
 
 Logger::Logger(const std::string &path, sink_log_level min_level)
     : path_(path), file_(path.empty() ? stderr : nullptr), min_level_(min_level) {}
@@ -41,6 +92,13 @@ void Logger::log(sink_log_level level, const std::string &message) {
 }
 
 void Logger::write_line(const char *tag, const std::string &message) {
+  if (t_batch) {
+    t_batch->stamp_line();
+    t_batch->lines.append(tag);
+    t_batch->lines.append(message);
+    t_batch->lines.push_back('\n');
+    return;
+  }
   const time_t now = std::time(nullptr);
   std::lock_guard<std::mutex> lock(mutex_);
   // Legacy mode logs three lines per connection: format the stamp once a second.

@@ -9,7 +9,23 @@
 
 #include <sink/plugin.h>
 
+#include "LineBuffer.h"
+
 namespace sink {
+
+// Lines one network thread logged during one loop iteration; written with
+// one write(2) when the iteration ends (Logger::flush_thread_batch).
+struct LogBatch {
+  LineBuffer lines;
+  time_t stamp_time = -1;
+  char stamp[32] = "";
+  size_t stamp_len = 0;
+  // Called when the batch gets its first line (the owner arranges a flush).
+  void (*on_first_line)(void *arg) = nullptr;
+  void *on_first_line_arg = nullptr;
+  // Appends "2006/01/02 15:04:05 " for now.
+  void stamp_line();
+};
 
 class Logger {
 public:
@@ -35,6 +51,13 @@ public:
   void error(const std::string &m) { log(SINK_LOG_ERROR, m); }
   // Reopens the file (after rotation); no-op for stderr.
   bool reopen();
+  // From now on the calling thread's lines collect in batch until
+  // flush_thread_batch() (nullptr: written at once again).
+  static void set_thread_batch(LogBatch *batch);
+  // The calling thread's batch, or nullptr.
+  static LogBatch *thread_batch();
+  // Writes what the calling thread's batch holds, in one write.
+  void flush_thread_batch();
   // The descriptor lines go to (stderr before open()): for the crash line.
   int fd() const { return file_ ? fileno(file_) : 2; }
 

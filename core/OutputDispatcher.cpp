@@ -112,7 +112,7 @@ void OutputDispatcher::journal_and_submit(bool force) {
 }
 
 void OutputDispatcher::run() {
-  std::deque<Record> batch;
+  std::vector<Record> batch;
   std::vector<OutputWorker::Item> items;
   bool open = true;
   while (open && !abandoned_) {

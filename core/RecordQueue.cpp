@@ -1,22 +1,37 @@
 #include "RecordQueue.h"
 
+#include <iterator>
+
 namespace sink {
 
-void RecordQueue::push(Record &&r) {
+void RecordQueue::push_all(std::vector<Record> &batch) {
+  if (batch.empty()) return;
   std::unique_lock<std::mutex> lock(mutex_);
   if (items_.size() >= capacity_) {
     ++full_waits_;
     not_full_.wait(lock, [&] { return items_.size() < capacity_; });
   }
-  items_.push_back(std::move(r));
-  if (items_.size() == 1) not_empty_.notify_one();
+  if (items_.empty()) {
+    items_.swap(batch); // the common case: no copy, no move of each record
+  } else {
+    items_.insert(items_.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
+    batch.clear();
+  }
+  const bool wake = consumer_waiting_;
+  lock.unlock();
+  if (wake) not_empty_.notify_one();
 }
 
-bool RecordQueue::pop_all(std::deque<Record> &out, std::chrono::milliseconds wait) {
+bool RecordQueue::pop_all(std::vector<Record> &out, std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock(mutex_);
-  not_empty_.wait_for(lock, wait, [&] { return !items_.empty() || closed_; });
+  if (items_.empty() && !closed_) {
+    consumer_waiting_ = true;
+    not_empty_.wait_for(lock, wait, [&] { return !items_.empty() || closed_; });
+    consumer_waiting_ = false;
+  }
   if (items_.empty()) return !closed_;
   out.swap(items_);
+  lock.unlock();
   not_full_.notify_all();
   return true;
 }

@@ -114,6 +114,16 @@ Server::Server(const Config &config, PluginLoader &loader, Logger &logger, Recor
     : config_(config), logger_(logger), queue_(queue), log_connections_(config.log.connections),
       base_(make_base()) {
   if (!base_) throw std::runtime_error("cannot create an event base");
+  read_buffer_ = std::make_unique_for_overwrite<uint8_t[]>(kReadBufferSize);
+  // Activated from a callback, it joins the end of the active queue: it runs
+  // once the iteration's other callbacks have, at the same priority.
+  loop_tail_.reset(event_new(base_.get(), -1, 0, on_loop_tail, this));
+  if (!loop_tail_) throw std::runtime_error("cannot create an event");
+  log_batch_.on_first_line = [](void *self) {
+    auto *s = static_cast<Server *>(self);
+    if (s->staged_.empty()) event_active(s->loop_tail_.get(), EV_TIMEOUT, 0);
+  };
+  log_batch_.on_first_line_arg = this;
   for (const auto &ip : config.public_ip) {
     Endpoint e;
     e.ip = canonical_address(ip);
@@ -162,6 +172,29 @@ void Server::close_everything() {
   resume_timer_.reset();
   while (!connections_.empty())
     connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+  flush_staged();
+}
+
+namespace {
+// A loop iteration that finishes this many records hands them over early,
+// which bounds what waits here (a shutdown closes every connection at once).
+constexpr size_t kStageLimit = 1024;
+} // namespace
+
+void Server::hand_over(Record &&r) {
+  staged_.push_back(std::move(r));
+  if (staged_.size() >= kStageLimit)
+    flush_staged();
+  else if (staged_.size() == 1 && log_batch_.lines.empty())
+    event_active(loop_tail_.get(), EV_TIMEOUT, 0);
+}
+
+void Server::on_loop_tail(evutil_socket_t, short, void *self) { static_cast<Server *>(self)->flush_staged(); }
+
+void Server::flush_staged() {
+  // Log lines first: a record's Close line is on disk before the record.
+  logger_.flush_thread_batch();
+  queue_.push_all(staged_);
 }
 
 void Server::bind_all() {
@@ -411,7 +444,11 @@ void Server::run(std::function<void()> on_reopen) {
   }
   // main() held these during start-up; what arrived meanwhile is handled now.
   pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
+  // This thread's log lines are written once per loop iteration, with its records.
+  Logger::set_thread_batch(&log_batch_);
   event_base_dispatch(base_.get());
+  flush_staged();
+  Logger::set_thread_batch(nullptr);
 }
 
 } // namespace sink

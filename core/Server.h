@@ -62,6 +62,14 @@ public:
   const char *sensor() const { return config_.sensor.c_str(); }
   event_base *base() { return base_.get(); }
   bool log_connections() const { return log_connections_; }
+  // The network thread's one read buffer (plain sockets are read into it).
+  uint8_t *read_buffer(size_t *size) {
+    *size = kReadBufferSize;
+    return read_buffer_.get();
+  }
+  // Takes a finished connection's record; what one loop iteration produced
+  // goes to the record thread together when the iteration ends.
+  void hand_over(Record &&r);
   void add(std::unique_ptr<Connection> c);
   void remove(Connection &c);
 
@@ -83,6 +91,10 @@ private:
     uint64_t bytes = 0;
     uint64_t accept_pauses = 0;
   };
+  static constexpr size_t kReadBufferSize = 256 * 1024;
+  static void on_loop_tail(evutil_socket_t, short, void *self);
+  // Hands staged records and log lines over now.
+  void flush_staged();
   static void on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int, void *listener);
   // Makes a connection for an accepted socket and starts it; nullptr when it
   // already ended (no group claims it, or the transport refused it).
@@ -124,6 +136,10 @@ private:
   bool paused_ = false;
   EventPtr resume_timer_;
   EventPtr stats_timer_;
+  EventPtr loop_tail_; // activated by the first record or log line of an iteration
+  std::vector<Record> staged_;
+  LogBatch log_batch_;
+  std::unique_ptr<uint8_t[]> read_buffer_;
   std::chrono::steady_clock::time_point last_pause_warning_{};
   uint64_t pauses_unreported_ = 0;
 };
