@@ -263,6 +263,7 @@ Server::Listener *Server::open_listener_for(TransportGroup &group, const std::st
   auto l = std::make_unique<Listener>();
   l->server = this;
   l->local = local_endpoint(fd);
+  l->fixed_local = !g.transparent && l->local.ip != "0.0.0.0" && l->local.ip != "::" && !l->local.ip.empty();
   l->lev.reset(evconnlistener_new(base_.get(), on_accept, l.get(),
                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd));
   if (!l->lev) {
@@ -296,7 +297,9 @@ void Server::on_accept(evconnlistener *, evutil_socket_t fd, sockaddr *peer, int
 
 Connection *Server::accept_connection(Listener &l, int fd, const sockaddr *peer) {
   ++counters_.accepted;
-  const Endpoint local = local_endpoint(fd);
+  // A listener on one address (not transparent) accepts only connections
+  // to that address and port: no need to ask the kernel.
+  const Endpoint local = l.fixed_local ? l.local : local_endpoint(fd);
   Endpoint dialed = dialed_endpoint(fd, local);
   TransportGroup *group = l.pick(dialed.port);
   ++(group ? group->counters : unclaimed_counters_).accepted;

@@ -78,6 +78,7 @@ private:
   struct Listener {
     Server *server;
     Endpoint local;
+    bool fixed_local = false; // bound to one address: every connection's local address is `local`
     ListenerPtr lev;
     std::vector<TransportGroup *> groups; // in config order
     TransportGroup *fallback = nullptr;   // the group without redirect_from, if any

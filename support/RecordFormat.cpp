@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <cstdio>
 #include <cstddef>
 #include <cstring>
@@ -86,24 +87,34 @@ const std::string &csv_header() {
 }
 
 std::string csv_row(const sink_record &r) {
-  char dur[32];
-  std::snprintf(dur, sizeof dur, "%.3f", static_cast<double>(r.duration_ns) / 1e9);
-  const std::string fields[] = {
-      std::to_string(r.accept_unix_ns / 1000000),
-      r.local_ip,
-      std::to_string(r.local_port),
-      r.remote_ip,
-      std::to_string(r.remote_port),
-      text::hex(r.payload, r.captured_len),
-      std::to_string(r.total_bytes),
-      dur,
-  };
+  // One string, appended in place: this runs once per record per CSV output.
   std::string line;
-  for (const auto &f : fields) {
-    if (!line.empty()) line += ',';
-    line += csv_field(f);
-  }
-  return line + "\n";
+  line.reserve(96 + 2 * r.captured_len);
+  char num[32];
+  auto number = [&](auto v) {
+    line.append(num, static_cast<size_t>(std::to_chars(num, num + sizeof num, v).ptr - num));
+    line += ',';
+  };
+  auto address = [&](const char *s) { // an address: quoted only if it ever needs it
+    const std::string_view v(s);
+    if (v.find_first_of(",\"\r\n \t") == std::string_view::npos && v != "\\.")
+      line.append(v);
+    else
+      line += csv_field(std::string(v));
+    line += ',';
+  };
+  number(r.accept_unix_ns / 1000000);
+  address(r.local_ip);
+  number(r.local_port);
+  address(r.remote_ip);
+  number(r.remote_port);
+  text::append_hex(line, r.payload, r.captured_len);
+  line += ',';
+  number(r.total_bytes);
+  const int n = std::snprintf(num, sizeof num, "%.3f", static_cast<double>(r.duration_ns) / 1e9);
+  line.append(num, static_cast<size_t>(n));
+  line += '\n';
+  return line;
 }
 
 namespace {
