@@ -91,6 +91,7 @@ struct Config {
   std::string config_dir;
   Duration stats_interval = std::chrono::minutes(1); // 0 = off
   size_t max_connections = 0;                        // 0 = from the open-file limit
+  size_t workers = 0;                                // network threads; 0 = one per CPU
   // Records one output may have waiting. Beyond it a lagging output skips
   // its oldest (counted lost for it alone) while another output keeps up;
   // when every output is this far behind, accepting pauses instead.

@@ -254,7 +254,7 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   r.only_keys(root, "",
               {"log", "plugin_path", "groups", "outputs", "analyzers", "stats_interval", "max_connections",
                "output_backlog", "record_queue", "user", "public_ip", "firewall", "sensor", "journal",
-               "metrics", "collect"});
+               "metrics", "collect", "workers"});
   if (auto col = root["collect"]) {
     // A collector: records come from a stream, not from connections.
     r.expect_map(col, "collect");
@@ -262,7 +262,7 @@ Config read_config(const YAML::Node &root, const std::string &source) {
     c.collect.line = col.Mark().line + 1;
     c.collect.options = r.to_json(col);
     for (const char *key : {"groups", "analyzers", "journal", "firewall", "public_ip", "max_connections",
-                            "record_queue", "user"})
+                            "record_queue", "user", "workers"})
       if (root[key])
         r.fail(
             root[key], key,
@@ -347,6 +347,12 @@ Config read_config(const YAML::Node &root, const std::string &source) {
       r.fail(root["stats_interval"], "stats_interval", "must be at least 1s (or 0 for no stats lines)");
   }
   if (root["max_connections"]) c.max_connections = r.size(root["max_connections"], "max_connections");
+  if (root["workers"]) {
+    c.workers = r.size(root["workers"], "workers");
+    if (c.workers == 0 || c.workers > 1024)
+      r.fail(root["workers"], "workers",
+             "must be from 1 to 1024 network threads (leave it out for one per CPU)");
+  }
   if (root["record_queue"]) {
     c.record_queue = r.size(root["record_queue"], "record_queue");
     if (c.record_queue == 0) r.fail(root["record_queue"], "record_queue", "must be at least 1");
@@ -486,6 +492,7 @@ std::string render_yaml_config(const Config &c) {
   }
   out << YAML::Key << "stats_interval" << YAML::Value << format_go_duration(c.stats_interval);
   if (c.max_connections) out << YAML::Key << "max_connections" << YAML::Value << c.max_connections;
+  if (c.workers) out << YAML::Key << "workers" << YAML::Value << c.workers;
   out << YAML::Key << "output_backlog" << YAML::Value << c.output_backlog;
   if (!c.collect.enabled) out << YAML::Key << "record_queue" << YAML::Value << c.record_queue;
   if (!c.sensor.empty()) out << YAML::Key << "sensor" << YAML::Value << YAML::DoubleQuoted << c.sensor;

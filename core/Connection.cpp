@@ -12,7 +12,7 @@
 
 #include "GoText.h"
 #include "RecordFormat.h"
-#include "Server.h"
+#include "NetworkWorker.h"
 #include "TextEncoding.h"
 
 namespace sink {
@@ -46,7 +46,7 @@ bool peer_reset(int fd) {
 
 } // namespace
 
-Connection::Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer,
+Connection::Connection(NetworkWorker &server, TransportGroup &group, int fd, const sockaddr *peer,
                        const Endpoint &local, uint16_t listen_port)
     : server_(server), group_(group), fd_(fd), listen_port_(listen_port), accept_unix_ns_(unix_now_ns()),
       accept_mono_(std::chrono::steady_clock::now()), local_(local), remote_(Endpoint::from_sockaddr(peer)) {

@@ -24,13 +24,13 @@
 
 namespace sink {
 
-class Server;
+class NetworkWorker;
 
 class Connection {
 public:
   // local: the address the client dialed (see dialed_endpoint).
-  Connection(Server &server, TransportGroup &group, int fd, const sockaddr *peer, const Endpoint &local,
-             uint16_t listen_port);
+  Connection(NetworkWorker &server, TransportGroup &group, int fd, const sockaddr *peer,
+             const Endpoint &local, uint16_t listen_port);
   ~Connection();
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;
@@ -49,7 +49,7 @@ public:
   void close_by_server(sink_close_reason reason, std::string detail);
   uint64_t bytes() const { return total_; }
 
-  std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by Server::add
+  std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by NetworkWorker::add
 
 private:
   static void on_socket(evutil_socket_t, short what, void *self);
@@ -86,7 +86,7 @@ private:
   };
   std::optional<Closing> closing_;
 
-  Server &server_;
+  NetworkWorker &server_;
   TransportGroup &group_;
   int fd_;
   uint16_t listen_port_;

@@ -96,6 +96,11 @@ std::string sensor_metrics(const Server &server, const OutputDispatcher &outputs
   m.family("sink_received_bytes_total", "counter", "Application bytes received, by group.");
   for (const auto &[g, c] : groups)
     m.sample("sink_received_bytes_total", static_cast<double>(c.bytes), {{"group", g}});
+  m.family("sink_worker_connections_accepted_total", "counter",
+           "Connections accepted, by network thread (workers:).");
+  for (size_t i = 0; i < server.workers(); ++i)
+    m.sample("sink_worker_connections_accepted_total", static_cast<double>(server.worker_accepted(i)),
+             {{"worker", std::to_string(i)}});
   m.family("sink_connections_open", "gauge", "Connections open now.");
   m.sample("sink_connections_open", static_cast<double>(server.open_connections()));
   m.family("sink_accept_pauses_total", "counter",

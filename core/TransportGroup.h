@@ -7,6 +7,7 @@
 
 #include <sys/time.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -20,11 +21,38 @@ inline timeval to_timeval(Duration d) {
   return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
 }
 
-// Connections of one group, for the metrics. Network thread only.
+// A counter one thread writes and others read (metrics, stats): no lock and
+// no locked read-modify-write on the connection path.
+class RelaxedCounter {
+public:
+  void operator++() { *this += 1; }
+  void operator+=(uint64_t n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Connections of one group on one network thread.
 struct GroupCounters {
+  RelaxedCounter accepted;
+  RelaxedCounter closed[6];
+  RelaxedCounter bytes;
+};
+
+// The same, summed over the network threads, for the metrics.
+struct GroupCounts {
   uint64_t accepted = 0;
   uint64_t closed[6] = {};
   uint64_t bytes = 0;
+  void add(const GroupCounters &c) {
+    accepted += c.accepted.get();
+    for (int r = 0; r < 6; ++r)
+      closed[r] += c.closed[r].get();
+    bytes += c.bytes.get();
+  }
 };
 
 struct TransportGroup {

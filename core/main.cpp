@@ -239,7 +239,8 @@ int run(sink::Config config) {
                    ") from " + file);
     server.set_stats_extra([&] { return outputs.stats(); });
     server.set_backpressure([&] { return outputs.every_output_full(); });
-    logger->info("accepting up to " + std::to_string(server.max_connections()) + " connections at once");
+    logger->info("accepting up to " + std::to_string(server.max_connections()) + " connections at once on " +
+                 std::to_string(server.workers()) + " network thread" + (server.workers() == 1 ? "" : "s"));
     outputs.start();
     server.run([&] {
       if (!logger->reopen()) logger->error("cannot reopen log file " + config.log.path);
