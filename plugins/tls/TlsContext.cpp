@@ -2,12 +2,16 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
 #include <openssl/err.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -29,23 +33,55 @@ std::string last_error() {
   return e ? openssl_reason(e) : "unknown error";
 }
 
-void use_self_signed(SSL_CTX *ctx) {
-  // RSA rather than EC: the oldest clients that probe a sink speak only RSA.
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(EVP_RSA_gen(2048));
-  std::unique_ptr<X509, X509Free> cert(X509_new());
-  if (!key || !cert) throw std::runtime_error("cannot generate a self-signed certificate: " + last_error());
-  X509_set_version(cert.get(), 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), static_cast<long>(time(nullptr)));
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -24 * 3600);
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), 10L * 365 * 24 * 3600);
-  X509_set_pubkey(cert.get(), key.get());
-  X509_NAME *name = X509_get_subject_name(cert.get());
+// One key and the self-signed certificate for it.
+struct Identity {
+  std::unique_ptr<EVP_PKEY, PkeyFree> key;
+  std::unique_ptr<X509, X509Free> cert;
+};
+
+Identity self_signed(std::unique_ptr<EVP_PKEY, PkeyFree> key, const char *what) {
+  Identity id{std::move(key), std::unique_ptr<X509, X509Free>(X509_new())};
+  // A random serial: the two certificates share the issuer name, and some
+  // clients (Firefox) refuse two certificates with one issuer and serial.
+  uint64_t serial = 0;
+  if (!id.key || !id.cert || RAND_bytes(reinterpret_cast<unsigned char *>(&serial), sizeof serial) != 1)
+    throw std::runtime_error(std::string("cannot generate a self-signed ") + what +
+                             " certificate: " + last_error());
+  X509 *cert = id.cert.get();
+  X509_set_version(cert, 2);
+  ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert), serial >> 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -24 * 3600);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 10L * 365 * 24 * 3600);
+  X509_set_pubkey(cert, id.key.get());
+  X509_NAME *name = X509_get_subject_name(cert);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("sink"), -1,
                              -1, 0);
-  X509_set_issuer_name(cert.get(), name);
-  if (!X509_sign(cert.get(), key.get(), EVP_sha256()) || SSL_CTX_use_certificate(ctx, cert.get()) != 1 ||
-      SSL_CTX_use_PrivateKey(ctx, key.get()) != 1)
-    throw std::runtime_error("cannot install a self-signed certificate: " + last_error());
+  X509_set_issuer_name(cert, name);
+  if (!X509_sign(cert, id.key.get(), EVP_sha256()))
+    throw std::runtime_error(std::string("cannot sign a self-signed ") + what +
+                             " certificate: " + last_error());
+  return id;
+}
+
+// Two identities, made once per process and shared by every context (each
+// SSL_CTX takes its own reference; keys and certificates are only read
+// after this, which OpenSSL allows from any thread). ECDSA P-256 makes the
+// handshake cheap for the clients that offer it (most of them); RSA-2048
+// keeps the oldest clients, which speak only RSA. A function-local static:
+// built once even when several threads ask, tried again if it threw.
+const std::array<Identity, 2> &default_identities() {
+  using Key = std::unique_ptr<EVP_PKEY, PkeyFree>;
+  static const std::array<Identity, 2> ids{self_signed(Key(EVP_EC_gen("P-256")), "ECDSA P-256"),
+                                           self_signed(Key(EVP_RSA_gen(2048)), "RSA-2048")};
+  return ids;
+}
+
+void use_self_signed(SSL_CTX *ctx) {
+  // One slot per key type: OpenSSL picks the certificate per handshake from
+  // the client's signature algorithms (TLS 1.3) or cipher (TLS 1.2 and older).
+  for (const Identity &id : default_identities())
+    if (SSL_CTX_use_cert_and_key(ctx, id.cert.get(), id.key.get(), nullptr, 1) != 1)
+      throw std::runtime_error("cannot install a self-signed certificate: " + last_error());
 }
 
 } // namespace

@@ -14,7 +14,9 @@ struct SslCtxFree {
 };
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 
-// With cert and key empty, uses a fresh in-memory self-signed certificate.
+// With cert and key empty, uses two in-memory self-signed identities made
+// once per process: ECDSA P-256 for clients that offer ECDSA, RSA-2048 for
+// RSA-only clients.
 // Throws std::runtime_error naming the file and OpenSSL's reason.
 SslCtxPtr make_server_context(const std::string &cert_file, const std::string &key_file);
 

@@ -146,7 +146,9 @@ int tls_create(const sink_create_args *args, void **instance) noexcept {
         TlsTransport{sink::tls::make_server_context(cert, key), args->capture_bytes});
     if (cert.empty() && args->host && args->host->log)
       args->host->log(args->host_ctx, SINK_LOG_INFO,
-                      "no tls.cert/tls.key configured: using an in-memory self-signed certificate (CN=sink)");
+                      "no tls.cert/tls.key configured: using in-memory self-signed certificates (CN=sink), "
+                      "ECDSA P-256 for clients that offer ECDSA (the cheaper handshake) and RSA-2048 for "
+                      "RSA-only clients");
     *instance = t.release();
     return SINK_OK;
   } catch (const std::exception &e) {

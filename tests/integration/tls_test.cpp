@@ -93,6 +93,44 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
 )";
 
+// What openssl s_client saw of the server in one handshake.
+struct ServerIdentity {
+  int code = -1;             // s_client's exit status: 0 once the handshake completed
+  std::string key;           // the certificate's key: "EC P-256", "RSA 2048", or what openssl says
+  std::string signature;     // the handshake signature: "ECDSA", "RSA", "RSA-PSS"
+  std::string subject;       // the certificate's subject
+  std::string client_output; // all of it, for failure messages
+};
+
+// Connects with openssl s_client and extra arguments (-tls1_3, -sigalgs,
+// -cipher ...), sends payload, and describes the certificate and signature
+// the server used.
+ServerIdentity s_client_identity(const TempDir &dir, const std::string &target,
+                                 const std::vector<std::string> &extra, const std::string &payload) {
+  std::vector<std::string> argv{"openssl", "s_client", "-connect", target, "-nocommands", "-no_ign_eof"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  auto client = run_program(dir, argv, payload);
+  ServerIdentity id;
+  id.code = client.code;
+  id.client_output = client.out + client.err;
+  std::smatch m;
+  if (std::regex_search(client.out, m, std::regex("Peer signature type: (\\S+)"))) id.signature = m[1];
+  const auto begin = client.out.find("-----BEGIN CERTIFICATE-----");
+  const auto end = client.out.find("-----END CERTIFICATE-----");
+  if (begin == std::string::npos || end == std::string::npos) return id;
+  const std::string pem = client.out.substr(begin, end + 25 - begin) + "\n";
+  auto text = run_program(dir, {"openssl", "x509", "-noout", "-subject", "-text"}, pem).out;
+  if (std::regex_search(text, m, std::regex("subject=\\s*(.*)"))) id.subject = m[1];
+  const bool ec = text.find("Public Key Algorithm: id-ecPublicKey") != std::string::npos;
+  const bool rsa = text.find("Public Key Algorithm: rsaEncryption") != std::string::npos;
+  std::string bits;
+  if (std::regex_search(text, m, std::regex("Public-Key: \\((\\d+) bit\\)"))) bits = m[1];
+  std::string curve;
+  if (std::regex_search(text, m, std::regex("NIST CURVE: (\\S+)"))) curve = m[1];
+  id.key = ec ? "EC " + curve : rsa ? "RSA " + bits : text;
+  return id;
+}
+
 } // namespace
 
 TEST(Tls, OpensslClientTls13WithSniAndAlpn) {
@@ -345,6 +383,89 @@ TEST(Tls, HelloWithHundredsOfExtensionsDoesNotDisturbOthers) {
     if (p != many) {
       EXPECT_EQ(r["payload_hex"], hex("still fine"));
     }
+}
+
+// With no certificate configured the sink holds two identities: a client
+// that offers only ECDSA gets the P-256 certificate and an ECDSA signature,
+// an RSA-only client still connects and gets the RSA-2048 one.
+TEST(Tls, DefaultIdentitiesServeEcdsaAndRsaOnlyClients) {
+  TlsSink s;
+  const std::string log = read_file(s.dir.file("sink.log"));
+  EXPECT_NE(log.find("ECDSA P-256 for clients that offer ECDSA"), std::string::npos) << log;
+  EXPECT_NE(log.find("RSA-2048 for RSA-only clients"), std::string::npos) << log;
+  struct Case {
+    std::string payload; // also tells the records apart
+    std::vector<std::string> args;
+    std::string version, key, signature;
+  };
+  const std::string ecdsa = "ecdsa_secp256r1_sha256", rsa = "rsa_pss_rsae_sha256:rsa_pkcs1_sha256";
+  const std::vector<Case> cases{
+      {"ecdsa over tls 1.3", {"-tls1_3", "-sigalgs", ecdsa}, "TLSv1.3", "EC P-256", "ECDSA"},
+      {"ecdsa over tls 1.2",
+       {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-sigalgs", ecdsa},
+       "TLSv1.2",
+       "EC P-256",
+       "ECDSA"},
+      {"rsa over tls 1.3", {"-tls1_3", "-sigalgs", rsa}, "TLSv1.3", "RSA 2048", "RSA-PSS"},
+      {"rsa over tls 1.2", {"-tls1_2", "-cipher", "aRSA", "-sigalgs", rsa}, "TLSv1.2", "RSA 2048", ""},
+  };
+  for (const auto &c : cases) {
+    SCOPED_TRACE(c.payload);
+    const auto id = s_client_identity(s.dir, s.target(), c.args, c.payload);
+    EXPECT_EQ(id.code, 0) << id.client_output;
+    EXPECT_EQ(id.key, c.key) << id.client_output;
+    EXPECT_EQ(id.subject, "CN = sink");
+    if (c.signature.empty())
+      EXPECT_TRUE(id.signature == "RSA" || id.signature == "RSA-PSS") << id.signature;
+    else
+      EXPECT_EQ(id.signature, c.signature);
+  }
+  std::map<std::string, nlohmann::json> by_payload;
+  for (auto &[port, j] : s.records(cases.size()))
+    by_payload[j["payload_hex"]] = j;
+  for (const auto &c : cases) {
+    SCOPED_TRACE(c.payload);
+    ASSERT_EQ(by_payload.count(hex(c.payload)), 1u) << "no record with this payload";
+    const auto &j = by_payload[hex(c.payload)];
+    expect_ok_handshake(j, c.version, c.payload);
+    EXPECT_EQ(j["close_reason"], "client_fin");
+  }
+  EXPECT_EQ(s.sink->stop().code, 0);
+}
+
+// A configured RSA certificate is the only identity: no ECDSA appears
+// beside it, so an ECDSA-only client is refused as before.
+TEST(Tls, AConfiguredCertificateIsTheOnlyIdentity) {
+  TempDir dir;
+  auto gen = run_program(dir,
+                         {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+                          "-out", "server.crt", "-days", "2", "-subj", "/CN=configured"},
+                         "");
+  ASSERT_EQ(gen.code, 0) << gen.err;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\nplugin_path: [\"" + bundled_plugin_dir() +
+                                     "\"]\ngroups:\n  - name: tls\n    transport: tls\n    listen: "
+                                     "127.0.0.1\n    ports: 0\n    timeout: 2s\n"
+                                     "    tls: {cert: server.crt, key: server.key}\n"
+                                     "outputs:\n  - plugin: jsonl\n    path: out.jsonl\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const std::string target = "127.0.0.1:" + std::to_string(sink.wait_listening(1, dir.file("sink.log"))[0]);
+  EXPECT_EQ(read_file(dir.file("sink.log")).find("self-signed"), std::string::npos);
+  const auto rsa = s_client_identity(dir, target, {"-tls1_3"}, "configured rsa");
+  EXPECT_EQ(rsa.code, 0) << rsa.client_output;
+  EXPECT_EQ(rsa.key, "RSA 2048") << rsa.client_output;
+  EXPECT_EQ(rsa.subject, "CN = configured");
+  const auto ecdsa =
+      s_client_identity(dir, target, {"-tls1_3", "-sigalgs", "ecdsa_secp256r1_sha256"}, "configured ecdsa");
+  EXPECT_NE(ecdsa.code, 0) << ecdsa.client_output;
+  EXPECT_EQ(ecdsa.key, "");
+  auto all = jsonl_by_remote_port(wait_for_lines(dir.file("out.jsonl"), 2));
+  ASSERT_EQ(all.size(), 2u);
+  std::map<std::string, int> handshakes;
+  for (auto &[port, j] : all)
+    ++handshakes[j["extra"]["tls.handshake"]];
+  EXPECT_EQ(handshakes["ok"], 1);
+  EXPECT_EQ(handshakes["failed"], 1);
+  EXPECT_EQ(sink.stop().code, 0);
 }
 
 TEST(Tls, LegacyFlagsWithCertificateFiles) {
