@@ -315,7 +315,11 @@ typedef struct sink_transport_ops {
    * with BEV_OPT_CLOSE_ON_FREE) on base. The host owns the bufferevent from
    * here on, sets its callbacks and frees it. *conn_state is the plugin's
    * per-connection state (may stay NULL). Return NULL on failure; the host
-   * then closes fd itself and records the connection as an error. */
+   * then closes fd itself and records the connection as an error.
+   * Called once per connection when the client first makes the socket
+   * readable (bytes, FIN or RST), or at the close if it never does: a silent
+   * connection costs no bufferevent. With reads_plain_socket the host reads
+   * the socket itself and never enables the returned bufferevent. */
   struct bufferevent *(*accept)(void *instance, struct event_base *base, int fd, void **conn_state);
   /* The connection is ending. events is the libevent BEV_EVENT_* mask that
    * ended it (0 for timeouts and shutdown); *reason holds the host's
