@@ -338,6 +338,9 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   const size_t drained = by_server ? drain_socket() : 0;
 
   Record r;
+  // Room for the extras unread_at_close, kernel facts (11) and a transport
+  // such as tls (16) add, in one allocation rather than five.
+  r.extras.reserve(1 + (group_.config.kernel_facts ? 11 : 0) + (group_.ops->conn_finish ? 16 : 0));
   r.first_read_len = first_read_len_;
   ExtraCollector extras(r, true);
   // Bytes still queued when we close make the kernel answer with a RST: say

@@ -240,7 +240,7 @@ void OutputWorker::take_more() {
 }
 
 bool OutputWorker::deliver() {
-  RecordView view;
+  RecordView &view = view_; // kept across batches: its arrays keep their capacity
   while (taken_ < unconfirmed_.size()) {
     {
       std::lock_guard<std::mutex> lock(mutex_);

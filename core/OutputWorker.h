@@ -140,6 +140,7 @@ private:
   std::atomic<int64_t> last_progress_ns_{0};    // steady clock
   size_t unconfirmed_count_ = 0;                // unconfirmed_.size(), guarded by mutex_
   bool poison_counted_ = false;
+  RecordView view_; // deliver()'s view of the record in hand, reused
 };
 
 } // namespace sink
