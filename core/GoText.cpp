@@ -58,10 +58,24 @@ char *go_quote_to(char *out, const uint8_t *data, size_t len) {
   *out++ = '"';
   for (size_t i = 0; i < len;) {
     const uint8_t c = data[i];
-    // Printable ASCII is most of what probes send: copy it straight.
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      *out++ = static_cast<char>(c);
+    // ASCII is most of what probes send, and all of a zero-filled flood:
+    // handled here without decoding.
+    if (c < 0x80) {
       ++i;
+      if (c >= 0x20 && c < 0x7f) {
+        if (c == '"' || c == '\\') *out++ = '\\';
+        *out++ = static_cast<char>(c);
+        continue;
+      }
+      static constexpr char kNamed[] = "\0\0\0\0\0\0\0abtnvfr";
+      *out++ = '\\';
+      if (c >= 7 && c <= 13) {
+        *out++ = kNamed[c];
+      } else {
+        *out++ = 'x';
+        *out++ = kHex[c >> 4];
+        *out++ = kHex[c & 0xf];
+      }
       continue;
     }
     uint32_t r = 0;
