@@ -107,27 +107,6 @@ void allow_own_segv_handler() {
     ::setenv("ASAN_OPTIONS", (opts + (opts.empty() ? "" : ":") + "allow_user_segv_handler=1").c_str(), 1);
 }
 
-std::string http_get(uint16_t port, const std::string &path) {
-  TestClient c("127.0.0.1", port);
-  c.send("GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n");
-  bool closed = false;
-  return c.read_until_closed(5, &closed);
-}
-
-uint16_t free_port() {
-  TempDir d;
-  // Bind port 0 through a throwaway sink-free socket.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 } // namespace
 
 TEST(Journal, WhatAnOutputHadNotConfirmedIsDeliveredAfterARestartAndNothingTwice) {

@@ -21,25 +21,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string http_get(uint16_t port, const std::string &path) {
-  TestClient c("127.0.0.1", port);
-  c.send("GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n");
-  bool closed = false;
-  return c.read_until_closed(5, &closed);
-}
-
 std::string config(uint16_t port, const std::string &extra = "", const std::string &timeout = "1m") {
   return "log: {path: sink.log}\nworkers: 2\njournal: {dir: journal}\n" + extra +
          "groups: [{name: w, listen: 127.0.0.1, ports: " + std::to_string(port) + ", timeout: " + timeout +

@@ -109,4 +109,23 @@ uint16_t send_and_close(const std::string &ip, uint16_t port, const std::string 
   return c.local_port();
 }
 
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string http_get(uint16_t port, const std::string &path) {
+  TestClient c("127.0.0.1", port);
+  c.send("GET " + path + " HTTP/1.0\r\nHost: x\r\n\r\n");
+  bool closed = false;
+  return c.read_until_closed(5, &closed);
+}
+
 } // namespace sinktest

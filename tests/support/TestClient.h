@@ -36,4 +36,10 @@ private:
 // Connects, sends `bytes`, closes (FIN); returns the client's port.
 uint16_t send_and_close(const std::string &ip, uint16_t port, const std::string &bytes);
 
+// A loopback port nothing listens on right now (bound once, then released).
+uint16_t free_port();
+
+// GET path from 127.0.0.1:port over HTTP/1.0; the whole response.
+std::string http_get(uint16_t port, const std::string &path);
+
 } // namespace sinktest
