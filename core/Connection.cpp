@@ -70,8 +70,7 @@ int Connection::socket_fd() const {
 }
 
 bool Connection::start() {
-  if (server_.log_connections())
-    server_.logger().plain("Open:  " + local_.to_string() + " <-- " + remote_.to_string());
+  if (server_.log_connections()) log_open();
   // Until the client speaks only this event watches the socket; its timeout
   // is the idle timeout (a persistent event restarts it after each read).
   socket_event_.reset(event_new(server_.base(), fd_, EV_READ | EV_PERSIST, on_socket, this));
@@ -105,8 +104,7 @@ bool Connection::attach_transport() {
 }
 
 void Connection::reject(std::string detail) {
-  if (server_.log_connections())
-    server_.logger().plain("Open:  " + local_.to_string() + " <-- " + remote_.to_string());
+  if (server_.log_connections()) log_open();
   ::close(fd_);
   fd_ = -1;
   unclaimed_ = true;
@@ -125,39 +123,56 @@ void Connection::take(const uint8_t *data, size_t len) {
   if (server_.log_connections()) log_recv(data, len);
 }
 
-void Connection::log_recv(const uint8_t *data, size_t len) {
-  LogBatch *batch = Logger::thread_batch();
-  if (!batch) {
-    server_.logger().plain("Recv:  " + local_.to_string() + " <-- " + remote_.to_string() + ": " +
-                           go_quote(data, len) + " (" + text::hex(data, len) + "), " + std::to_string(len) +
-                           " bytes");
+template <class Body> void Connection::log_line(Body &&body) {
+  if (LogBatch *batch = Logger::thread_batch()) { // a network thread: into its batch
+    batch->stamp_line();
+    body(batch->lines);
+    batch->lines.push_back('\n');
     return;
   }
-  // The original's line, formatted in one pass into the thread's batch.
-  batch->stamp_line();
-  LineBuffer &out = batch->lines;
-  out.append("Recv:  ");
-  out.append(local_.to_string());
-  out.append(" <-- ");
-  out.append(remote_.to_string());
-  out.append(": ");
-  char *p = out.room(go_quote_room(len) + 2 * len + 48);
-  char *const start = p;
-  p = go_quote_to(p, data, len);
-  *p++ = ' ';
-  *p++ = '(';
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < len; ++i) {
-    *p++ = kHex[data[i] >> 4];
-    *p++ = kHex[data[i] & 0xf];
-  }
-  *p++ = ')';
-  *p++ = ',';
-  *p++ = ' ';
-  p = std::to_chars(p, p + 24, len).ptr;
-  std::memcpy(p, " bytes\n", 7);
-  p += 7;
-  out.advance(static_cast<size_t>(p - start));
+  LineBuffer line;
+  body(line);
+  server_.logger().plain(std::string(line.data(), line.size()));
+}
+
+void Connection::append_peers(LineBuffer &out, const char *arrow) const {
+  local_.append_to(out);
+  out.append(arrow);
+  remote_.append_to(out);
+}
+
+void Connection::log_open() {
+  log_line([&](LineBuffer &out) {
+    out.append("Open:  ");
+    append_peers(out, " <-- ");
+  });
+}
+
+void Connection::log_recv(const uint8_t *data, size_t len) {
+  // The original's line, formatted in one pass.
+  log_line([&](LineBuffer &out) {
+    out.append("Recv:  ");
+    append_peers(out, " <-- ");
+    char *p = out.room(2 + go_quote_room(len) + 2 * len + 32);
+    char *const start = p;
+    *p++ = ':';
+    *p++ = ' ';
+    p = go_quote_to(p, data, len);
+    *p++ = ' ';
+    *p++ = '(';
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; ++i) {
+      *p++ = kHex[data[i] >> 4];
+      *p++ = kHex[data[i] & 0xf];
+    }
+    *p++ = ')';
+    *p++ = ',';
+    *p++ = ' ';
+    p = std::to_chars(p, p + 24, len).ptr;
+    std::memcpy(p, " bytes", 6);
+    p += 6;
+    out.advance(static_cast<size_t>(p - start));
+  });
 }
 
 Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got) {
@@ -388,22 +403,32 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
 
 void Connection::log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns) {
   const std::string secs = go_float(static_cast<double>(duration_ns) / 1e9);
-  const std::string tail = ". Received " + std::to_string(total_) + " bytes in total";
-  if (reason == SINK_CLOSE_CLIENT_FIN) {
-    server_.logger().plain("Close: " + local_.to_string() + " <-- " + remote_.to_string() +
-                           ", by client after " + secs + " seconds" + tail);
-    return;
-  }
-  std::string why;
-  switch (reason) {
-  case SINK_CLOSE_SHUTDOWN: why = "server shutdown"; break;
-  case SINK_CLOSE_CLIENT_RST:
-    why = "read tcp " + local_.to_string() + "->" + remote_.to_string() + ": read: " + detail;
-    break;
-  default: why = "read tcp " + local_.to_string() + "->" + remote_.to_string() + ": " + detail; break;
-  }
-  server_.logger().plain("Close: " + local_.to_string() + " --> " + remote_.to_string() +
-                         ", by server after " + secs + " seconds, due to " + why + tail);
+  log_line([&](LineBuffer &out) {
+    out.append("Close: ");
+    if (reason == SINK_CLOSE_CLIENT_FIN) {
+      append_peers(out, " <-- ");
+      out.append(", by client after ");
+      out.append(secs);
+      out.append(" seconds");
+    } else {
+      append_peers(out, " --> ");
+      out.append(", by server after ");
+      out.append(secs);
+      out.append(" seconds, due to ");
+      if (reason == SINK_CLOSE_SHUTDOWN) {
+        out.append("server shutdown");
+      } else {
+        out.append("read tcp ");
+        append_peers(out, "->");
+        out.append(reason == SINK_CLOSE_CLIENT_RST ? ": read: " : ": ");
+        out.append(detail);
+      }
+    }
+    out.append(". Received ");
+    char *p = out.room(24);
+    out.advance(static_cast<size_t>(std::to_chars(p, p + 24, total_).ptr - p));
+    out.append(" bytes in total");
+  });
 }
 
 } // namespace sink

@@ -72,6 +72,11 @@ private:
   void take(const uint8_t *data, size_t len);
   // Reads what the kernel still holds at a close we start; returns how much.
   size_t drain_socket();
+  // Legacy connection lines, as the original wrote them. On a network
+  // thread body appends straight into the thread's log batch.
+  template <class Body> void log_line(Body &&body);
+  void append_peers(LineBuffer &out, const char *arrow) const;
+  void log_open();
   void log_recv(const uint8_t *data, size_t len);
   void log_close(sink_close_reason reason, const std::string &detail, int64_t duration_ns);
   int64_t elapsed_ns() const;

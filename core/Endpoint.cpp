@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <charconv>
+
 namespace sink {
 
 Endpoint Endpoint::from_sockaddr(const sockaddr *sa) {
@@ -28,6 +30,15 @@ Endpoint Endpoint::from_sockaddr(const sockaddr *sa) {
 }
 
 std::string Endpoint::to_string() const { return (v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port); }
+
+void Endpoint::append_to(LineBuffer &out) const {
+  if (v6) out.push_back('[');
+  out.append(ip);
+  if (v6) out.push_back(']');
+  out.push_back(':');
+  char *p = out.room(8);
+  out.advance(static_cast<size_t>(std::to_chars(p, p + 8, port).ptr - p));
+}
 
 Endpoint local_endpoint(int fd) {
   sockaddr_storage ss{};

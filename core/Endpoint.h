@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "LineBuffer.h"
+
 namespace sink {
 
 struct Endpoint {
@@ -15,6 +17,8 @@ struct Endpoint {
   static Endpoint from_sockaddr(const sockaddr *sa);
   // "127.0.0.1:80" or "[::1]:80", as Go prints a net.Addr.
   std::string to_string() const;
+  // The same, appended without a temporary (log lines).
+  void append_to(LineBuffer &out) const;
 };
 
 // The local address of a connected or listening socket.
