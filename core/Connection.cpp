@@ -36,6 +36,14 @@ int64_t unix_now_ns() {
       .count();
 }
 
+// After our FIN (shutdown SHUT_WR): has the peer's FIN arrived too?
+bool peer_finished(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;
+  return info.tcpi_state != TCP_FIN_WAIT1 && info.tcpi_state != TCP_FIN_WAIT2;
+}
+
 // The kernel's view: after a RST the socket is CLOSED; after a FIN it waits
 // in CLOSE_WAIT. Used when errno no longer says which.
 bool peer_reset(int fd) {
@@ -286,7 +294,7 @@ bool Connection::grace_after_session_end(bufferevent *bev) {
   timeval tv = to_timeval(grace);
   session_end_wait_.reset(event_new(server_.base(), fd, EV_READ, on_session_end_wait, this));
   if (!session_end_wait_ || event_add(session_end_wait_.get(), &tv) != 0) return false;
-  closing_ = Closing{SINK_CLOSE_CLIENT_FIN, "", elapsed_ns()};
+  closing_ = Closing{SINK_CLOSE_CLIENT_FIN, "", elapsed_ns(), total_};
   bufferevent_disable(bev, EV_READ);
   bufferevent_set_timeouts(bev, nullptr, nullptr);
   return true;
@@ -312,7 +320,7 @@ void Connection::close_by_server(sink_close_reason reason, std::string detail) {
   }
   // The record keeps the original's duration (accept to deadline); bytes that
   // still arrive during the grace period count.
-  closing_ = Closing{reason, std::move(detail), elapsed_ns()};
+  closing_ = Closing{reason, std::move(detail), elapsed_ns(), total_};
   ::shutdown(fd_, SHUT_WR);
   event_add(socket_event_.get(), nullptr); // no idle timeout in the grace period
   if (!deadline_) deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
@@ -373,7 +381,12 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
     group_.ops->conn_finish(group_.instance, conn_state_, bev_.get(), events, &reason, extras.writer());
   if (fd >= 0 && by_server) ioctl(fd, FIONREAD, &queued_at_close);
   if (!unclaimed_) {
-    const uint8_t unread = queued_before > 0 || queued_at_close > 0 || drained > 0;
+    // A peer still sending through our grace period, without its FIN, is
+    // answered with a RST by whatever it sends after close(), even when we
+    // happened to have read everything at that instant.
+    const bool still_sending =
+        we_closed && closing_ && total_ > closing_->bytes_at_start && reads_socket() && !peer_finished(fd);
+    const uint8_t unread = queued_before > 0 || queued_at_close > 0 || drained > 0 || still_sending;
     extras.add_typed("unread_at_close", SINK_VALUE_BOOL, &unread, 1);
   }
   if (!unclaimed_ && group_.config.kernel_facts) {

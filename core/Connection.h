@@ -88,6 +88,7 @@ private:
     sink_close_reason reason;
     std::string detail;
     int64_t duration_ns;
+    uint64_t bytes_at_start; // bytes read when the grace period began
   };
   std::optional<Closing> closing_;
 
