@@ -288,11 +288,12 @@ class Servers:
         return make
 
     def s_server(self, cert):
+        """openssl s_server, issuing no session tickets (as sink does not)."""
         def make(d):
             crt, key = self.certs[cert]
             port = free_port()
             return Server("openssl s_server", ["openssl", "s_server", "-accept", str(port), "-cert", crt, "-key", key,
-                                               "-quiet"], d, port)
+                                               "-num_tickets", "0", "-quiet"], d, port)
         return make
 
 
@@ -438,6 +439,7 @@ class Case:
     def run(self):
         if self.unsupported:
             return
+        t0 = time.time()
         with tempfile.TemporaryDirectory(prefix="sink-bench-") as d:
             try:
                 server = self.start(d)
@@ -461,7 +463,7 @@ class Case:
             self.checks.append(check)
         shown = ", ".join(f"{k} {v:.2f}" for k, v in figures.items())
         records = f", records {check[0]} of {check[1]}" if check else ""
-        progress(f"  {self.label}: {shown}{records}")
+        progress(f"  {self.label}: {shown}{records} ({time.time() - t0:.1f} s)")
 
     def median(self, metric):
         values = [s[metric] for s in self.samples]
