@@ -212,8 +212,19 @@ class Server:
     def record_count(self):
         return count_records(self.records, self.fmt) if self.records else None
 
-    def wait_records(self, n, limit=300):
-        wait_until(lambda: self._alive() and self.record_count() >= n, limit, f"{self.name}: {n} records")
+    def wait_records(self, n, stall=15):
+        """Waits for n records; gives up when none came for `stall` seconds."""
+        last = [-1, time.time()]
+
+        def enough():
+            self._alive()
+            got = self.record_count()
+            if got != last[0]:
+                last[:] = [got, time.time()]
+            elif time.time() - last[1] > stall:
+                raise RuntimeError(f"{self.name}: {got} records for {n} connections, none for {stall}s")
+            return got >= n
+        wait_until(enough, 3600, f"{self.name}: {n} records")
 
     def wait_fds_at_least(self, n, limit=120):
         wait_until(lambda: self._alive() and open_fds(self.pid) >= n, limit, f"{self.name}: {n} open files")
@@ -465,6 +476,9 @@ class Case:
         records = f", records {check[0]} of {check[1]}" if check else ""
         progress(f"  {self.label}: {shown}{records} ({time.time() - t0:.1f} s)")
 
+    def is_sink(self):
+        return self.key.startswith(("sink", "legacy"))
+
     def median(self, metric):
         values = [s[metric] for s in self.samples]
         return statistics.median(values) if values else None
@@ -541,8 +555,9 @@ def plan(a, servers, load):
                         case(f"orig-hs-{cert}", f"original -tls, {name} handshakes", servers.go(cert=cert), hs),
                         case(f"sink-hs-{cert}", f"sink TLS group, {name} handshakes",
                              servers.yaml(transport="tls", cert=cert), hs), better="higher"))
-    for n in worker_counts(os.cpu_count() or 1):
-        rows.append(Row("8", f"row 1 (journal on) with workers: {n}", "µs/conn", "cpu_us", "{:.1f}", floor_short, None,
+    cores = os.cpu_count() or 1
+    for n in worker_counts(cores):
+        rows.append(Row("8", f"row 1 (journal on) with workers: {n} ({cores} cores)", "µs/conn", "cpu_us", "{:.1f}", floor_short, None,
                         case(f"sink-short-w{n}", f"sink YAML csv workers: {n}, short conns",
                              servers.yaml(top=f"workers: {n}\n"), conns)))
     return list(cases.values()), rows
@@ -605,14 +620,13 @@ def print_table(rows, original_set):
 
 def records_summary(cases):
     """Returns (line, ok) over every sink run."""
-    checks = [c for case in cases if case.key.split("-")[0] in ("sink", "legacy") for c in case.checks]
-    written, made = sum(w for w, _ in checks), sum(m for _, m in checks)
-    bad = [(case.label, c) for case in cases if case.key.split("-")[0] in ("sink", "legacy")
-           for c in case.checks if c[0] != c[1]]
+    runs = [(case.label, c) for case in cases if case.is_sink() for c in case.checks]
+    written, made = sum(w for _, (w, _) in runs), sum(m for _, (_, m) in runs)
+    bad = [(label, c) for label, c in runs if c[0] != c[1]]
     if bad:
         detail = "; ".join(f"{label}: {w} written for {m} connections" for label, (w, m) in bad)
         return f"records written = connections made: NO ({written} of {made}) -- {detail}", False
-    return f"records written = connections made: yes ({written} of {made}, {len(checks)} sink runs)", True
+    return f"records written = connections made: yes ({written} of {made}, {len(runs)} sink runs)", True
 
 
 def print_details(cases):
@@ -654,18 +668,21 @@ def print_notes(a, original, elapsed):
 # ---------------------------------------------------------------- extras
 
 def ab(title, on, off, load, a):
-    """CPU per connection of two configs, interleaved rounds, medians."""
+    """CPU per connection of two configs, interleaved rounds, medians. Returns
+    False when a run wrote a different number of records than connections."""
     cases = {"on": Case("sink-on", f"{title}: on", on, short_conns(load, a.conns, a.inflight)),
              "off": Case("sink-off", f"{title}: off", off, short_conns(load, a.conns, a.inflight))}
     for _ in range(a.rounds):
         for c in cases.values():
             c.run()
     on_us, off_us = cases["on"].median("cpu_us"), cases["off"].median("cpu_us")
+    line, ok = records_summary(cases.values())
     if on_us is None or off_us is None:
-        print(f"{title}: failed")
-        return
-    print(f"{title}: {on_us:.1f} µs/conn on vs {off_us:.1f} off: x{on_us / off_us:.2f}, {on_us - off_us:+.1f} µs/conn",
-          flush=True)
+        print(f"{title}: FAILED {[c.errors for c in cases.values()]}")
+        return False
+    print(f"{title}: {on_us:.1f} µs/conn on vs {off_us:.1f} off: x{on_us / off_us:.2f}, {on_us - off_us:+.1f} µs/conn;"
+          f" {line}", flush=True)
+    return ok
 
 
 def metrics_written(port, output):
@@ -693,15 +710,16 @@ def output_rate(a, load, output_yaml, label):
         elapsed, cpu, got = time.time() - t0, meter.seconds(), metrics_written(mport, label)
         s.stop()
     if got != a.fleet_conns:
-        print(f"  {label}: only {got} of {a.fleet_conns} records confirmed")
-    return {"rate": got / elapsed, "cpu_us": cpu / max(got, 1) * 1e6}
+        print(f"  {label}: FAILED: only {got} of {a.fleet_conns} records confirmed")
+    return {"rate": got / elapsed, "cpu_us": cpu / max(got, 1) * 1e6, "ok": got == a.fleet_conns}
 
 
 def fleet_outputs(a, load):
-    """The nats and postgresql outputs against servers started here, as ratios to csv."""
+    """The nats and postgresql outputs against servers started here, as ratios to csv.
+    Returns False when an output did not confirm every record."""
     print(f"\nfleet outputs: {a.fleet_conns} connections x 64 B, records/s until every flush confirmed them:")
     rows = [("csv", "{plugin: csv, path: out.csv}")]
-    nats_dir, nats_proc, pg = tempfile.mkdtemp(), None, None
+    nats_dir, nats_proc, pg, ok = tempfile.mkdtemp(), None, None, True
     try:
         nats_server = shutil.which("nats-server")
         if nats_server and os.path.exists(f"{a.build}/plugins/nats.so"):
@@ -724,6 +742,7 @@ def fleet_outputs(a, load):
         base = None
         for name, yaml_text in rows:
             r = output_rate(a, load, yaml_text, name)
+            ok = ok and r["ok"]
             base = base or r
             print(f"  {name:12s} {r['rate']:8.0f} records/s  x{r['rate'] / base['rate']:.2f} of csv   "
                   f"sink cpu {r['cpu_us']:6.1f} µs/record  x{r['cpu_us'] / base['cpu_us']:.2f}", flush=True)
@@ -734,17 +753,19 @@ def fleet_outputs(a, load):
         shutil.rmtree(nats_dir, ignore_errors=True)
         if pg:
             pg.close()
+    return ok
 
 
 def extras(a, servers, load):
+    """Kernel facts and analyzers on vs off, and the fleet outputs. Returns False on a records mismatch."""
     print("\nExtras (sink only, YAML, journal off, interleaved rounds, medians):")
     facts_off = servers.yaml(output="jsonl", top="journal: false\n", group=", kernel_facts: false")
-    ab("kernel facts: the client's SYN + TCP_INFO (jsonl)", servers.yaml(output="jsonl", top="journal: false\n"),
-       facts_off, load, a)
-    ab("analyzers fet + replay (jsonl, kernel facts off)",
-       servers.yaml(output="jsonl", top="journal: false\nanalyzers: [{plugin: fet}, {plugin: replay}]\n",
-                    group=", kernel_facts: false"), facts_off, load, a)
-    fleet_outputs(a, load)
+    ok = ab("kernel facts: the client's SYN + TCP_INFO (jsonl)", servers.yaml(output="jsonl", top="journal: false\n"),
+            facts_off, load, a)
+    ok = ab("analyzers fet + replay (jsonl, kernel facts off)",
+            servers.yaml(output="jsonl", top="journal: false\nanalyzers: [{plugin: fet}, {plugin: replay}]\n",
+                         group=", kernel_facts: false"), facts_off, load, a) and ok
+    return fleet_outputs(a, load) and ok
 
 
 # ---------------------------------------------------------------- main
@@ -801,12 +822,13 @@ def main():
         print_details(cases)
         print_notes(a, original, time.time() - t0)
         if a.extras:
-            extras(a, servers, load)
+            ok = extras(a, servers, load) and ok
     errors = [c.label for c in cases if c.errors]
     if errors:
         print(f"\nFAILED measurements: {', '.join(errors)}", file=sys.stderr)
     if not ok:
-        print("\nFAILED: " + line, file=sys.stderr)
+        print("\n" + "!" * 78 + "\nFAILED: a sink run wrote a different number of records than connections were made"
+              " (see above)\n" + "!" * 78, file=sys.stderr)
     return 0 if ok and not errors else 1
 
 
