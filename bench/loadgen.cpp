@@ -38,7 +38,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 sockaddr_in make_addr(const char *host, const char *port) {
   sockaddr_in addr{};
@@ -293,8 +295,8 @@ int handshakes_mode(const sockaddr_in &addr, double duration, long concurrency) 
     }
   }
   double secs = seconds_since(t0);
-  std::printf("connections=%ld handshakes=%ld failed=%ld seconds=%.3f rate=%.0f\n", started, done, failed, secs,
-              static_cast<double>(done) / secs);
+  std::printf("connections=%ld handshakes=%ld failed=%ld seconds=%.3f rate=%.0f\n", started, done, failed,
+              secs, static_cast<double>(done) / secs);
   return failed ? 1 : 0;
 }
 

@@ -295,9 +295,6 @@ class Servers:
 
     def go(self, cert=None, timeout="5m"):
         """The original Go sink, same flags (it cannot take port 0: a free port is picked)."""
-        if not self.original:
-            return None
-
         def make(d):
             port = free_port()
             return Server("original", [self.original, "-p", str(port)] + self.legacy_flags(cert, timeout), d, port,
@@ -490,83 +487,114 @@ class Case:
         return statistics.median(values) if values else None
 
 
+# metric -> (unit, format)
+METRICS = {
+    "cpu_us": ("µs/conn", "{:.1f}"),
+    "mib_s": ("MiB/s", "{:.0f}"),
+    "cpu_s_gib": ("CPU-s/GiB", "{:.2f}"),
+    "rss_b": ("B/conn", "{:.0f}"),
+    "hs_cpu_s": ("hs/CPU-s", "{:.0f}"),
+}
+
+
 class Row:
-    """A table row: a metric of up to three cases (floor, original, sink)."""
+    """A table row: one metric of up to three cases. A column is a Case, None
+    (does not apply) or a string to print instead (e.g. "not set")."""
 
-    def __init__(self, num, label, unit, metric, fmt, floor=None, original=None, sink=None, better="lower"):
-        self.num, self.label, self.unit, self.metric, self.fmt = num, label, unit, metric, fmt
-        self.floor, self.original, self.sink, self.better = floor, original, sink, better
+    def __init__(self, num, label, metric, floor, original, sink):
+        self.num, self.label, self.metric = num, label, metric
+        self.unit, self.fmt = METRICS[metric]
+        self.floor, self.original, self.sink = floor, original, sink
 
 
-def plan(a, servers, load):
-    """The cases (run once per round, in this order) and the rows of the table."""
-    cases = {}
+class Plan:
+    """The cases (each run once per round, in the order made) and the table's rows."""
 
-    def case(key, label, start, measure):
-        if start is None:
-            return None
-        if key not in cases:
-            cases[key] = Case(key, label, start, measure)
-        return cases[key]
+    def __init__(self, a, servers, load):
+        self.a, self.servers, self.load = a, servers, load
+        self.cases, self.rows = {}, []
+        self.short_conns_rows()
+        self.flood_rows()
+        self.idle_rows()
+        self.handshake_rows()
+        self.workers_rows()
 
-    conns = short_conns(load, a.conns, a.inflight)
-    flood_bytes, legacy_flood_bytes = int(a.flood_gib * GIB), int(a.legacy_flood_gib * GIB)
-    rows = []
-    floor_short = case("floor-short", "floor, short conns", servers.floor(), conns)
-    rows.append(Row("1", "CPU per short conn, YAML csv, journal on", "µs/conn", "cpu_us", "{:.1f}", floor_short, None,
-                    case("sink-short", "sink YAML csv journal on, short conns", servers.yaml(), conns)))
-    rows.append(Row("1", "CPU per short conn, YAML csv, journal off", "µs/conn", "cpu_us", "{:.1f}", floor_short, None,
-                    case("sink-short-nj", "sink YAML csv journal off, short conns",
-                         servers.yaml(top="journal: false\n"), conns)))
-    rows.append(Row("2", "CPU per short conn, legacy flags -out -log", "µs/conn", "cpu_us", "{:.1f}", floor_short,
-                    case("orig-short", "original, short conns", servers.go(), conns),
-                    case("legacy-short", "sink legacy flags, short conns", servers.legacy(), conns)))
-    size = f"{a.flood_gib:g} GiB"
-    fl = flood(load, flood_bytes)
-    floor_flood = case("floor-flood", f"floor, {size} flood", servers.floor(), fl)
-    sink_flood = case("sink-flood", f"sink YAML jsonl, {size} flood",
-                      servers.yaml(output="jsonl", timeout="30m"), fl)
-    rows.append(Row("3", f"{size} flood on 1 conn, YAML jsonl", "MiB/s", "mib_s", "{:.0f}", floor_flood, None,
-                    sink_flood, better="higher"))
-    rows.append(Row("3", f"{size} flood on 1 conn, YAML jsonl", "CPU-s/GiB", "cpu_s_gib", "{:.2f}", floor_flood, None,
-                    sink_flood))
-    size = f"{a.legacy_flood_gib:g} GiB"
-    fl = flood(load, legacy_flood_bytes)
-    orig_flood = case("orig-flood", f"original, {size} flood", servers.go(timeout="30m"), fl)
-    legacy_flood = case("legacy-flood", f"sink legacy flags, {size} flood", servers.legacy(timeout="30m"), fl)
-    rows.append(Row("4", f"{size} flood, legacy flags (logs every read)", "MiB/s", "mib_s", "{:.0f}", None,
-                    orig_flood, legacy_flood, better="higher"))
-    rows.append(Row("4", f"{size} flood, legacy flags (logs every read)", "CPU-s/GiB", "cpu_s_gib", "{:.2f}", None,
-                    orig_flood, legacy_flood))
-    held = idle(load, a.idle)
-    rows.append(Row("5", f"RSS per idle TCP conn ({a.idle} held)", "B/conn", "rss_b", "{:.0f}",
-                    case("floor-idle", "floor, idle TCP", servers.floor(), held),
-                    case("orig-idle", "original, idle TCP", servers.go(), held),
-                    case("sink-idle", "sink YAML csv, idle TCP", servers.yaml(), held)))
-    rows.append(Row("6", f"RSS per idle TLS conn, TCP only, no ClientHello ({a.idle} held)", "B/conn", "rss_b", "{:.0f}",
-                    None, case("orig-idle-tls", "original -tls, idle before hello", servers.go(cert="ecdsa"), held),
-                    case("sink-idle-tls", "sink TLS group, idle before hello", servers.yaml(transport="tls",
-                                                                                           cert="ecdsa"), held)))
-    held_tls = idle(load, a.idle_tls, tls=True)
-    rows.append(Row("6", f"RSS per idle TLS conn, handshake done, ECDSA ({a.idle_tls} held)", "B/conn", "rss_b",
-                    "{:.0f}", None,
-                    case("orig-idle-hs", "original -tls, idle after handshake", servers.go(cert="ecdsa"), held_tls),
-                    case("sink-idle-hs", "sink TLS group, idle after handshake",
-                         servers.yaml(transport="tls", cert="ecdsa"), held_tls)))
-    hs = handshakes(load, a.hs_seconds, a.hs_clients)
-    for cert, name in (("ecdsa", "ECDSA P-256"), ("rsa", "RSA-2048")):
-        rows.append(Row("7", f"TLS full handshakes, {name}, {a.hs_clients} clients (floor: openssl s_server)",
-                        "hs/CPU-s", "hs_cpu_s", "{:.0f}",
-                        case(f"s_server-hs-{cert}", f"openssl s_server, {name} handshakes", servers.s_server(cert), hs),
-                        case(f"orig-hs-{cert}", f"original -tls, {name} handshakes", servers.go(cert=cert), hs),
-                        case(f"sink-hs-{cert}", f"sink TLS group, {name} handshakes",
-                             servers.yaml(transport="tls", cert=cert), hs), better="higher"))
-    cores = os.cpu_count() or 1
-    for n in worker_counts(cores):
-        rows.append(Row("8", f"row 1 (journal on) with workers: {n} ({cores} cores)", "µs/conn", "cpu_us", "{:.1f}", floor_short, None,
-                        case(f"sink-short-w{n}", f"sink YAML csv workers: {n}, short conns",
-                             servers.yaml(top=f"workers: {n}\n"), conns)))
-    return list(cases.values()), rows
+    def case(self, key, label, start, measure):
+        """The case `key` (made once, shared by the rows that show it)."""
+        if key not in self.cases:
+            self.cases[key] = Case(key, label, start, measure)
+        return self.cases[key]
+
+    def original(self, key, label, measure, **flags):
+        if not self.servers.original:
+            return "not set"
+        return self.case(key, label, self.servers.go(**flags), measure)
+
+    def row(self, num, label, metric, floor, original, sink):
+        self.rows.append(Row(num, label, metric, floor, original, sink))
+
+    def short_conns_rows(self):
+        a, sv = self.a, self.servers
+        m = short_conns(self.load, a.conns, a.inflight)
+        self.floor_short = self.case("floor-short", "floor, short conns", sv.floor(), m)
+        self.row("1", "CPU per short conn, YAML csv, journal on", "cpu_us", self.floor_short, None,
+                 self.case("sink-short", "sink YAML csv journal on, short conns", sv.yaml(), m))
+        self.row("1", "CPU per short conn, YAML csv, journal off", "cpu_us", self.floor_short, None,
+                 self.case("sink-short-nj", "sink YAML csv journal off, short conns",
+                           sv.yaml(top="journal: false\n"), m))
+        self.row("2", "CPU per short conn, legacy flags -out -log", "cpu_us", self.floor_short,
+                 self.original("orig-short", "original, short conns", m),
+                 self.case("legacy-short", "sink legacy flags, short conns", sv.legacy(), m))
+
+    def flood_rows(self):
+        a, sv = self.a, self.servers
+        size, m = f"{a.flood_gib:g} GiB", flood(self.load, int(a.flood_gib * GIB))
+        floor = self.case("floor-flood", f"floor, {size} flood", sv.floor(), m)
+        sink = self.case("sink-flood", f"sink YAML jsonl, {size} flood", sv.yaml(output="jsonl", timeout="30m"), m)
+        for metric in ("mib_s", "cpu_s_gib"):
+            self.row("3", f"{size} flood on 1 conn, YAML jsonl", metric, floor, None, sink)
+        size, m = f"{a.legacy_flood_gib:g} GiB", flood(self.load, int(a.legacy_flood_gib * GIB))
+        orig = self.original("orig-flood", f"original, {size} flood", m, timeout="30m")
+        sink = self.case("legacy-flood", f"sink legacy flags, {size} flood", sv.legacy(timeout="30m"), m)
+        for metric in ("mib_s", "cpu_s_gib"):
+            self.row("4", f"{size} flood, legacy flags (logs every read)", metric, None, orig, sink)
+
+    def idle_rows(self):
+        a, sv = self.a, self.servers
+        m = idle(self.load, a.idle)
+        self.row("5", f"RSS per idle TCP conn ({a.idle} held)", "rss_b",
+                 self.case("floor-idle", "floor, idle TCP", sv.floor(), m),
+                 self.original("orig-idle", "original, idle TCP", m),
+                 self.case("sink-idle", "sink YAML csv, idle TCP", sv.yaml(), m))
+        self.row("6", f"RSS per idle TLS conn, TCP only, no ClientHello ({a.idle} held)", "rss_b", None,
+                 self.original("orig-idle-tls", "original -tls, idle before hello", m, cert="ecdsa"),
+                 self.case("sink-idle-tls", "sink TLS group, idle before hello",
+                           sv.yaml(transport="tls", cert="ecdsa"), m))
+        m = idle(self.load, a.idle_tls, tls=True)
+        self.row("6", f"RSS per idle TLS conn, handshake done, ECDSA ({a.idle_tls} held)", "rss_b", None,
+                 self.original("orig-idle-hs", "original -tls, idle after handshake", m, cert="ecdsa"),
+                 self.case("sink-idle-hs", "sink TLS group, idle after handshake",
+                           sv.yaml(transport="tls", cert="ecdsa"), m))
+
+    def handshake_rows(self):
+        a, sv = self.a, self.servers
+        m = handshakes(self.load, a.hs_seconds, a.hs_clients)
+        for cert, name in (("ecdsa", "ECDSA P-256"), ("rsa", "RSA-2048")):
+            self.row("7", f"TLS full handshakes, {name}, {a.hs_clients} clients (floor: openssl s_server)",
+                     "hs_cpu_s",
+                     self.case(f"s_server-hs-{cert}", f"openssl s_server, {name} handshakes", sv.s_server(cert), m),
+                     self.original(f"orig-hs-{cert}", f"original -tls, {name} handshakes", m, cert=cert),
+                     self.case(f"sink-hs-{cert}", f"sink TLS group, {name} handshakes",
+                               sv.yaml(transport="tls", cert=cert), m))
+
+    def workers_rows(self):
+        a, sv = self.a, self.servers
+        m = short_conns(self.load, a.conns, a.inflight)
+        cores = os.cpu_count() or 1
+        for n in worker_counts(cores):
+            self.row("8", f"row 1 (journal on) with workers: {n} ({cores} cores)", "cpu_us", self.floor_short, None,
+                     self.case(f"sink-short-w{n}", f"sink YAML csv workers: {n}, short conns",
+                               sv.yaml(top=f"workers: {n}\n"), m))
 
 
 def worker_counts(cores):
@@ -583,6 +611,8 @@ def worker_counts(cores):
 def cell(case, row):
     if case is None:
         return "—"
+    if isinstance(case, str):
+        return case
     if case.unsupported:
         return "n/a (this build has no workers:)" if "workers" in case.unsupported else "n/a"
     value = case.median(row.metric)
@@ -592,7 +622,7 @@ def cell(case, row):
 
 
 def ratio(a, b, metric):
-    if a is None or b is None or a.unsupported or b.unsupported:
+    if not isinstance(a, Case) or not isinstance(b, Case) or a.unsupported or b.unsupported:
         return "—"
     x, y = a.median(metric), b.median(metric)
     if x is None or y is None or y <= 0:
@@ -610,12 +640,11 @@ def records_cell(case):
     return f"yes ({len(case.checks)} × {made.pop()})" if len(made) == 1 else f"yes ({len(case.checks)} runs)"
 
 
-def print_table(rows, original_set):
+def print_table(rows):
     head = ["#", "row", "unit", "floor", "original", "sink", "sink/floor", "sink/original", "sink records = conns"]
     lines = [head]
     for r in rows:
-        orig = cell(r.original, r) if original_set else ("—" if r.original is None else "not set")
-        lines.append([r.num, r.label, r.unit, cell(r.floor, r), orig, cell(r.sink, r),
+        lines.append([r.num, r.label, r.unit, cell(r.floor, r), cell(r.original, r), cell(r.sink, r),
                       ratio(r.sink, r.floor, r.metric), ratio(r.sink, r.original, r.metric), records_cell(r.sink)])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     for i, line in enumerate(lines):
@@ -686,8 +715,8 @@ def ab(title, on, off, load, a):
     if on_us is None or off_us is None:
         print(f"{title}: FAILED {[c.errors for c in cases.values()]}")
         return False
-    print(f"{title}: {on_us:.1f} µs/conn on vs {off_us:.1f} off: x{on_us / off_us:.2f}, {on_us - off_us:+.1f} µs/conn;"
-          f" {line}", flush=True)
+    print(f"{title}: {on_us:.1f} µs/conn on vs {off_us:.1f} off: x{on_us / off_us:.2f}, "
+          f"{on_us - off_us:+.1f} µs/conn; {line}", flush=True)
     return ok
 
 
@@ -779,8 +808,8 @@ def extras(a, servers, load):
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build"))
-    ap.add_argument("--rounds", type=int, default=3, help="rounds; the table shows medians (default 3)")
-    ap.add_argument("--quick", action="store_true", help="1 round, smaller loads: a smoke test, not figures")
+    ap.add_argument("--rounds", type=int, help="rounds; the table shows medians (default 3; --quick: 1)")
+    ap.add_argument("--quick", action="store_true", help="smaller loads, 1 round: a smoke test, not figures")
     ap.add_argument("--conns", type=int, default=20000, help="short connections per run (rows 1, 2, 8)")
     ap.add_argument("--inflight", type=int, default=200)
     ap.add_argument("--flood-gib", type=float, default=4.0, help="row 3's flood size")
@@ -793,8 +822,10 @@ def parse_args():
     ap.add_argument("--fleet-conns", type=int, default=20000)
     a = ap.parse_args()
     if a.quick:
-        a.rounds, a.conns, a.idle, a.idle_tls = 1, 5000, 3000, 1000
+        a.conns, a.idle, a.idle_tls = 5000, 3000, 1000
         a.flood_gib, a.legacy_flood_gib, a.hs_seconds, a.fleet_conns = 0.5, 0.125, 1.0, 5000
+    if a.rounds is None:
+        a.rounds = 1 if a.quick else 3
     a.build = os.path.abspath(a.build)
     return a
 
@@ -816,13 +847,14 @@ def main():
     with tempfile.TemporaryDirectory(prefix="sink-bench-certs-") as certdir:
         servers = Servers(a.build, os.path.abspath(original) if original else None, make_certs(certdir))
         load = Load(a.build)
-        cases, rows = plan(a, servers, load)
+        plan = Plan(a, servers, load)
+        cases, rows = list(plan.cases.values()), plan.rows
         for r in range(a.rounds):
             progress(f"round {r + 1} of {a.rounds}")
             for case in cases:
                 case.run()
         print()
-        print_table(rows, bool(original))
+        print_table(rows)
         line, ok = records_summary(cases)
         print("\n" + line)
         print_details(cases)
