@@ -805,27 +805,39 @@ def extras(a, servers, load):
 
 # ---------------------------------------------------------------- main
 
+# option -> (default, default with --quick)
+SIZES = {
+    "rounds": (3, 1),
+    "conns": (20000, 5000),
+    "flood_gib": (4.0, 0.5),
+    "legacy_flood_gib": (1.0, 0.125),
+    "idle": (15000, 3000),
+    "idle_tls": (5000, 1000),
+    "hs_seconds": (2.0, 1.0),
+    "fleet_conns": (20000, 5000),
+}
+
+
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 epilog="Sizes given explicitly win over --quick's.")
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build"))
-    ap.add_argument("--rounds", type=int, help="rounds; the table shows medians (default 3; --quick: 1)")
     ap.add_argument("--quick", action="store_true", help="smaller loads, 1 round: a smoke test, not figures")
-    ap.add_argument("--conns", type=int, default=20000, help="short connections per run (rows 1, 2, 8)")
-    ap.add_argument("--inflight", type=int, default=200)
-    ap.add_argument("--flood-gib", type=float, default=4.0, help="row 3's flood size")
-    ap.add_argument("--legacy-flood-gib", type=float, default=1.0, help="row 4's flood size")
-    ap.add_argument("--idle", type=int, default=15000, help="idle connections held (rows 5, 6)")
-    ap.add_argument("--idle-tls", type=int, default=5000, help="idle connections after a TLS handshake (row 6)")
-    ap.add_argument("--hs-seconds", type=float, default=2.0, help="TLS handshake run length (row 7)")
-    ap.add_argument("--hs-clients", type=int, default=8, help="concurrent TLS clients (row 7)")
+    ap.add_argument("--rounds", type=int, help="rounds; the table shows medians (3; --quick: 1)")
+    ap.add_argument("--conns", type=int, help="short connections per run, rows 1, 2, 8 (20000; --quick: 5000)")
+    ap.add_argument("--inflight", type=int, default=200, help="short connections in flight (200)")
+    ap.add_argument("--flood-gib", type=float, help="row 3's flood size (4; --quick: 0.5)")
+    ap.add_argument("--legacy-flood-gib", type=float, help="row 4's flood size (1; --quick: 0.125)")
+    ap.add_argument("--idle", type=int, help="idle connections held, rows 5, 6 (15000; --quick: 3000)")
+    ap.add_argument("--idle-tls", type=int, help="idle connections after a TLS handshake, row 6 (5000; --quick: 1000)")
+    ap.add_argument("--hs-seconds", type=float, help="TLS handshake run length, row 7 (2; --quick: 1)")
+    ap.add_argument("--hs-clients", type=int, default=8, help="concurrent TLS clients, row 7 (8)")
     ap.add_argument("--extras", action="store_true", help="also: kernel facts, analyzers, fleet outputs")
-    ap.add_argument("--fleet-conns", type=int, default=20000)
+    ap.add_argument("--fleet-conns", type=int, help="connections per fleet output run (20000; --quick: 5000)")
     a = ap.parse_args()
-    if a.quick:
-        a.conns, a.idle, a.idle_tls = 5000, 3000, 1000
-        a.flood_gib, a.legacy_flood_gib, a.hs_seconds, a.fleet_conns = 0.5, 0.125, 1.0, 5000
-    if a.rounds is None:
-        a.rounds = 1 if a.quick else 3
+    for name, defaults in SIZES.items():
+        if getattr(a, name) is None:
+            setattr(a, name, defaults[1] if a.quick else defaults[0])
     a.build = os.path.abspath(a.build)
     return a
 
