@@ -696,8 +696,8 @@ def print_notes(a, original, elapsed):
     print(f"Original: {original or 'not measured (set SINK_BENCH_ORIGINAL=/path/to/binary)'}.")
     print("Units: µs/conn, CPU-s/GiB lower is better; MiB/s, hs/CPU-s higher is better; B/conn is RSS growth.")
     if cores and cores <= 2:
-        print(f"Note: the load generator needs about one core of these {cores}; the servers' figures are bounded "
-              "by the shared machine (the client competes for CPU), and other work on it adds noise.")
+        print(f"Note: on {cores} cores the servers' figures are CPU-bound by the shared machine: the load generator "
+              "needs about one core, and other work on the machine adds noise.")
 
 
 # ---------------------------------------------------------------- extras
