@@ -1,6 +1,7 @@
 // The floor: the least a sink must do per connection (accept, read to EOF,
 // count, close) on one epoll thread, with no records and no logging. The
 // benchmark reports sink's cost as a ratio of this, measured in the same run.
+// Usage: sink_baseline_server PORT (0 = any free port); prints "listening PORT".
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -21,7 +22,9 @@ int main(int argc, char **argv) {
   a.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[1])));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (bind(ls, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || listen(ls, SOMAXCONN) != 0) return 1;
-  std::printf("listening\n");
+  socklen_t alen = sizeof a;
+  getsockname(ls, reinterpret_cast<sockaddr *>(&a), &alen);
+  std::printf("listening %d\n", ntohs(a.sin_port));
   std::fflush(stdout);
   int ep = epoll_create1(0);
   epoll_event ev{};
