@@ -81,7 +81,9 @@ bool Connection::start() {
   if (server_.log_connections()) log_open();
   // Until the client speaks only this event watches the socket; its timeout
   // is the idle timeout (a persistent event restarts it after each read).
-  socket_event_.reset(event_new(server_.base(), fd_, EV_READ | EV_PERSIST, on_socket, this));
+  // EV_CLOSED (EPOLLRDHUP): a FIN that came with the data is seen in the same
+  // callback, so a short connection ends without another trip through epoll.
+  socket_event_.reset(event_new(server_.base(), fd_, EV_READ | EV_PERSIST | EV_CLOSED, on_socket, this));
   const bool idle = group_.idle.tv_sec || group_.idle.tv_usec;
   if (!socket_event_ || event_add(socket_event_.get(), idle ? &group_.idle : nullptr) != 0) {
     finish(SINK_CLOSE_ERROR, 0, "cannot watch the socket");
@@ -183,7 +185,7 @@ void Connection::log_recv(const uint8_t *data, size_t len) {
   });
 }
 
-Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got) {
+Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got, bool peer_closed) {
   size_t room = 0;
   uint8_t *buf = server_.read_buffer(&room);
   *got = 0;
@@ -192,7 +194,9 @@ Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got) {
     if (n > 0) {
       take(buf, static_cast<size_t>(n));
       *got += static_cast<size_t>(n);
-      if (static_cast<size_t>(n) < room) return ReadEnd::kDrained; // the kernel had no more
+      // A short read: the kernel had no more, unless the peer's FIN is in too
+      // (then the next read returns 0 at once).
+      if (static_cast<size_t>(n) < room && !peer_closed) return ReadEnd::kDrained;
       continue;
     }
     if (n == 0) return ReadEnd::kEof;
@@ -217,7 +221,7 @@ void Connection::on_socket(evutil_socket_t, short what, void *self) {
   if (!c->reads_socket()) return; // the transport's bufferevent took over
   size_t got = 0;
   const int saved_errno = errno;
-  switch (c->read_socket(kReadPerEvent, &got)) {
+  switch (c->read_socket(kReadPerEvent, &got, (what & EV_CLOSED) != 0)) {
   case ReadEnd::kMore:
   case ReadEnd::kDrained: return;
   case ReadEnd::kEof: c->finish(SINK_CLOSE_CLIENT_FIN, BEV_EVENT_READING | BEV_EVENT_EOF, ""); return;
@@ -252,7 +256,7 @@ void Connection::consume_input() {
 size_t Connection::drain_socket() {
   if (!reads_socket() || fd_ < 0) return 0;
   size_t got = 0;
-  read_socket(kFinalDrainLimit, &got);
+  read_socket(kFinalDrainLimit, &got, false);
   return got;
 }
 

@@ -64,7 +64,8 @@ private:
   // Returns false when the connection ended (and *this is destroyed) unless
   // at_close, where EOF and errors are left for the caller.
   enum class ReadEnd { kMore, kDrained, kEof, kReset, kError };
-  ReadEnd read_socket(size_t limit, size_t *got);
+  // peer_closed: the peer's FIN has arrived (read on to the end).
+  ReadEnd read_socket(size_t limit, size_t *got, bool peer_closed);
   void consume_input(); // bufferevent transports
   // After a transport's session ended with the TCP connection still open:
   // waits close_grace for more bytes. True when the wait started.
