@@ -106,7 +106,11 @@ public:
   void remove(Connection &c);
 
 private:
-  static constexpr size_t kReadBufferSize = 256 * 1024;
+  // One recv asks for at most this much. Larger reads hold the socket lock
+  // longer while the kernel copies, and incoming segments wait in its
+  // backlog: measured, 64 KiB drains a loopback flood about 1.5x faster
+  // than 256 KiB (and as fast as the floor).
+  static constexpr size_t kReadBufferSize = 64 * 1024;
   // One listening socket and the groups it serves, picked by dialed port.
   struct Listener {
     NetworkWorker *worker;
