@@ -16,6 +16,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// server.crt / server.key in dir: a self-signed RSA-2048 pair for CN=cn.
+void make_rsa_certificate(const TempDir &dir, const std::string &cn) {
+  auto gen = run_program(dir,
+                         {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+                          "-out", "server.crt", "-days", "2", "-subj", "/CN=" + cn},
+                         "");
+  ASSERT_EQ(gen.code, 0) << gen.err;
+}
+
 // A TLS group on an ephemeral loopback port with a self-signed certificate.
 struct TlsSink {
   TempDir dir;
@@ -437,11 +446,7 @@ TEST(Tls, DefaultIdentitiesServeEcdsaAndRsaOnlyClients) {
 // beside it, so an ECDSA-only client is refused as before.
 TEST(Tls, AConfiguredCertificateIsTheOnlyIdentity) {
   TempDir dir;
-  auto gen = run_program(dir,
-                         {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-                          "-out", "server.crt", "-days", "2", "-subj", "/CN=configured"},
-                         "");
-  ASSERT_EQ(gen.code, 0) << gen.err;
+  ASSERT_NO_FATAL_FAILURE(make_rsa_certificate(dir, "configured"));
   write_file(dir.file("c.yaml"), "log: {path: sink.log}\nplugin_path: [\"" + bundled_plugin_dir() +
                                      "\"]\ngroups:\n  - name: tls\n    transport: tls\n    listen: "
                                      "127.0.0.1\n    ports: 0\n    timeout: 2s\n"
@@ -470,11 +475,7 @@ TEST(Tls, AConfiguredCertificateIsTheOnlyIdentity) {
 
 TEST(Tls, LegacyFlagsWithCertificateFiles) {
   TempDir dir;
-  auto gen = run_program(dir,
-                         {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-                          "-out", "server.crt", "-days", "2", "-subj", "/CN=localhost"},
-                         "");
-  ASSERT_EQ(gen.code, 0) << gen.err;
+  ASSERT_NO_FATAL_FAILURE(make_rsa_certificate(dir, "localhost"));
   SinkProcess sink(
       dir, {"-tls", "-ip", "127.0.0.1", "-p", "0", "-timeout", "2s", "-out", "out.csv", "-log", "sink.log"});
   const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
