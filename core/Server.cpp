@@ -11,10 +11,20 @@ namespace {
 // Fewer simultaneous connections than this is worth a warning.
 constexpr size_t kFewConnections = 256;
 
+// Descriptors per network thread the default leaves room for: its epoll and
+// wake-up descriptors and listeners, and above all its share of connections.
+constexpr size_t kDescriptorsPerDefaultWorker = 64;
+
 size_t worker_count(const Config &config) {
   if (config.workers) return config.workers;
+  // One per CPU, but a low open-file limit on a many-core host must not be
+  // spent on threads rather than connections.
   const unsigned cpus = std::thread::hardware_concurrency();
-  return cpus ? cpus : 1;
+  size_t n = cpus ? cpus : 1;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    n = std::min<size_t>(n, std::max<size_t>(1, rl.rlim_cur / kDescriptorsPerDefaultWorker));
+  return n;
 }
 } // namespace
 
