@@ -26,6 +26,9 @@ constexpr size_t kMaxSingleRead = 64 * 1024;
 // One readable event reads at most this much from a plain socket before the
 // loop serves other connections (a flood must not starve them).
 constexpr size_t kReadPerEvent = 1024 * 1024;
+// A network thread's log batch is written out once it holds this much, even
+// within a loop iteration.
+constexpr size_t kLogBatchLimit = 8 * 1024 * 1024;
 // At a server-side close we read what the kernel still holds, up to this
 // much, so it is counted and the close is less likely to become a RST.
 constexpr size_t kFinalDrainLimit = 4 * 1024 * 1024;
@@ -138,6 +141,9 @@ template <class Body> void Connection::log_line(Body &&body) {
     batch->stamp_line();
     body(batch->lines);
     batch->lines.push_back('\n');
+    // Many flooders in one loop iteration must not grow the batch without
+    // bound (each read logs about four times its size): write it out early.
+    if (batch->lines.size() >= kLogBatchLimit) server_.flush_staged();
     return;
   }
   LineBuffer line;
