@@ -3,7 +3,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include <memory>
 
@@ -18,13 +17,9 @@ struct EventFree {
 struct BufferEventFree {
   void operator()(bufferevent *b) const { bufferevent_free(b); }
 };
-struct ListenerFree {
-  void operator()(evconnlistener *l) const { evconnlistener_free(l); }
-};
 
 using EventBasePtr = std::unique_ptr<event_base, EventBaseFree>;
 using EventPtr = std::unique_ptr<event, EventFree>;
 using BufferEventPtr = std::unique_ptr<bufferevent, BufferEventFree>;
-using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
 
 } // namespace sink

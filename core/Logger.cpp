@@ -25,17 +25,20 @@ void write_all(int fd, const char *data, size_t len) {
 }
 } // namespace
 
-void LogBatch::stamp_line() {
-  if (lines.empty() && on_first_line) on_first_line(on_first_line_arg);
+std::string_view LogStamp::now() {
   const time_t now = std::time(nullptr);
-  // Legacy mode logs three lines per connection: format the stamp once a second.
-  if (now != stamp_time) {
+  if (now != time_) {
     struct tm tm {};
     localtime_r(&now, &tm);
-    stamp_len = std::strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S ", &tm);
-    stamp_time = now;
+    len_ = std::strftime(text_, sizeof text_, "%Y/%m/%d %H:%M:%S ", &tm);
+    time_ = now;
   }
-  lines.append({stamp, stamp_len});
+  return {text_, len_};
+}
+
+void LogBatch::stamp_line() {
+  if (lines.empty() && on_first_line) on_first_line(on_first_line_arg);
+  lines.append(stamp.now());
 }
 
 void Logger::set_thread_batch(LogBatch *batch) { t_batch = batch; }
@@ -99,20 +102,13 @@ void Logger::write_line(const char *tag, const std::string &message) {
     t_batch->lines.push_back('\n');
     return;
   }
-  const time_t now = std::time(nullptr);
   std::lock_guard<std::mutex> lock(mutex_);
-  // Legacy mode logs three lines per connection: format the stamp once a second.
-  if (now != stamp_time_) {
-    struct tm tm {};
-    localtime_r(&now, &tm);
-    std::strftime(stamp_, sizeof stamp_, "%Y/%m/%d %H:%M:%S ", &tm);
-    stamp_time_ = now;
-  }
+  const std::string_view stamp = stamp_.now();
   if (!file_) { // not opened yet: hold the line
-    held_.append(stamp_).append(tag).append(message).push_back('\n');
+    held_.append(stamp).append(tag).append(message).push_back('\n');
     return;
   }
-  std::fputs(stamp_, file_);
+  std::fwrite(stamp.data(), 1, stamp.size(), file_);
   std::fputs(tag, file_);
   std::fwrite(message.data(), 1, message.size(), file_);
   std::fputc('\n', file_);

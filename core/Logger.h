@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <sink/plugin.h>
 
@@ -15,11 +16,21 @@ namespace sink {
 
 // Lines one network thread logged during one loop iteration; written with
 // one write(2) when the iteration ends (Logger::flush_thread_batch).
+// "2006/01/02 15:04:05 " for now, formatted at most once a second (legacy
+// mode logs three lines per connection).
+class LogStamp {
+public:
+  std::string_view now();
+
+private:
+  time_t time_ = -1;
+  char text_[32] = "";
+  size_t len_ = 0;
+};
+
 struct LogBatch {
   LineBuffer lines;
-  time_t stamp_time = -1;
-  char stamp[32] = "";
-  size_t stamp_len = 0;
+  LogStamp stamp;
   // Called when the batch gets its first line (the owner arranges a flush).
   void (*on_first_line)(void *arg) = nullptr;
   void *on_first_line_arg = nullptr;
@@ -68,8 +79,7 @@ private:
   std::string held_; // lines logged before open()
   sink_log_level min_level_;
   std::mutex mutex_;
-  time_t stamp_time_ = -1; // guarded by mutex_
-  char stamp_[32] = "";
+  LogStamp stamp_; // guarded by mutex_
 };
 
 } // namespace sink
