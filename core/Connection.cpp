@@ -191,7 +191,8 @@ void Connection::log_recv(const uint8_t *data, size_t len) {
   });
 }
 
-Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got, bool peer_closed) {
+Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got, bool peer_closed,
+                                            TcpInfoFacts *fin_check) {
   size_t room = 0;
   uint8_t *buf = server_.read_buffer(&room);
   *got = 0;
@@ -202,7 +203,18 @@ Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got, bool peer
       *got += static_cast<size_t>(n);
       // A short read: the kernel had no more, unless the peer's FIN is in too
       // (then the next read returns 0 at once).
-      if (static_cast<size_t>(n) < room && !peer_closed) return ReadEnd::kDrained;
+      if (static_cast<size_t>(n) < room) {
+        if (!peer_closed) return ReadEnd::kDrained;
+        // The record needs TCP_INFO anyway: it also says whether that read
+        // took everything before the FIN, which saves the read of 0. A read
+        // can stop short of the end at an urgent byte, so only the byte
+        // count decides.
+        if (fin_check) {
+          *fin_check = read_tcp_info(fd_);
+          if (all_read_before_fin(*fin_check, total_)) return ReadEnd::kEof;
+          *fin_check = {};
+        }
+      }
       continue;
     }
     if (n == 0) return ReadEnd::kEof;
@@ -227,10 +239,14 @@ void Connection::on_socket(evutil_socket_t, short what, void *self) {
   if (!c->reads_socket()) return; // the transport's bufferevent took over
   size_t got = 0;
   const int saved_errno = errno;
-  switch (c->read_socket(kReadPerEvent, &got, (what & EV_CLOSED) != 0)) {
+  TcpInfoFacts tcp_info;
+  const bool want_tcp_info = c->group_.config.kernel_facts && !c->closing_;
+  switch (c->read_socket(kReadPerEvent, &got, (what & EV_CLOSED) != 0, want_tcp_info ? &tcp_info : nullptr)) {
   case ReadEnd::kMore:
   case ReadEnd::kDrained: return;
-  case ReadEnd::kEof: c->finish(SINK_CLOSE_CLIENT_FIN, BEV_EVENT_READING | BEV_EVENT_EOF, ""); return;
+  case ReadEnd::kEof:
+    c->finish(SINK_CLOSE_CLIENT_FIN, BEV_EVENT_READING | BEV_EVENT_EOF, "", &tcp_info);
+    return;
   case ReadEnd::kReset:
     c->finish(SINK_CLOSE_CLIENT_RST, BEV_EVENT_READING | BEV_EVENT_ERROR, "connection reset by peer");
     return;
@@ -356,7 +372,8 @@ void Connection::on_deadline(evutil_socket_t, short, void *self) {
   c->close_by_server(SINK_CLOSE_TIMEOUT, "i/o timeout");
 }
 
-void Connection::finish(sink_close_reason reason, short events, std::string detail) {
+void Connection::finish(sink_close_reason reason, short events, std::string detail,
+                        const TcpInfoFacts *tcp_info) {
   if (closing_) { // we closed first; whatever ended the grace period
     reason = closing_->reason;
     detail = closing_->detail;
@@ -401,7 +418,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   }
   if (!unclaimed_ && group_.config.kernel_facts) {
     add_syn_extras(syn_, extras);
-    add_tcp_info_extras(fd, extras);
+    add_tcp_info_extras(tcp_info && tcp_info->ok ? *tcp_info : read_tcp_info(fd), extras);
   }
   r.duration_ns = closing_ ? closing_->duration_ns : elapsed_ns();
   r.accept_unix_ns = accept_unix_ns_;

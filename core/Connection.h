@@ -43,7 +43,9 @@ public:
   // No group takes the connection: close it and record why. Destroys *this.
   void reject(std::string detail);
   // Ends the connection: final drain, record, close. Destroys *this.
-  void finish(sink_close_reason reason, short events, std::string detail);
+  // `tcp_info`: a TCP_INFO reading taken after the last read, if one was.
+  void finish(sink_close_reason reason, short events, std::string detail,
+              const TcpInfoFacts *tcp_info = nullptr);
   // A close we start (deadline, idle): stop sending, keep reading for the
   // group's close_grace, then finish. Destroys *this, now or later.
   void close_by_server(sink_close_reason reason, std::string detail);
@@ -65,7 +67,9 @@ private:
   // at_close, where EOF and errors are left for the caller.
   enum class ReadEnd { kMore, kDrained, kEof, kReset, kError };
   // peer_closed: the peer's FIN has arrived (read on to the end).
-  ReadEnd read_socket(size_t limit, size_t *got, bool peer_closed);
+  // With `fin_check`, a short read after the peer's FIN asks TCP_INFO whether
+  // anything is left rather than reading again (the reading is kept there).
+  ReadEnd read_socket(size_t limit, size_t *got, bool peer_closed, TcpInfoFacts *fin_check = nullptr);
   void consume_input(); // bufferevent transports
   // After a transport's session ended with the TCP connection still open:
   // waits close_grace for more bytes. True when the wait started.

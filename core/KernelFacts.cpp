@@ -105,15 +105,43 @@ void add_syn_extras(const SynFacts &f, ExtraCollector &extras) {
   if (f.wscale >= 0) add_int("tcp.syn_wscale", f.wscale);
 }
 
-void add_tcp_info_extras(int fd, ExtraCollector &extras) {
+namespace {
+// TCP_CLOSE_WAIT in the kernel's tcp_states.h; <netinet/tcp.h>, which names
+// it, clashes with <linux/tcp.h>, whose tcp_info is the complete one.
+constexpr uint8_t kTcpCloseWait = 8;
+} // namespace
+
+TcpInfoFacts read_tcp_info(int fd) {
   struct tcp_info info {};
   socklen_t len = sizeof info;
-  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return;
+  TcpInfoFacts f;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return f;
+  f.ok = true;
+  f.peer_fin = info.tcpi_state == kTcpCloseWait;
+  f.rtt_us = info.tcpi_rtt;
+  f.retrans = info.tcpi_total_retrans;
+  // Older kernels fill less of the struct.
+  if (len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received) {
+    f.has_bytes_received = true;
+    f.bytes_received = info.tcpi_bytes_received;
+  }
+  if (len >= offsetof(struct tcp_info, tcpi_segs_in) + sizeof info.tcpi_segs_in) {
+    f.has_segs_in = true;
+    f.segs_in = info.tcpi_segs_in;
+  }
+  return f;
+}
+
+bool all_read_before_fin(const TcpInfoFacts &info, uint64_t bytes_read) {
+  return info.ok && info.peer_fin && info.has_bytes_received && info.bytes_received == bytes_read + 1;
+}
+
+void add_tcp_info_extras(const TcpInfoFacts &info, ExtraCollector &extras) {
+  if (!info.ok) return;
   auto add_int = [&](const char *key, int64_t v) { extras.add_typed(key, SINK_VALUE_INT, &v, sizeof v); };
-  add_int("tcp.rtt_us", info.tcpi_rtt);
-  add_int("tcp.retrans", info.tcpi_total_retrans);
-  if (len >= offsetof(struct tcp_info, tcpi_segs_in) + sizeof info.tcpi_segs_in)
-    add_int("tcp.segs_in", info.tcpi_segs_in);
+  add_int("tcp.rtt_us", info.rtt_us);
+  add_int("tcp.retrans", info.retrans);
+  if (info.has_segs_in) add_int("tcp.segs_in", info.segs_in);
 }
 
 } // namespace sink

@@ -42,7 +42,26 @@ SynFacts read_saved_syn(int fd);
 // Adds tcp.syn_* extras (or tcp.syn_saved=false).
 void add_syn_extras(const SynFacts &f, ExtraCollector &extras);
 
-// Adds tcp.rtt_us, tcp.retrans, tcp.segs_in from TCP_INFO, if the socket has it.
-void add_tcp_info_extras(int fd, ExtraCollector &extras);
+// One TCP_INFO reading: the record's tcp.* extras, and enough to tell that
+// every byte before the peer's FIN has been read.
+struct TcpInfoFacts {
+  bool ok = false;       // false: the socket had no TCP_INFO
+  bool peer_fin = false; // state CLOSE_WAIT: the peer's FIN is in
+  bool has_bytes_received = false;
+  uint64_t bytes_received = 0; // in-order sequence space taken in: payload, plus one for a FIN
+  uint32_t rtt_us = 0;
+  uint32_t retrans = 0;
+  bool has_segs_in = false;
+  uint32_t segs_in = 0;
+};
+TcpInfoFacts read_tcp_info(int fd);
+
+// True when the kernel holds nothing more to read: the peer's FIN is in and
+// it came right after the `bytes_read` bytes read (an urgent byte or any
+// unread data breaks the equality).
+bool all_read_before_fin(const TcpInfoFacts &info, uint64_t bytes_read);
+
+// Adds tcp.rtt_us, tcp.retrans, tcp.segs_in, if the socket had TCP_INFO.
+void add_tcp_info_extras(const TcpInfoFacts &info, ExtraCollector &extras);
 
 } // namespace sink

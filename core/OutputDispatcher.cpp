@@ -1,4 +1,5 @@
 #include "OutputDispatcher.h"
+#include "ThreadName.h"
 
 #include <chrono>
 
@@ -58,7 +59,10 @@ OutputDispatcher::~OutputDispatcher() { stop(); }
 void OutputDispatcher::start() {
   for (auto &o : outputs_)
     o->start();
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sink-records");
+    run();
+  });
 }
 
 void OutputDispatcher::request_reopen() {

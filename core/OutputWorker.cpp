@@ -1,4 +1,5 @@
 #include "OutputWorker.h"
+#include "ThreadName.h"
 
 #include <algorithm>
 #include <chrono>
@@ -65,7 +66,10 @@ void OutputWorker::start() {
   if (journal_ && next_seq_ < journal_->end_seq())
     logger_.info(label_ + ": " + std::to_string(journal_->end_seq() - next_seq_) +
                  " records from the journal to deliver first");
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sink-out-" + label_);
+    run();
+  });
 }
 
 void OutputWorker::submit(const std::vector<Item> &batch) {

@@ -1,5 +1,7 @@
 #include "Server.h"
 
+#include "ThreadName.h"
+
 #include <pthread.h>
 #include <sys/resource.h>
 
@@ -160,9 +162,13 @@ void Server::run(std::function<void()> on_reopen) {
   // The other workers keep these signals blocked (inherited from main(),
   // which held them during start-up); only this thread takes them.
   for (size_t i = 1; i < workers_.size(); ++i)
-    threads_.emplace_back([w = workers_[i].get()] { w->run(); });
+    threads_.emplace_back([w = workers_[i].get(), i] {
+      name_this_thread("sink-net" + std::to_string(i));
+      w->run();
+    });
   // What arrived meanwhile is handled now.
   pthread_sigmask(SIG_UNBLOCK, &held, nullptr);
+  if (workers_.size() > 1) name_this_thread("sink-net0");
   workers_.front()->run();
   for (auto &t : threads_)
     t.join();

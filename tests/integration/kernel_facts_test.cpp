@@ -90,3 +90,48 @@ TEST(KernelFacts, TheSynAsTheClientSentItAndTcpInfoAtClose) {
   for (auto it = recs[coff]["extra"].begin(); it != recs[coff]["extra"].end(); ++it)
     EXPECT_NE(it.key().rfind("tcp.", 0), 0u) << "kernel_facts: false adds none: " << it.key();
 }
+
+// With kernel facts on, a short read after the peer's FIN is checked against
+// TCP_INFO's byte count instead of reading again. A read stops short at an
+// urgent byte (which the kernel keeps out of band and so never delivers), so
+// the count must disagree there and the bytes after it still be read.
+TEST(KernelFacts, BytesAfterAnUrgentByteAreStillReadBeforeTheFin) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\njournal: false\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0}]\n"
+                                 "outputs: [{plugin: jsonl, path: out.jsonl}]\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const auto ports = sink.wait_listening(1, dir.file("sink.log"));
+  uint16_t plain_port = 0, urgent_port = 0;
+  for (bool urgent : {false, true}) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(ports[0]);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+    ASSERT_EQ(::send(fd, "before", 6, 0), 6);
+    if (urgent) {
+      ASSERT_EQ(::send(fd, "U", 1, MSG_OOB), 1);
+    }
+    ASSERT_EQ(::send(fd, "after", 5, 0), 5);
+    sockaddr_in me{};
+    socklen_t me_len = sizeof me;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&me), &me_len);
+    (urgent ? urgent_port : plain_port) = ntohs(me.sin_port);
+    ::close(fd);
+  }
+  auto recs = jsonl_by_remote_port(wait_for_lines(dir.file("out.jsonl"), 2));
+  EXPECT_EQ(sink.stop().code, 0);
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[plain_port]["payload_hex"], hex("beforeafter"));
+  EXPECT_EQ(recs[plain_port]["payload_len"], 11);
+  EXPECT_EQ(recs[urgent_port]["payload_hex"], hex("beforeafter")) << "nothing after the urgent byte is lost";
+  EXPECT_EQ(recs[urgent_port]["payload_len"], 11);
+  for (auto *r : {&recs[plain_port], &recs[urgent_port]}) {
+    EXPECT_EQ((*r)["close_reason"], "client_fin");
+    EXPECT_EQ((*r)["extra"]["unread_at_close"], false);
+    EXPECT_TRUE((*r)["extra"]["tcp.segs_in"].is_number_integer());
+  }
+}
