@@ -65,7 +65,7 @@ Connection::Connection(NetworkWorker &server, TransportGroup &group, int fd, con
 }
 
 Connection::~Connection() {
-  socket_event_.reset();
+  stop_watching(true);
   deadline_.reset();
   session_end_wait_.reset();
   if (bev_)
@@ -82,15 +82,22 @@ int Connection::socket_fd() const {
 
 bool Connection::start() {
   if (server_.log_connections()) log_open();
-  // Until the client speaks only this event watches the socket; its timeout
-  // is the idle timeout (a persistent event restarts it after each read).
-  // EV_CLOSED (EPOLLRDHUP): a FIN that came with the data is seen in the same
-  // callback, so a short connection ends without another trip through epoll.
-  socket_event_.reset(event_new(server_.base(), fd_, EV_READ | EV_PERSIST | EV_CLOSED, on_socket, this));
-  const bool idle = group_.idle.tv_sec || group_.idle.tv_usec;
-  if (!socket_event_ || event_add(socket_event_.get(), idle ? &group_.idle : nullptr) != 0) {
+  // Until the client speaks only the thread's socket set watches the socket
+  // (bytes, and the peer's FIN: a FIN that came with the data is seen in the
+  // same callback, so a short connection ends without another trip through
+  // epoll), plus the idle timer if the group has an idle timeout.
+  watch_ = server_.sockets().watch(fd_, this);
+  if (!watch_) {
     finish(SINK_CLOSE_ERROR, 0, "cannot watch the socket");
     return false;
+  }
+  if (group_.idle.tv_sec || group_.idle.tv_usec) {
+    last_event_ = accept_mono_;
+    idle_timer_.reset(evtimer_new(server_.base(), on_idle_timer, this));
+    if (!idle_timer_ || evtimer_add(idle_timer_.get(), &group_.idle) != 0) {
+      finish(SINK_CLOSE_ERROR, 0, "cannot arm the idle timer");
+      return false;
+    }
   }
   if (group_.deadline) {
     deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
@@ -106,7 +113,7 @@ bool Connection::attach_transport() {
   if (!bev_) return false;
   if (reads_socket()) return true; // the host reads the socket itself; the bufferevent stays off
   // The bufferevent reads from here on.
-  socket_event_.reset();
+  stop_watching(false);
   bufferevent_setcb(bev_.get(), on_read, nullptr, on_event, this);
   bufferevent_setwatermark(bev_.get(), EV_READ, 0, kReadHighWatermark);
   bufferevent_set_max_single_read(bev_.get(), kMaxSingleRead);
@@ -225,12 +232,33 @@ Connection::ReadEnd Connection::read_socket(size_t limit, size_t *got, bool peer
   return ReadEnd::kMore;
 }
 
-void Connection::on_socket(evutil_socket_t, short what, void *self) {
+void Connection::stop_watching(bool closing_now) {
+  idle_timer_.reset();
+  if (!watch_) return;
+  if (closing_now)
+    server_.sockets().forget(watch_);
+  else
+    server_.sockets().unwatch(watch_, fd_);
+  watch_ = 0;
+}
+
+void Connection::on_idle_timer(evutil_socket_t, short, void *self) {
   auto *c = static_cast<Connection *>(self);
-  if (what & EV_TIMEOUT) {
-    c->close_by_server(SINK_CLOSE_IDLE_TIMEOUT, "i/o timeout");
+  // The timer is not pushed back at every read (that would cost a heap
+  // operation per read): it fires at the first possible moment and waits
+  // out whatever is left since the last event.
+  const auto left = c->group_.config.idle_timeout - (std::chrono::steady_clock::now() - c->last_event_);
+  if (left.count() > 0) {
+    timeval tv = to_timeval(left + std::chrono::microseconds(1));
+    evtimer_add(c->idle_timer_.get(), &tv);
     return;
   }
+  c->close_by_server(SINK_CLOSE_IDLE_TIMEOUT, "i/o timeout");
+}
+
+void Connection::on_socket(void *self, short what) {
+  auto *c = static_cast<Connection *>(self);
+  if (c->idle_timer_) c->last_event_ = std::chrono::steady_clock::now();
   if (!c->attached_ && !c->attach_transport()) {
     c->finish(SINK_CLOSE_ERROR, 0,
               "transport " + std::string(c->group_.plugin_name) + " could not take the connection");
@@ -340,7 +368,7 @@ void Connection::close_by_server(sink_close_reason reason, std::string detail) {
   consume_input();
   drain_socket();
   const auto grace = group_.config.close_grace;
-  if (grace.count() <= 0 || !reads_socket() || fd_ < 0 || !socket_event_) {
+  if (grace.count() <= 0 || !reads_socket() || fd_ < 0 || !watch_) {
     finish(reason, 0, std::move(detail));
     return;
   }
@@ -348,7 +376,7 @@ void Connection::close_by_server(sink_close_reason reason, std::string detail) {
   // still arrive during the grace period count.
   closing_ = Closing{reason, std::move(detail), elapsed_ns(), total_};
   ::shutdown(fd_, SHUT_WR);
-  event_add(socket_event_.get(), nullptr); // no idle timeout in the grace period
+  idle_timer_.reset(); // no idle timeout in the grace period
   if (!deadline_) deadline_.reset(evtimer_new(server_.base(), on_deadline, this));
   timeval tv = to_timeval(grace);
   evtimer_add(deadline_.get(), &tv);
@@ -378,7 +406,9 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
     reason = closing_->reason;
     detail = closing_->detail;
   }
-  socket_event_.reset();
+  // The socket is closed below (or, through a transport's bufferevent,
+  // within this loop iteration), which takes it out of the socket set.
+  stop_watching(true);
   // A transport that never saw the socket (the client never spoke) gets it
   // now, so its conn_finish describes the connection as always.
   if (!unclaimed_ && !attached_) attach_transport();

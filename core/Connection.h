@@ -53,8 +53,15 @@ public:
 
   std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by NetworkWorker::add
 
+  // The socket is readable (EV_READ) and/or the peer's FIN is in (EV_CLOSED):
+  // the network thread's SocketWatchSet calls this while the host reads.
+  static void on_socket(void *self, short what);
+
 private:
-  static void on_socket(evutil_socket_t, short what, void *self);
+  static void on_idle_timer(evutil_socket_t, short, void *self);
+  // Stops the host's watch on the socket; `closing_now`: it is closed before
+  // the loop looks again, so the kernel drops it from the set by itself.
+  void stop_watching(bool closing_now);
   static void on_read(bufferevent *bev, void *self);
   static void on_event(bufferevent *bev, short events, void *self);
   static void on_deadline(evutil_socket_t, short, void *self);
@@ -107,7 +114,9 @@ private:
   int64_t accept_unix_ns_;
   std::chrono::steady_clock::time_point accept_mono_;
   Endpoint local_, remote_;
-  EventPtr socket_event_; // readable (and the idle timeout) while the host reads the socket
+  uint64_t watch_ = 0;  // SocketWatchSet id while the host reads the socket
+  EventPtr idle_timer_; // the group's idle timeout, while the host reads the socket
+  std::chrono::steady_clock::time_point last_event_{}; // the idle timeout counts from here
   EventPtr deadline_;
   BufferEventPtr bev_;
   EventPtr session_end_wait_; // after a transport's session ended (see grace_after_session_end)

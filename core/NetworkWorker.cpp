@@ -151,6 +151,7 @@ NetworkWorker::NetworkWorker(NetworkShared &shared, PluginLoader &loader, uint32
     : shared_(shared), index_(index), log_connections_(shared.config.log.connections), base_(make_base()) {
   const Config &config = shared_.config;
   if (!base_) throw std::runtime_error("cannot create an event base");
+  sockets_ = std::make_unique<SocketWatchSet>(base_.get(), Connection::on_socket);
   read_buffer_ = std::make_unique_for_overwrite<uint8_t[]>(kReadBufferSize);
   // Activated from a callback, it joins the end of the active queue: it runs
   // once the iteration's other callbacks have, at the same priority.

@@ -22,6 +22,7 @@
 #include "PluginLoader.h"
 #include "RecordId.h"
 #include "RecordQueue.h"
+#include "SocketWatchSet.h"
 #include "TransportGroup.h"
 
 namespace sink {
@@ -80,6 +81,7 @@ public:
   void flush_staged();
 
   event_base *base() { return base_.get(); }
+  SocketWatchSet &sockets() { return *sockets_; }
   uint32_t index() const { return index_; }
   const std::vector<std::unique_ptr<TransportGroup>> &groups() const { return groups_; }
   uint64_t accepted() const { return counters_.accepted.get(); }
@@ -150,6 +152,7 @@ private:
   const uint32_t index_;
   bool log_connections_;
   EventBasePtr base_;
+  std::unique_ptr<SocketWatchSet> sockets_; // the sockets this thread reads itself; outlives connections_
   std::vector<std::unique_ptr<TransportGroup>> groups_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::list<std::unique_ptr<Connection>> connections_;
