@@ -2,7 +2,8 @@
 // One accepted connection: reads and counts everything, keeps the first
 // capture_bytes, and at its end builds exactly one record.
 //
-// A silent connection costs its descriptor, one read event and a deadline:
+// A silent connection costs its descriptor, an entry in the network thread's
+// socket set (SocketWatchSet) and a deadline:
 // the transport is handed the socket when the client first makes it
 // readable (bytes, FIN or RST), or at the close when it never does. Plain
 // socket transports are then read by the host itself, straight into the
@@ -11,7 +12,6 @@
 
 #include <array>
 #include <chrono>
-#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,7 +35,7 @@ public:
   Connection(const Connection &) = delete;
   Connection &operator=(const Connection &) = delete;
 
-  // Arms the read event and the deadline. Returns false when that failed:
+  // Watches the socket and arms the deadline. Returns false when that failed:
   // the connection is then finished (and destroyed).
   bool start();
   // The client's SYN, read right after accept (groups with kernel_facts).
@@ -51,7 +51,7 @@ public:
   void close_by_server(sink_close_reason reason, std::string detail);
   uint64_t bytes() const { return total_; }
 
-  std::list<std::unique_ptr<Connection>>::iterator table_slot; // set by NetworkWorker::add
+  size_t table_index = 0; // this connection's place in its NetworkWorker's table
 
   // The socket is readable (EV_READ) and/or the peer's FIN is in (EV_CLOSED):
   // the network thread's SocketWatchSet calls this while the host reads.

@@ -430,7 +430,7 @@ bool Journal::reset_if_consumed() {
   return true;
 }
 
-Journal::Append Journal::append(const std::deque<Record> &batch, size_t *count, uint64_t *first_seq,
+Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count, uint64_t *first_seq,
                                 bool force, std::string *error) {
   *count = 0;
   if (batch.empty()) return Append::kDone;

@@ -102,7 +102,7 @@ public:
   // fit; *count is set to how many did), numbered from *first_seq on.
   // kFull: not even one fits; kFailed: the disk refused (nothing appended,
   // *error says why). force: append them all even beyond max_bytes.
-  Append append(const std::deque<Record> &batch, size_t *count, uint64_t *first_seq, bool force,
+  Append append(const std::vector<Record> &batch, size_t *count, uint64_t *first_seq, bool force,
                 std::string *error);
   // Record thread: fdatasync the active segment if a second has passed.
   void sync_if_due();

@@ -4,7 +4,9 @@
 #include <linux/tcp.h>
 #include <sys/socket.h>
 
+#include <charconv>
 #include <cstddef>
+#include <cstring>
 
 namespace sink {
 
@@ -55,22 +57,31 @@ bool parse_saved_syn(const uint8_t *p, size_t len, SynFacts *out) {
   return true;
 }
 
-std::string syn_option_names(const SynFacts &f) {
-  std::string s;
+size_t syn_option_names_to(const SynFacts &f, char *out) {
+  char *p = out;
   for (uint8_t i = 0; i < f.option_count; ++i) {
-    if (!s.empty()) s += ',';
+    if (p != out) *p++ = ',';
+    const char *name = nullptr;
     switch (f.options[i]) {
-    case 0: s += "eol"; break;
-    case 1: s += "nop"; break;
-    case 2: s += "mss"; break;
-    case 3: s += "ws"; break;
-    case 4: s += "sok"; break;
-    case 5: s += "sack"; break;
-    case 8: s += "ts"; break;
-    default: s += std::to_string(f.options[i]);
+    case 0: name = "eol"; break;
+    case 1: name = "nop"; break;
+    case 2: name = "mss"; break;
+    case 3: name = "ws"; break;
+    case 4: name = "sok"; break;
+    case 5: name = "sack"; break;
+    case 8: name = "ts"; break;
+    default: p = std::to_chars(p, p + 3, f.options[i]).ptr; continue;
     }
+    const size_t n = std::strlen(name);
+    std::memcpy(p, name, n);
+    p += n;
   }
-  return s;
+  return static_cast<size_t>(p - out);
+}
+
+std::string syn_option_names(const SynFacts &f) {
+  char buf[kSynOptionNamesMax];
+  return std::string(buf, syn_option_names_to(f, buf));
 }
 
 void enable_saved_syn(int listen_fd) {
@@ -99,8 +110,8 @@ void add_syn_extras(const SynFacts &f, ExtraCollector &extras) {
     extras.add_typed("tcp.syn_df", SINK_VALUE_BOOL, &df, 1);
   }
   add_int("tcp.syn_window", f.window);
-  const std::string options = syn_option_names(f);
-  extras.add_typed("tcp.syn_options", SINK_VALUE_STRING, options.data(), options.size());
+  char options[kSynOptionNamesMax]; // no allocation per connection
+  extras.add_typed("tcp.syn_options", SINK_VALUE_STRING, options, syn_option_names_to(f, options));
   if (f.mss >= 0) add_int("tcp.syn_mss", f.mss);
   if (f.wscale >= 0) add_int("tcp.syn_wscale", f.wscale);
 }

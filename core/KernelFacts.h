@@ -32,6 +32,10 @@ bool parse_saved_syn(const uint8_t *data, size_t len, SynFacts *out);
 // "mss,sok,ts,nop,ws": option kinds by name (eol, nop, mss, ws, sok, sack,
 // ts; others as their number).
 std::string syn_option_names(const SynFacts &f);
+// The same into out, which holds kSynOptionNamesMax bytes (20 options of at
+// most 4 characters, and the commas); returns the length.
+constexpr size_t kSynOptionNamesMax = 128;
+size_t syn_option_names_to(const SynFacts &f, char *out);
 
 // Asks the kernel to keep each client's SYN on a listening socket.
 void enable_saved_syn(int listen_fd);

@@ -218,7 +218,7 @@ void NetworkWorker::close_everything() {
   listeners_.clear();                                                  // stop accepting
   resume_timer_.reset();
   while (!connections_.empty())
-    connections_.front()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
+    connections_.back()->finish(SINK_CLOSE_SHUTDOWN, 0, "server shutdown");
   flush_staged();
 }
 
@@ -425,12 +425,17 @@ void NetworkWorker::on_resume_timer(evutil_socket_t, short, void *self) {
 }
 
 void NetworkWorker::add(std::unique_ptr<Connection> c) {
-  connections_.push_front(std::move(c));
-  connections_.front()->table_slot = connections_.begin();
+  c->table_index = connections_.size();
+  connections_.push_back(std::move(c));
 }
 
 void NetworkWorker::remove(Connection &c) {
-  connections_.erase(c.table_slot);
+  const size_t i = c.table_index;
+  if (i + 1 != connections_.size()) {
+    std::swap(connections_[i], connections_.back());
+    connections_[i]->table_index = i;
+  }
+  connections_.pop_back(); // destroys c
   shared_.open.fetch_sub(1, std::memory_order_relaxed);
   if (paused_) resume_accepting(); // a descriptor is free again
 }

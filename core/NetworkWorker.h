@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -155,7 +154,9 @@ private:
   std::unique_ptr<SocketWatchSet> sockets_; // the sockets this thread reads itself; outlives connections_
   std::vector<std::unique_ptr<TransportGroup>> groups_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::list<std::unique_ptr<Connection>> connections_;
+  // Open connections, in no particular order (removal swaps the last one into
+  // the gap): no list node per connection.
+  std::vector<std::unique_ptr<Connection>> connections_;
   struct Counters {
     RelaxedCounter accepted;
     RelaxedCounter closed[6];

@@ -88,7 +88,10 @@ void OutputDispatcher::journal_and_submit(bool force) {
     items.reserve(count);
     for (size_t i = 0; i < count; ++i)
       items.push_back({first + i, std::make_shared<const Record>(std::move(held_records_[i]))});
-    held_records_.erase(held_records_.begin(), held_records_.begin() + static_cast<std::ptrdiff_t>(count));
+    if (count == held_records_.size())
+      held_records_.clear(); // the common case; keeps the capacity
+    else
+      held_records_.erase(held_records_.begin(), held_records_.begin() + static_cast<std::ptrdiff_t>(count));
     submit(items);
     journal_->set_handed_seq(first + count);
   }

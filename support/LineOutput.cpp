@@ -87,12 +87,19 @@ int line_output_create(const sink_create_args *args, void **instance,
 int line_output_write(void *instance, const sink_record *record) noexcept {
   auto *out = static_cast<LineOutput *>(instance);
   try {
-    const std::string line = out->format.line(*record);
-    out->file.stage(line);
+    // Formatted straight into the staged bytes: no string per record.
+    const size_t before = out->file.staged();
+    try {
+      out->format.line(*record, out->file.staging());
+    } catch (...) {
+      out->file.unstage(out->file.staged() - before);
+      throw;
+    }
+    const size_t line_size = out->file.staged() - before;
     // Lines go to the OS at flush (the host flushes each batch before its
     // thread sleeps): one write per batch, for flush: true as for false.
     if (out->file.staged() >= kStageLimit && !out->file.write_out()) {
-      out->file.unstage(line.size()); // the host retries this record itself
+      out->file.unstage(line_size); // the host retries this record itself
       return out->failed("write");
     }
     return SINK_OK;

@@ -18,7 +18,8 @@
 namespace sink::plugin {
 
 struct LineFormat {
-  std::function<std::string(const sink_record &record)> line;
+  // Appends the record's line, newline included, to out.
+  std::function<void(const sink_record &record, std::string &out)> line;
   std::optional<std::string> header;      // none: the format has no "header" option
   std::vector<const char *> more_options; // options the format itself reads
 };

@@ -22,6 +22,8 @@ public:
   bool was_empty() const { return was_empty_; }
   // Stages bytes; nothing reaches the OS until write_out().
   void stage(const std::string &bytes) { staged_ += bytes; }
+  // The staging buffer itself, for a caller that appends in place.
+  std::string &staging() { return staged_; }
   size_t staged() const { return staged_.size(); }
   // Drops the last n staged bytes (a record the caller takes back).
   void unstage(size_t n) { staged_.resize(staged_.size() - std::min(n, staged_.size())); }

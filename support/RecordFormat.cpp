@@ -87,9 +87,14 @@ const std::string &csv_header() {
 }
 
 std::string csv_row(const sink_record &r) {
-  // One string, appended in place: this runs once per record per CSV output.
   std::string line;
-  line.reserve(96 + 2 * r.captured_len);
+  csv_row_to(line, r);
+  return line;
+}
+
+void csv_row_to(std::string &line, const sink_record &r) {
+  // Appended in place: this runs once per record per CSV output.
+  line.reserve(line.size() + 96 + 2 * r.captured_len);
   char num[32];
   auto number = [&](auto v) {
     line.append(num, static_cast<size_t>(std::to_chars(num, num + sizeof num, v).ptr - num));
@@ -114,7 +119,6 @@ std::string csv_row(const sink_record &r) {
   const int n = std::snprintf(num, sizeof num, "%.3f", static_cast<double>(r.duration_ns) / 1e9);
   line.append(num, static_cast<size_t>(n));
   line += '\n';
-  return line;
 }
 
 namespace {

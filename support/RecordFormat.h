@@ -22,6 +22,8 @@ const std::string &csv_header();
 // One CSV row, with "\n":
 // ts,localIP,localPort,remoteIP,remotePort,truncatedPayload,len,duration
 std::string csv_row(const sink_record &r);
+// The same, appended to line.
+void csv_row_to(std::string &line, const sink_record &r);
 
 // A CSV column of the `columns:` option: one of the original's eight, another
 // record field, or "extra:KEY".

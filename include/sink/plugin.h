@@ -331,7 +331,9 @@ typedef struct sink_transport_ops {
   void (*conn_free)(void *instance, void *conn_state);
   void (*destroy)(void *instance);
   /* Non-zero when the bufferevent reads straight from the socket, so the
-   * host may drain the kernel buffer itself at a server-side close. */
+   * host may drain the kernel buffer itself at a server-side close. The
+   * host then reads the socket itself and relies on its close: keep no
+   * copy of the descriptor past the bufferevent's free. */
   int reads_plain_socket;
 } sink_transport_ops;
 

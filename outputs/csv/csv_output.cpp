@@ -13,14 +13,16 @@ sink::plugin::LineFormat csv_format(const char *config_json) {
   sink::plugin::PluginOptions opts(config_json);
   const auto names = opts.strings("columns", {});
   if (names.empty()) // the original's eight columns, byte for byte
-    return {[](const sink_record &r) { return fmt::csv_row(r); }, fmt::csv_header(), {"columns"}};
+    return {[](const sink_record &r, std::string &out) { fmt::csv_row_to(out, r); },
+            fmt::csv_header(),
+            {"columns"}};
   std::vector<fmt::CsvColumn> columns;
   for (const auto &n : names) {
     std::string why;
     if (!fmt::valid_csv_column(n, &why)) throw sink::plugin::OptionError("option \"columns\": " + why);
     columns.push_back({n});
   }
-  return {[columns](const sink_record &r) { return fmt::csv_row(r, columns); },
+  return {[columns](const sink_record &r, std::string &out) { out += fmt::csv_row(r, columns); },
           fmt::csv_header(columns),
           {"columns"}};
 }

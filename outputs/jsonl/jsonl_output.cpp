@@ -6,7 +6,10 @@
 
 namespace {
 
-sink::plugin::LineFormat jsonl_format(const char *) { return {&sink::format::jsonl_line, std::nullopt, {}}; }
+sink::plugin::LineFormat jsonl_format(const char *) {
+  return {
+      [](const sink_record &r, std::string &out) { out += sink::format::jsonl_line(r); }, std::nullopt, {}};
+}
 
 int jsonl_create(const sink_create_args *args, void **instance) noexcept {
   return sink::plugin::line_output_create(args, instance, jsonl_format);

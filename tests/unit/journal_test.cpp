@@ -63,7 +63,7 @@ sink::Record make_record(int i, size_t payload_bytes = 100) {
 }
 
 void append_all(sink::Journal &j, int from, int to, size_t payload = 100) {
-  std::deque<sink::Record> batch;
+  std::vector<sink::Record> batch;
   for (int i = from; i < to; ++i)
     batch.push_back(make_record(i, payload));
   size_t count = 0;
@@ -148,7 +148,7 @@ TEST(JournalFiles, ConsumedSegmentsAreFreedAndAFullJournalSaysSo) {
   sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
   sink::Journal j(dir.file("j"), 1 << 20, log);
   auto &c = j.cursor("out");
-  std::deque<sink::Record> batch;
+  std::vector<sink::Record> batch;
   for (int i = 0; i < 20000; ++i)
     batch.push_back(make_record(i, 300));
   size_t count = 0;
