@@ -3,6 +3,7 @@
 #include "ThreadName.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <csignal>
@@ -17,12 +18,21 @@ constexpr size_t kFewConnections = 256;
 // wake-up descriptors and listeners, and above all its share of connections.
 constexpr size_t kDescriptorsPerDefaultWorker = 64;
 
+size_t usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return static_cast<size_t>(CPU_COUNT(&set));
+  const unsigned cpus = std::thread::hardware_concurrency();
+  return cpus ? cpus : 1;
+}
+
 size_t worker_count(const Config &config) {
   if (config.workers) return config.workers;
-  // One per CPU, but a low open-file limit on a many-core host must not be
-  // spent on threads rather than connections.
-  const unsigned cpus = std::thread::hardware_concurrency();
-  size_t n = cpus ? cpus : 1;
+  // One per CPU this process may run on (a cpuset, taskset or systemd
+  // CPUAffinity= leaves fewer than the host has), but a low open-file limit
+  // on a many-core host must not be spent on threads rather than connections.
+  size_t n = usable_cpus();
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
     n = std::min<size_t>(n, std::max<size_t>(1, rl.rlim_cur / kDescriptorsPerDefaultWorker));

@@ -3,11 +3,13 @@
 // sink on the same port still refused, shutdown still records everything.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -136,4 +138,32 @@ TEST(Workers, ABadWorkerCountIsRefusedWithItsLine) {
   EXPECT_NE(r.err.find("c.yaml:2"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("workers"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("from 1 to 1024"), std::string::npos) << r.err;
+}
+
+// The default is one network thread per CPU the process may run on: a sink
+// confined to one CPU (cpuset, taskset, CPUAffinity=) runs one, not one per
+// CPU of the host.
+TEST(Workers, TheDefaultCountsTheCpusTheProcessMayRunOn) {
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+  int first = -1;
+  for (int c = 0; c < CPU_SETSIZE && first < 0; ++c)
+    if (CPU_ISSET(c, &all)) first = c;
+  ASSERT_GE(first, 0);
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\njournal: false\n"
+                                 "groups: [{name: w, listen: 127.0.0.1, ports: 0}]\n"
+                                 "outputs: [{plugin: jsonl, path: out.jsonl}]\n");
+  // The child inherits this thread's mask at fork.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  std::optional<SinkProcess> sink;
+  sink.emplace(dir, std::vector<std::string>{"--config", "c.yaml"});
+  ASSERT_EQ(sched_setaffinity(0, sizeof all, &all), 0);
+  sink->wait_listening(1, dir.file("sink.log"));
+  EXPECT_EQ(sink->stop().code, 0);
+  const std::string log = read_file(dir.file("sink.log"));
+  EXPECT_NE(log.find("at once on 1 network thread\n"), std::string::npos) << log;
 }
