@@ -3,7 +3,7 @@
 
 Every figure is the median of several rounds. A round runs every measurement
 once, so the servers are interleaved in time and a noisy minute hurts them
-alike; the ratios compare figures from the same run.
+alike; a ratio is the median over rounds of the ratio within each round.
 
 Columns:
   floor     bench/baseline_server: one bare epoll thread that accepts, reads
@@ -26,7 +26,10 @@ Rows:
 
 CPU is the server process's (all threads) from /proc/PID/stat and
 /proc/PID/task/*/schedstat; RSS from /proc/PID/status. The load generator
-(bench/loadgen) runs on the same machine and needs about one core.
+(bench/loadgen) runs on the same machine and needs about one core: with two
+or more CPUs it gets the last one to itself and every server the others
+(--no-pin: the scheduler places them), so a server's default "one worker per
+CPU" counts the CPUs it really has.
 
 Usage: bench/run.py [--build build] [--rounds 3] [--quick] [--extras] ...
 (see --help). Exits 1 when a sink run wrote a different number of records
@@ -50,6 +53,36 @@ TICK = os.sysconf("SC_CLK_TCK")
 GIB = 1 << 30
 MIB = 1 << 20
 HOST = "127.0.0.1"
+
+
+# ---------------------------------------------------------------- placement
+
+# Where processes run (set by main): with two or more CPUs the load generator
+# gets one of its own and every server (floor, original, sink, s_server) the
+# others, so the load generator never takes CPU from the server it measures,
+# and a server's default "one per CPU" sees the CPUs it really has.
+SERVER_CPUS = None
+LOAD_CPUS = None
+
+
+def place(cpus):
+    """A preexec_fn that confines the child to cpus (None: leave it alone)."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def plan_placement(pin):
+    global SERVER_CPUS, LOAD_CPUS
+    cpus = sorted(os.sched_getaffinity(0))
+    if pin and len(cpus) >= 2:
+        LOAD_CPUS, SERVER_CPUS = {cpus[-1]}, set(cpus[:-1])
+    else:
+        LOAD_CPUS = SERVER_CPUS = None
+
+
+def server_cpu_count():
+    return len(SERVER_CPUS) if SERVER_CPUS else len(os.sched_getaffinity(0))
 
 
 def progress(text):
@@ -173,7 +206,8 @@ class Server:
         self.name, self.cwd, self.records, self.fmt, self.optional = name, cwd, records, fmt, optional
         self.stdout_path, self.stderr_path = os.path.join(cwd, "server.stdout"), os.path.join(cwd, "server.stderr")
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         preexec_fn=place(SERVER_CPUS))
         self.pid = self.proc.pid
         try:
             self.port = self._find_port(port, log)
@@ -332,7 +366,8 @@ class Load:
         self.exe = os.path.join(build, "bench", "sink_loadgen")
 
     def run(self, *args):
-        out = subprocess.run([self.exe] + [str(a) for a in args], capture_output=True, text=True)
+        out = subprocess.run([self.exe] + [str(a) for a in args], capture_output=True, text=True,
+                             preexec_fn=place(LOAD_CPUS))
         if out.returncode != 0:
             raise RuntimeError(f"loadgen {' '.join(map(str, args))}: {out.stdout.strip()} {out.stderr.strip()}")
         return parse_kv(out.stdout)
@@ -340,7 +375,7 @@ class Load:
     def hold(self, port, n, tls=False):
         """Starts holding n idle connections; returns (process, its figures) once all are open."""
         argv = [self.exe, "hold", HOST, str(port), str(n), "500"] + (["--tls"] if tls else [])
-        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=place(LOAD_CPUS))
         figures = parse_kv(p.stdout.readline())
         if int(figures.get("failed", 1)) != 0:
             release(p)
@@ -513,11 +548,14 @@ class Plan:
     def __init__(self, a, servers, load):
         self.a, self.servers, self.load = a, servers, load
         self.cases, self.rows = {}, []
+        # Every short-connection case runs right after the floor's in a round,
+        # so their per-round ratios compare runs minutes apart at most.
         self.short_conns_rows()
+        self.workers_rows()
         self.flood_rows()
         self.idle_rows()
         self.handshake_rows()
-        self.workers_rows()
+        self.rows.sort(key=lambda r: int(r.num))  # the table in row order
 
     def case(self, key, label, start, measure):
         """The case `key` (made once, shared by the rows that show it)."""
@@ -590,7 +628,7 @@ class Plan:
     def workers_rows(self):
         a, sv = self.a, self.servers
         m = short_conns(self.load, a.conns, a.inflight)
-        cores = os.cpu_count() or 1
+        cores = server_cpu_count()
         for n in worker_counts(cores):
             self.row("8", f"row 1 (journal on) with workers: {n} ({cores} cores)", "cpu_us", self.floor_short, None,
                      self.case(f"sink-short-w{n}", f"sink YAML csv workers: {n}, short conns",
@@ -622,8 +660,14 @@ def cell(case, row):
 
 
 def ratio(a, b, metric):
+    """The median over rounds of a/b within each round (both ran minutes apart
+    at most, under the same load on the machine), or, when the two have not
+    run the same rounds, the ratio of their medians."""
     if not isinstance(a, Case) or not isinstance(b, Case) or a.unsupported or b.unsupported:
         return "—"
+    xs, ys = [s.get(metric) for s in a.samples], [s.get(metric) for s in b.samples]
+    if xs and len(xs) == len(ys) and all(x is not None and y for x, y in zip(xs, ys)):
+        return f"x{statistics.median(x / y for x, y in zip(xs, ys)):.2f}"
     x, y = a.median(metric), b.median(metric)
     if x is None or y is None or y <= 0:
         return "—"
@@ -691,11 +735,17 @@ def cpu_model():
 def print_notes(a, original, elapsed):
     cores = os.cpu_count()
     print(f"\nMachine: {cores} cores (os.cpu_count()), {cpu_model()}, Linux {os.uname().release}.")
+    if SERVER_CPUS:
+        print(f"Placement: servers on CPU(s) {','.join(map(str, sorted(SERVER_CPUS)))}, load generator on CPU "
+              f"{','.join(map(str, sorted(LOAD_CPUS)))} (sched_setaffinity; a server's default worker count follows "
+              "its CPUs); --no-pin to let the scheduler place them.")
+    else:
+        print("Placement: unpinned (the scheduler places servers and load generator).")
     print(f"Rounds: {a.rounds} (medians); short conns: {a.conns} x 64 B, {a.inflight} in flight; "
           f"TLS handshakes: {a.hs_seconds:g} s per run, TLS 1.3 with X25519; took {elapsed / 60:.1f} min.")
     print(f"Original: {original or 'not measured (set SINK_BENCH_ORIGINAL=/path/to/binary)'}.")
     print("Units: µs/conn, CPU-s/GiB lower is better; MiB/s, hs/CPU-s higher is better; B/conn is RSS growth.")
-    if cores and cores <= 2:
+    if cores and cores <= 2 and not SERVER_CPUS:
         print(f"Note: on {cores} cores the servers' figures are CPU-bound by the shared machine: the load generator "
               "needs about one core, and other work on the machine adds noise.")
 
@@ -833,6 +883,9 @@ def parse_args():
     ap.add_argument("--hs-seconds", type=float, help="TLS handshake run length, row 7 (2; --quick: 1)")
     ap.add_argument("--hs-clients", type=int, default=8, help="concurrent TLS clients, row 7 (8)")
     ap.add_argument("--extras", action="store_true", help="also: kernel facts, analyzers, fleet outputs")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not give the load generator a CPU of its own (default with 2+ CPUs: the last CPU is "
+                         "the load generator's, the others the servers')")
     ap.add_argument("--fleet-conns", type=int, help="connections per fleet output run (20000; --quick: 5000)")
     a = ap.parse_args()
     for name, defaults in SIZES.items():
@@ -851,6 +904,7 @@ def raise_fd_limit():
 
 def main():
     a = parse_args()
+    plan_placement(not a.no_pin)
     raise_fd_limit()
     original = os.environ.get("SINK_BENCH_ORIGINAL")
     if original and not os.access(original, os.X_OK):
