@@ -14,8 +14,6 @@
 
 namespace sink {
 
-// Lines one network thread logged during one loop iteration; written with
-// one write(2) when the iteration ends (Logger::flush_thread_batch).
 // "2006/01/02 15:04:05 " for now, formatted at most once a second (legacy
 // mode logs three lines per connection).
 class LogStamp {
@@ -28,6 +26,8 @@ private:
   size_t len_ = 0;
 };
 
+// Lines one network thread logged during one loop iteration; written with
+// one write(2) when the iteration ends (Logger::flush_thread_batch).
 struct LogBatch {
   LineBuffer lines;
   LogStamp stamp;

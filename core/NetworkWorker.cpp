@@ -13,6 +13,7 @@
 
 #include "ConfigValidation.h"
 #include "KernelFacts.h"
+#include "OwnedFd.h"
 
 namespace sink {
 namespace {
@@ -27,15 +28,6 @@ constexpr timeval kAcceptRetry{0, 100 * 1000};
 // A loop iteration that finishes this many records hands them over early,
 // which bounds what waits here (a shutdown closes every connection at once).
 constexpr size_t kStageLimit = 1024;
-
-// Owns a socket until it is handed over.
-struct SocketGuard {
-  int fd;
-  ~SocketGuard() {
-    if (fd >= 0) ::close(fd);
-  }
-  int release() { return std::exchange(fd, -1); }
-};
 
 struct ListenAddress {
   sockaddr_storage ss{};
@@ -66,7 +58,7 @@ ListenAddress listen_address(const std::string &addr, uint16_t port) {
 // connections. Before the first worker binds, a plain socket tries the
 // address: if something listens there, that fails as without workers.
 bool port_is_free(const ListenAddress &a, int *err) {
-  SocketGuard s{::socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  OwnedFd s{::socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   if (s.fd < 0) return true; // the real bind reports it
   int one = 1, zero = 0;
   setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -82,7 +74,7 @@ bool port_is_free(const ListenAddress &a, int *err) {
 int open_listener(const std::string &addr, uint16_t port, bool transparent, bool save_syn, bool reuse_port,
                   bool probe, std::string *why) {
   const ListenAddress a = listen_address(addr, port);
-  SocketGuard s{::socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+  OwnedFd s{::socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
   if (s.fd < 0 && addr.empty() && (errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT)) {
     // No IPv6 on this host: all addresses means all IPv4 addresses.
     return open_listener("0.0.0.0", port, transparent, save_syn, reuse_port, probe, why);

@@ -1,4 +1,5 @@
 #include "OutputDispatcher.h"
+
 #include "ThreadName.h"
 
 #include <chrono>

@@ -73,8 +73,7 @@ private:
   std::vector<std::unique_ptr<OutputWorker>> outputs_;
   Journal *journal_;
   std::vector<std::string> names_;   // each output's name in the journal
-  std::vector<Record> held_records_; // record thread: not yet in the journal (a vector: a deque node per
-                                     // record costs an allocation)
+  std::vector<Record> held_records_; // record thread: not yet in the journal
   uint64_t next_seq_ = 1;            // without a journal: numbers records in memory
   bool full_logged_ = false, append_failed_ = false;
   std::thread thread_;

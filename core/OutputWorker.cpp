@@ -1,8 +1,10 @@
 #include "OutputWorker.h"
+
 #include "ThreadName.h"
 
 #include <algorithm>
 #include <chrono>
+#include <string_view>
 #include <utility>
 
 #include "CrashReporter.h"
@@ -67,7 +69,9 @@ void OutputWorker::start() {
     logger_.info(label_ + ": " + std::to_string(journal_->end_seq() - next_seq_) +
                  " records from the journal to deliver first");
   thread_ = std::thread([this] {
-    name_this_thread("sink-out-" + label_);
+    // "sink-out-csv" rather than the label's "output csv".
+    const std::string_view name = std::string_view(label_).substr(label_.rfind("output ", 0) == 0 ? 7 : 0);
+    name_this_thread("sink-out-" + std::string(name));
     run();
   });
 }

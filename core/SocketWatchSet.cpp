@@ -1,7 +1,6 @@
 #include "SocketWatchSet.h"
 
 #include <sys/epoll.h>
-#include <unistd.h>
 
 #include <stdexcept>
 
@@ -16,19 +15,12 @@ uint64_t make_id(uint32_t slot, uint32_t generation) {
 }
 } // namespace
 
-SocketWatchSet::SocketWatchSet(event_base *base, Handler handler) : handler_(handler) {
-  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw std::runtime_error("cannot create the network thread's socket set");
-  ready_.reset(event_new(base, epoll_fd_, EV_READ | EV_PERSIST, on_ready, this));
-  if (!ready_ || event_add(ready_.get(), nullptr) != 0) {
-    ::close(epoll_fd_);
+SocketWatchSet::SocketWatchSet(event_base *base, Handler handler)
+    : handler_(handler), epoll_(epoll_create1(EPOLL_CLOEXEC)) {
+  if (epoll_.fd < 0) throw std::runtime_error("cannot create the network thread's socket set");
+  ready_.reset(event_new(base, epoll_.fd, EV_READ | EV_PERSIST, on_ready, this));
+  if (!ready_ || event_add(ready_.get(), nullptr) != 0)
     throw std::runtime_error("cannot watch the network thread's socket set");
-  }
-}
-
-SocketWatchSet::~SocketWatchSet() {
-  ready_.reset();
-  ::close(epoll_fd_);
 }
 
 uint64_t SocketWatchSet::watch(int fd, void *owner) {
@@ -46,7 +38,7 @@ uint64_t SocketWatchSet::watch(int fd, void *owner) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLRDHUP;
   ev.data.u64 = id;
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (epoll_ctl(epoll_.fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     forget(id);
     return 0;
   }
@@ -71,14 +63,14 @@ void SocketWatchSet::forget(uint64_t id) {
 void SocketWatchSet::unwatch(uint64_t id, int fd) {
   if (!find(id)) return;
   epoll_event ev{};
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, &ev);
+  epoll_ctl(epoll_.fd, EPOLL_CTL_DEL, fd, &ev);
   forget(id);
 }
 
 void SocketWatchSet::on_ready(evutil_socket_t, short, void *self) {
   auto *set = static_cast<SocketWatchSet *>(self);
   epoll_event events[kEventsPerLook];
-  const int n = epoll_wait(set->epoll_fd_, events, kEventsPerLook, 0);
+  const int n = epoll_wait(set->epoll_.fd, events, kEventsPerLook, 0);
   for (int i = 0; i < n; ++i) {
     // A handler may end other watches (a stop closes everything): look each
     // one up afresh.

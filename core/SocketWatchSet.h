@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "LibeventHandles.h"
+#include "OwnedFd.h"
 
 namespace sink {
 
@@ -18,7 +19,6 @@ public:
   // FIN is in), as a libevent read event with EV_CLOSED would.
   using Handler = void (*)(void *owner, short what);
   SocketWatchSet(event_base *base, Handler handler); // throws std::runtime_error
-  ~SocketWatchSet();
   SocketWatchSet(const SocketWatchSet &) = delete;
   SocketWatchSet &operator=(const SocketWatchSet &) = delete;
 
@@ -41,8 +41,8 @@ private:
   Slot *find(uint64_t id);
 
   Handler handler_;
-  int epoll_fd_ = -1;
-  EventPtr ready_;
+  OwnedFd epoll_;
+  EventPtr ready_; // freed before epoll_ is closed
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_;
 };
