@@ -216,3 +216,37 @@ TEST(YamlGroups, CsvColumnsAndTheHeaderAfterRotation) {
             (std::vector<std::string>{header, "alpha," + std::to_string(second) + ",client_fin,false,4"}))
       << "a file started after rotation gets the header too";
 }
+
+// The idle timeout counts from the last read, not from accept: a client that
+// sends a byte every 300 ms outlives several idle periods of 600 ms, and is
+// closed one idle period after it falls silent.
+TEST(YamlGroups, EachReadPushesTheIdleTimeoutBack) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\njournal: false\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 20s, "
+                                 "idle_timeout: 600ms}]\n"
+                                 "outputs: [{plugin: jsonl, path: out.jsonl}]\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const auto ports = sink.wait_listening(1, dir.file("sink.log"));
+  bool closed = false;
+  std::string got;
+  uint16_t client_port = 0;
+  {
+    TestClient c("127.0.0.1", ports[0]);
+    client_port = c.local_port();
+    for (int i = 0; i < 6; ++i) { // the last byte at 1.5 s
+      if (i) std::this_thread::sleep_for(300ms);
+      c.send("x");
+    }
+    got = c.read_until_closed(5, &closed);
+  }
+  EXPECT_TRUE(closed);
+  auto json = jsonl_by_remote_port(wait_for_lines(dir.file("out.jsonl"), 1));
+  EXPECT_EQ(sink.stop().code, 0);
+  ASSERT_EQ(json.count(client_port), 1u);
+  const auto &r = json[client_port];
+  EXPECT_EQ(r["close_reason"], "idle_timeout");
+  EXPECT_EQ(r["payload_len"], 6);
+  EXPECT_GE(r["duration"].get<double>(), 2.05) << "1.5 s of bytes, then 0.6 s of silence";
+  EXPECT_LT(r["duration"].get<double>(), 3.5);
+}
