@@ -98,6 +98,21 @@ mkdir -p "$root/var/lib/sink/journal" && echo segment >"$root/var/lib/sink/journ
 echo "a log line" >"$root/var/log/sink/sink.log"
 echo "# the operator's edit" >>"$root/etc/sink/sink.yaml"
 
+# The installed logrotate snippet, as installed (su sink sink, real paths):
+# the log rotates, the records stay, one reload.
+if in_root sh -c "command -v logrotate" >/dev/null; then
+  : >"$root/calls"
+  in_root logrotate -f -s /var/tmp/sink-logrotate.state /etc/logrotate.d/sink >"$work/logrotate.log" 2>&1 ||
+    fail "logrotate /etc/logrotate.d/sink: $(cat "$work/logrotate.log")"
+  [ -f "$root/var/log/sink/sink.log.1" ] || fail "logrotate did not rotate sink.log: $(ls "$root/var/log/sink")"
+  [ "$(ls "$root/var/lib/sink")" = "journal
+records.jsonl" ] || fail "logrotate touched /var/lib/sink: $(ls "$root/var/lib/sink")"
+  expect_calls logrotate "systemctl reload sink*.service"
+else
+  [ -n "${CI:-}" ] && fail "logrotate is not installed (scripts/bootstrap installs it)"
+  echo "logrotate not installed: the installed snippet is not run"
+fi
+
 # Upgrade: nothing stopped, a running service restarted on the new binary.
 step upgrade -i /pkg/sink-new.deb
 expect_calls upgrade "deb-systemd-helper unmask sink.service
@@ -118,7 +133,7 @@ systemctl --system daemon-reload"
 tables | grep -q "inet sink" && fail "table inet sink is still loaded after dpkg -r: $(tables)"
 [ ! -e "$root/usr/bin/sink" ] || fail "/usr/bin/sink is still there after dpkg -r"
 [ -f "$root/etc/sink/sink.yaml" ] || fail "dpkg -r removed the conffile"
-[ -f "$root/var/log/sink/sink.log" ] || fail "dpkg -r removed the log"
+[ -n "$(ls "$root/var/log/sink")" ] || fail "dpkg -r removed the logs"
 
 # Purge: unit state and logs go; records and journal stay, with their owner.
 step purge -P sink
