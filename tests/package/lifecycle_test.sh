@@ -23,7 +23,12 @@ fi
 deb=$(realpath "$1")
 work=$(mktemp -d)
 root=$work/root
-trap 'umount -R "$root" 2>/dev/null || true; rm -rf "$work"' EXIT
+# The chroot holds the host's /dev: never delete through a mount point.
+cleanup() {
+  umount -R "$root" 2>/dev/null || true
+  if mountpoint -q "$root"; then echo "left $work: $root is still mounted" >&2; else rm -rf --one-file-system "$work"; fi
+}
+trap cleanup EXIT
 mkdir -p "$work/upper" "$work/ovl" "$root"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$work/upper,workdir=$work/ovl" "$root"
 mount --bind /proc "$root/proc"
@@ -121,6 +126,7 @@ deb-systemd-helper enable sink.service
 systemctl --system daemon-reload
 deb-systemd-invoke try-restart sink.service"
 grep -q "not started" "$work/upgrade.log" && fail "the first-install message is repeated on upgrade"
+# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 [ "$(in_root dpkg-query -W -f '${Version}' sink)" = "$newer" ] || fail "the upgrade did not install $newer"
 grep -q "the operator's edit" "$root/etc/sink/sink.yaml" || fail "the upgrade replaced the edited conffile"
 tables | grep -qx "table inet sink" || fail "the upgrade removed the firewall table of a running service"

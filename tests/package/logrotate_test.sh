@@ -38,8 +38,9 @@ done
 for f in records.jsonl records.csv all-sensors.jsonl; do
   [ "$(cat "$records/$f")" = "a record in $f" ] || fail "$f was changed or removed by logrotate"
 done
-extra=$(ls "$records" | grep -vx -e records.jsonl -e records.csv -e all-sensors.jsonl || true)
-[ -z "$extra" ] || fail "logrotate made files beside the records: $extra"
+[ "$(ls "$records")" = "all-sensors.jsonl
+records.csv
+records.jsonl" ] || fail "logrotate made files beside the records: $(ls "$records")"
 [ -e "$logs/sink.log.1" ] || fail "sink.log was not rotated: $(ls "$logs")"
 calls=$(cat "$work/systemctl.calls")
 [ "$(wc -l <<<"$calls")" = 5 ] || fail "postrotate ran $(wc -l <<<"$calls") times in 5 rotations of 3 logs: $calls"
