@@ -784,11 +784,7 @@ TEST(Tls, BrokenLengthsInsideExtensionsAndTruncatedHellosSaySo) {
 // fingerprint must be the one the same client gets without them.
 TEST(Tls, AnEmptyRecordBeforeTheHelloDoesNotHideTheFingerprint) {
   TlsSink s("1s");
-  const std::string script = R"(
-import socket, ssl, sys
-ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
+  const std::string script = kPythonTlsClient + R"(
 prefix = bytes.fromhex(sys.argv[2])
 raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
