@@ -15,6 +15,9 @@ public:
   ~NewFiles();
   // Remembers path if it does not exist yet ("" and "-" are ignored).
   void watch(const std::string &path);
+  // Remembers the outermost directory on the way to dir that does not
+  // exist yet (create_directories makes them all).
+  void watch_tree(const std::string &dir);
   // The start-up succeeded: remove nothing.
   void keep() { paths_.clear(); }
 
