@@ -157,6 +157,13 @@ UserAccess remake_in_directory_of(const std::string &file, const std::string &wh
           why + ": let " + user + " write " + dir + ", or choose another " + key};
 }
 
+// "/a/b/" and "/a/b/." as "/a/b", for messages.
+std::string plain_dir(const std::string &dir) {
+  std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+  if (!p.has_filename() && p.has_relative_path()) p = p.parent_path();
+  return p.string();
+}
+
 std::string journal_where(const Config &config) {
   return config.source + (config.journal.line ? ":" + std::to_string(config.journal.line) : "") +
          ": journal.dir";
@@ -164,7 +171,7 @@ std::string journal_where(const Config &config) {
 
 // A journal directory that exists already must be the user's to write.
 std::vector<UserAccess> found_journal_needs(const Config &config) {
-  const std::string &dir = config.journal.dir, &user = config.user;
+  const std::string dir = plain_dir(config.journal.dir), &user = config.user;
   const std::string remedy =
       "sink gives the user only a journal directory it creates itself, never one it found (whoever owns a "
       "directory can replace what else is in it, such as the config): point journal.dir at a directory that "
@@ -188,7 +195,9 @@ bool is_segment(const std::string &path) {
 
 std::vector<UserAccess> planned_writes(const Config &config, const FoundEntries &journal_found) {
   const std::string &user = config.user;
+  // The journal first: a directory sink will not take over says the most.
   std::vector<UserAccess> needs;
+  if (config.journal.enabled && journal_found.dir_found()) needs = found_journal_needs(config);
   if (!config.log.path.empty())
     needs.push_back(remake_in_directory_of(config.log.path, config.source + ": log.path", user,
                                            "sink makes the log file again there after a rotation",
@@ -211,15 +220,12 @@ std::vector<UserAccess> planned_writes(const Config &config, const FoundEntries 
         path, plugin_location(config, a.line, "analyzers", i, a.plugin) + ": option \"state_path\"", user,
         "the state is saved there as " + user + " (a new file renamed over the old one)", "state_path"));
   }
-  if (config.journal.enabled && journal_found.dir_found())
-    for (auto &n : found_journal_needs(config))
-      needs.push_back(std::move(n));
   return needs;
 }
 
 std::vector<UserAccess> journal_needs(const Config &config, const std::vector<std::string> &own_paths,
                                       const FoundEntries &found) {
-  const std::string &dir = config.journal.dir, &user = config.user;
+  const std::string dir = plain_dir(config.journal.dir), &user = config.user;
   std::vector<UserAccess> needs;
   if (!found.dir_found()) {
     // Directories created above it have the creator's umask (UMask=0027: none for others).

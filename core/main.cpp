@@ -149,11 +149,14 @@ int run(sink::Config config) {
   for (const auto &d : sink::PluginLoader::default_search_path())
     search.push_back(d);
   sink::PluginLoader loader(search);
-  // The files this run writes: the log and each output's path option.
+  // The files this run writes: the log, each output's path, each analyzer's state_path.
   std::vector<std::string> files{config.log.path};
   for (const auto &o : config.outputs)
     if (o.options.contains("path") && o.options["path"].is_string())
       files.push_back(sink::resolve_path(config.config_dir, o.options["path"].get<std::string>()));
+  for (const auto &a : config.analyzers) // replay saves its table even when the start is refused
+    if (a.options.contains("state_path") && a.options["state_path"].is_string())
+      files.push_back(sink::resolve_path(config.config_dir, a.options["state_path"].get<std::string>()));
   // Those this start created are removed again if start-up fails.
   sink::NewFiles created;
   for (const auto &f : files)
