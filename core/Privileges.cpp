@@ -117,12 +117,27 @@ FoundEntries::FoundEntries(const std::string &dir) {
   remember_entries(dir + "/cursors");
 }
 
+namespace {
+
+// The journal's own names ("dir//lock") and a directory listing's ("dir/lock") alike.
+std::string normal(const std::string &path) {
+  return std::filesystem::path(path).lexically_normal().string();
+}
+
+// Pinning a large file would keep its blocks after the journal frees it (a
+// full disk must start again); a large segment is never made again under
+// its name, which identities compare too.
+constexpr off_t kPinnedSize = 64 << 10;
+
+} // namespace
+
 void FoundEntries::remember(const std::string &path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return;
-  found_.push_back({st.st_dev, st.st_ino});
+  found_.push_back({normal(path), st.st_dev, st.st_ino});
   // While a descriptor holds the inode, its number cannot go to a file
-  // made since (a replaced segment): the identity stays exact.
+  // made since under the same name (an empty segment replaced at start).
+  if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && st.st_size <= kPinnedSize)) return;
   const int fd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) held_.push_back(std::make_unique<OwnedFd>(fd));
 }
@@ -136,7 +151,8 @@ void FoundEntries::remember_entries(const std::string &dir) {
 bool FoundEntries::found(const std::string &path) const {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return false;
-  return std::find(found_.begin(), found_.end(), Identity{st.st_dev, st.st_ino}) != found_.end();
+  return std::find(found_.begin(), found_.end(), Identity{normal(path), st.st_dev, st.st_ino}) !=
+         found_.end();
 }
 
 // ---- what the config needs ---------------------------------------------------

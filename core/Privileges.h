@@ -63,6 +63,7 @@ public:
 
 private:
   struct Identity {
+    std::string path; // lexically normal
     dev_t dev;
     ino_t ino;
     bool operator==(const Identity &) const = default;
@@ -70,7 +71,7 @@ private:
   void remember(const std::string &path);
   void remember_entries(const std::string &dir);
   std::vector<Identity> found_;
-  std::vector<std::unique_ptr<OwnedFd>> held_; // pins each found inode (see remember)
+  std::vector<std::unique_ptr<OwnedFd>> held_; // pins small found inodes (see remember)
   bool dir_found_ = false;
 };
 

@@ -103,7 +103,9 @@ class PrivilegesTest(unittest.TestCase):
                 return int(ports[-1])
             time.sleep(0.05)
         self.proc.kill()
-        self.fail("sink did not start: " + self.proc.communicate()[1] + read(log))
+        err = self.proc.communicate()[1]
+        self.proc = None
+        self.fail("sink did not start: " + err + read(log))
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -223,6 +225,19 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
         self.assertEqual(owner(os.path.join(journal, segments[0])), (NOBODY.pw_uid, NOBODY.pw_gid))
         self.assertEqual(self.stop(), 0)
         self.assertIn("running as user nobody", read(self.path("data", "sink.log")))
+        # Restarts with nothing sent: the empty segment is replaced by a new
+        # one of the same name (often the same inode number): created, so
+        # given to nobody.
+        replaced = 0
+        for _ in range(3):
+            before = os.listdir(journal)
+            self.start()
+            segments = [e for e in os.listdir(journal) if e.startswith("seg-")]
+            self.assertEqual(len(segments), 1, segments)
+            replaced += segments[0] in before
+            self.assertEqual(owner(os.path.join(journal, segments[0])), (NOBODY.pw_uid, NOBODY.pw_gid))
+            self.assertEqual(self.stop(), 0)
+        self.assertEqual(replaced, 2, "the last two starts replace the empty segment under its name")
 
     def test_a_found_segment_the_user_cannot_read_is_refused(self):
         journal = self.path("data", "journal")
