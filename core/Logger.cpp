@@ -24,6 +24,7 @@ void write_all(int fd, const char *data, size_t len) {
     len -= static_cast<size_t>(n);
   }
 }
+
 // Appends to path, creating it readable by owner and group only: log lines
 // hold client addresses.
 FILE *open_log_file(const std::string &path) {

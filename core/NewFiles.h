@@ -1,7 +1,7 @@
 #pragma once
-// Files a start-up may create (outputs, the log). When the start-up fails,
-// the ones that did not exist before are removed again, so a refused config
-// leaves nothing behind.
+// Files a start-up may create (outputs, the log, analyzer state, the
+// journal directory). When the start-up fails, the ones that did not exist
+// before are removed again, so a refused config leaves nothing behind.
 #include <string>
 #include <vector>
 
