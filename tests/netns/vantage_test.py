@@ -498,8 +498,9 @@ groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
 outputs: [{{plugin: jsonl, path: {lab.path('closed/out.jsonl')}}}]
 """)
         r = sh(SINK, "--config", lab.path("sink.yaml"), check=False, ns=lab.srv)
-        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.returncode, 2, r.stderr)  # a config error, found before binding
         self.assertIn("user nobody cannot write directory " + lab.path("closed"), r.stderr)
+        self.assertFalse(os.path.exists(lab.path("journal")))
 
 
 if __name__ == "__main__":
