@@ -8,6 +8,12 @@
 // rows. The server being down is an outage, not an error of the
 // configuration: create succeeds, write/flush fail until it is back, and the
 // plugin reconnects with a back-off.
+//
+// A row PostgreSQL refuses for good (a data exception, a constraint such as
+// a CHECK the operator added) fails the batch once; while the host writes
+// that batch again, each record goes in a transaction of its own, and the
+// one refused is answered with SINK_ERR_REFUSED, so the host sets it aside
+// and every later row is stored.
 #include <sink/plugin.h>
 
 #include <libpq-fe.h>
@@ -25,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "PluginOptions.h"
 #include "RecordFormat.h"
@@ -316,6 +323,26 @@ std::string one_line(const char *msg) {
 
 void ignore_notice(void *, const char *) {}
 
+// Errors that sending the same row again can never cure: SQLSTATE class 22
+// (data exception), 23 (integrity constraint violation) and 54000 (program
+// limit exceeded, e.g. an index row too large). Class 08 (connection) and
+// everything else is an outage or a table problem, retried.
+bool refused_for_good(const std::string &sqlstate) {
+  const std::string_view cls = std::string_view(sqlstate).substr(0, 2);
+  return cls == "22" || cls == "23" || sqlstate == "54000";
+}
+
+std::string sqlstate_of(const PGresult *res) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  return state ? state : "";
+}
+
+// The primary message only: the DETAIL of a refused row repeats the row.
+std::string primary_message(const PGresult *res) {
+  const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  return one_line(msg);
+}
+
 // ---- the instance -------------------------------------------------------------
 
 class PostgresOutput {
@@ -348,17 +375,26 @@ public:
     if (!ensure_connected()) return SINK_ERR_IO;
     encode_row(buffer_, r);
     ++rows_;
-    return SINK_OK;
+    return one_by_one_ ? send_alone(r) : SINK_OK;
   }
 
   int flush() {
-    if (rows_ == 0) return SINK_OK;
+    if (rows_ == 0) {
+      one_by_one_ = false; // the batch that held a refused row went through
+      return SINK_OK;
+    }
     if (!ensure_connected()) {
       drop_batch();
       return SINK_ERR_IO;
     }
+    refused_ = false;
     const bool ok = send_batch();
     drop_batch(); // committed, or the host writes it all again
+    if (!ok && refused_) {
+      log(SINK_LOG_ERROR, "PostgreSQL refused a row of the batch for good (" + refusal_ +
+                              "); writing the batch again one record at a time to set that record aside");
+      one_by_one_ = true;
+    }
     return ok ? SINK_OK : SINK_ERR_IO;
   }
 
@@ -380,12 +416,25 @@ private:
     rows_ = 0;
   }
 
+  // The one row in buffer_ in a transaction of its own.
+  int send_alone(const sink_record &r) {
+    refused_ = false;
+    const bool ok = send_batch();
+    drop_batch();
+    if (ok) return SINK_OK;
+    if (!refused_) return SINK_ERR_IO;
+    log(SINK_LOG_ERROR, std::string("record ") + (covers(r, r.id) && r.id ? r.id : "(no id)") +
+                            " refused for good by PostgreSQL: " + refusal_);
+    return SINK_ERR_REFUSED;
+  }
+
   ResultPtr exec(const std::string &sql) { return ResultPtr(PQexec(conn_.get(), sql.c_str())); }
 
   bool command_ok(const std::string &sql, std::string *why) {
     ResultPtr res = exec(sql);
     if (res && PQresultStatus(res.get()) == PGRES_COMMAND_OK) return true;
     *why = one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_.get()));
+    note_error(res.get());
     return false;
   }
 
@@ -475,8 +524,14 @@ private:
     next_attempt_ = Clock::now() + backoff_;
   }
 
+  void note_error(const PGresult *res) {
+    last_sqlstate_ = sqlstate_of(res);
+    last_primary_ = primary_message(res);
+  }
+
   // A statement failed: roll back; reconnect later if the connection is gone.
   bool failed(const std::string &what, const std::string &why) {
+    const std::string sqlstate = std::exchange(last_sqlstate_, std::string());
     if (PQstatus(conn_.get()) != CONNECTION_OK) {
       lost(what + ": " + why);
       return false;
@@ -484,6 +539,13 @@ private:
     exec("ROLLBACK");
     if (PQstatus(conn_.get()) != CONNECTION_OK) {
       lost(what + ": " + why);
+      return false;
+    }
+    if (refused_for_good(sqlstate)) {
+      // The session and the table are fine; only a row is not wanted. The
+      // caller says which, so nothing is logged here.
+      refused_ = true;
+      refusal_ = what + ": " + last_primary_ + " (SQLSTATE " + sqlstate + ")";
       return false;
     }
     // The server is there but refused the batch: say why, without repeating
@@ -505,13 +567,16 @@ private:
 
   // BEGIN; COPY staging; INSERT ... ON CONFLICT DO NOTHING; TRUNCATE; COMMIT.
   bool send_batch() {
+    last_sqlstate_.clear();
     std::string why;
     if (!command_ok("BEGIN", &why)) return failed("BEGIN", why);
     {
       ResultPtr res =
           exec(std::string("COPY ") + staging_ + " (" + kColumns + ") FROM STDIN (FORMAT binary)");
-      if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN)
+      if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN) {
+        note_error(res.get());
         return failed("COPY", one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_.get())));
+      }
     }
     std::string head("PGCOPY\n\377\r\n\0", 11);
     put32(head, 0); // flags
@@ -531,7 +596,10 @@ private:
     while (ResultPtr res{PQgetResult(conn_.get())}) {
       const auto status = PQresultStatus(res.get());
       if (status == PGRES_COMMAND_OK) continue;
-      if (copy_error.empty()) copy_error = one_line(PQresultErrorMessage(res.get()));
+      if (copy_error.empty()) {
+        copy_error = one_line(PQresultErrorMessage(res.get()));
+        note_error(res.get());
+      }
       if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
         lost("COPY did not end");
         return false;
@@ -543,8 +611,10 @@ private:
     ResultPtr res = exec("COMMIT");
     // A COMMIT of a failed transaction "succeeds" as ROLLBACK: check the tag.
     if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK ||
-        std::strcmp(PQcmdStatus(res.get()), "COMMIT"))
+        std::strcmp(PQcmdStatus(res.get()), "COMMIT")) {
+      note_error(res.get()); // a deferred constraint fails here
       return failed("COMMIT", one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_.get())));
+    }
     return true;
   }
 
@@ -558,6 +628,13 @@ private:
   std::string buffer_; // COPY binary tuples of the records since the last flush
   size_t rows_ = 0;
 
+  // A row was refused for good: until the next successful flush each record
+  // is sent on its own, so the refused one is found.
+  bool one_by_one_ = false;
+  bool refused_ = false;     // the last send failed on a row refused for good
+  std::string refusal_;      // ... and PostgreSQL's words
+  std::string last_sqlstate_; // of the last failed statement, for failed()
+  std::string last_primary_;
   bool outage_ = false;       // the server is (or was last seen) unreachable
   bool error_logged_ = false; // this outage was logged
   unsigned attempts_ = 0;     // failed connection attempts in this outage
