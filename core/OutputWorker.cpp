@@ -180,7 +180,8 @@ uint64_t OutputWorker::lost() const {
 
 bool OutputWorker::set_aside(const Item &item, const sink_record &view) {
   std::string why;
-  if (!dead_letter_->append(dead_letter_record_line(view, label_, unix_now_ns()), &why)) {
+  const std::string name = label_.rfind("output ", 0) == 0 ? label_.substr(7) : label_;
+  if (!dead_letter_->append(dead_letter_record_line(view, name, unix_now_ns()), &why)) {
     if (!dead_letter_failing_)
       logger_.error(label_ + ": record " + std::string(item.record->id.data()) +
                     " was refused for good but cannot be set aside (" + why + "); retrying it");
