@@ -65,9 +65,10 @@ std::string dead_letter_record_line(const sink_record &r, const std::string &out
   return line + ",\"set_aside\":" + aside.dump() + "}\n";
 }
 
-std::string dead_letter_message_line(std::string_view body, const std::string &subject, const std::string &why,
-                                     int64_t at_unix_ns) {
-  const nlohmann::json aside = {{"by", "collect"}, {"subject", subject}, {"reason", why}, {"at_ns", at_unix_ns}};
+std::string dead_letter_message_line(std::string_view body, const std::string &subject,
+                                     const std::string &why, int64_t at_unix_ns) {
+  const nlohmann::json aside = {
+      {"by", "collect"}, {"subject", subject}, {"reason", why}, {"at_ns", at_unix_ns}};
   const nlohmann::json line = {
       {"set_aside", aside},
       {"message_base64", text::base64(reinterpret_cast<const uint8_t *>(body.data()), body.size())}};

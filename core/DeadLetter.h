@@ -39,8 +39,8 @@ std::string dead_letter_record_line(const sink_record &r, const std::string &out
 
 // A message that is no record (or fails the schema): its bytes as base64,
 // with where it came from and why it was set aside.
-std::string dead_letter_message_line(std::string_view body, const std::string &subject, const std::string &why,
-                                     int64_t at_unix_ns);
+std::string dead_letter_message_line(std::string_view body, const std::string &subject,
+                                     const std::string &why, int64_t at_unix_ns);
 
 int64_t unix_now_ns();
 

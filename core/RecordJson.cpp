@@ -26,10 +26,10 @@ struct SchemaError : std::runtime_error {
 
 // The names a schema_version 2 line may hold (support/RecordFormat).
 const std::set<std::string, std::less<>> kKnownFields = {
-    "schema_version", "ts",          "ts_ms",        "ts_ns",       "id",           "sensor",
-    "group",          "transport",   "local_ip",     "local_port",  "listen_port",  "remote_ip",
-    "remote_port",    "payload_hex", "payload_len",  "captured_len", "truncated",   "duration",
-    "duration_ns",    "close_reason", "close_detail", "first_read_len", "wire_hex", "extra",
+    "schema_version", "ts",           "ts_ms",        "ts_ns",          "id",          "sensor",
+    "group",          "transport",    "local_ip",     "local_port",     "listen_port", "remote_ip",
+    "remote_port",    "payload_hex",  "payload_len",  "captured_len",   "truncated",   "duration",
+    "duration_ns",    "close_reason", "close_detail", "first_read_len", "wire_hex",    "extra",
     "extra_bytes"};
 
 const Json &required(const Json &j, const char *key) {
@@ -52,7 +52,9 @@ uint64_t unsigned_field(const Json &v, const char *key) {
   return v.get<uint64_t>();
 }
 
-uint16_t port_field(const Json &v, const char *key) { return static_cast<uint16_t>(integer_in(v, key, 0, 65535)); }
+uint16_t port_field(const Json &v, const char *key) {
+  return static_cast<uint16_t>(integer_in(v, key, 0, 65535));
+}
 
 // Text a plugin sees as a C string: no NUL (it would cut it), bounded.
 std::string text_field(const Json &v, const char *key, size_t max_bytes) {
@@ -97,7 +99,8 @@ void id_field(const Json &v, Record &r) {
   const std::string id = text_field(v, "id", 36);
   bool ok = id.size() == 36;
   for (size_t i = 0; ok && i < id.size(); ++i)
-    ok = (i == 8 || i == 13 || i == 18 || i == 23) ? id[i] == '-' : std::isxdigit(static_cast<unsigned char>(id[i]));
+    ok = (i == 8 || i == 13 || i == 18 || i == 23) ? id[i] == '-'
+                                                   : std::isxdigit(static_cast<unsigned char>(id[i]));
   if (!ok) throw SchemaError("id is not a 36-character UUID");
   std::memcpy(r.id.data(), id.data(), 36);
   r.id[36] = '\0';
@@ -106,7 +109,8 @@ void id_field(const Json &v, Record &r) {
 sink_close_reason reason_field(const Json &v) {
   const std::string name = text_field(v, "close_reason", 32);
   for (int r = SINK_CLOSE_CLIENT_FIN; r <= SINK_CLOSE_ERROR; ++r)
-    if (name == sink_close_reason_name(static_cast<sink_close_reason>(r))) return static_cast<sink_close_reason>(r);
+    if (name == sink_close_reason_name(static_cast<sink_close_reason>(r)))
+      return static_cast<sink_close_reason>(r);
   throw SchemaError("close_reason \"" + name + "\" is not a known reason");
 }
 
@@ -131,11 +135,12 @@ void times(const Json &j, Record &r) {
 void payload(const Json &j, Record &r) {
   r.payload = hex_field(required(j, "payload_hex"), "payload_hex");
   r.total_bytes = unsigned_field(required(j, "payload_len"), "payload_len");
-  if (r.total_bytes < r.payload.size()) throw SchemaError("payload_len is less than the bytes in payload_hex");
+  if (r.total_bytes < r.payload.size())
+    throw SchemaError("payload_len is less than the bytes in payload_hex");
   if (j.contains("captured_len") && unsigned_field(j["captured_len"], "captured_len") != r.payload.size())
     throw SchemaError("captured_len is not the number of bytes in payload_hex");
-  if (j.contains("truncated") && (!j["truncated"].is_boolean() ||
-                                  j["truncated"].get<bool>() != (r.total_bytes > r.payload.size())))
+  if (j.contains("truncated") &&
+      (!j["truncated"].is_boolean() || j["truncated"].get<bool>() != (r.total_bytes > r.payload.size())))
     throw SchemaError("truncated is not a boolean saying payload_len > captured_len");
   if (j.contains("first_read_len")) r.first_read_len = unsigned_field(j["first_read_len"], "first_read_len");
   if (j.contains("wire_hex")) r.wire = hex_field(j["wire_hex"], "wire_hex");
@@ -167,7 +172,8 @@ void extras(const Json &j, Record &r) {
       sink_add_float(out.writer(), key.c_str(), v.get<double>());
     } else if (v.is_string() && bytes_keys.count(key)) {
       std::string raw;
-      if (!text::base64_decode(v.get<std::string>(), &raw)) throw SchemaError("extra " + key + " is not base64");
+      if (!text::base64_decode(v.get<std::string>(), &raw))
+        throw SchemaError("extra " + key + " is not base64");
       sink_add_bytes(out.writer(), key.c_str(), raw.data(), raw.size());
     } else if (v.is_string()) {
       const std::string s = v.get<std::string>();
@@ -209,7 +215,8 @@ void decode(std::string_view text, Record &r, Names &names) {
   r.remote.v6 = r.remote.ip.find(':') != std::string::npos;
   payload(j, r);
   r.close_reason = reason_field(required(j, "close_reason"));
-  if (j.contains("close_detail")) r.close_detail = text_field(j["close_detail"], "close_detail", kMaxJsonlDetailBytes);
+  if (j.contains("close_detail"))
+    r.close_detail = text_field(j["close_detail"], "close_detail", kMaxJsonlDetailBytes);
   extras(j, r);
 }
 

@@ -74,7 +74,8 @@ public:
       return SINK_ERR;
     }
     const std::string id = r.id;
-    if (take_refusal(id)) return refuse(id, "JetStream refused it for good (larger than the stream's max_msg_size)");
+    if (take_refusal(id))
+      return refuse(id, "JetStream refused it for good (larger than the stream's max_msg_size)");
     if (!ready()) return SINK_ERR_IO;
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -111,7 +112,8 @@ public:
         pending_.erase(id);
       }
       if (s == NATS_MAX_PAYLOAD)
-        return refuse(id, std::to_string(body.size()) + " bytes of JSON are more than the server's max_payload (" +
+        return refuse(id, std::to_string(body.size()) +
+                              " bytes of JSON are more than the server's max_payload (" +
                               std::to_string(natsConnection_GetMaxPayload(conn_->get())) + " bytes)");
       fail_once(status_text("publishing to \"" + subject + "\"", s));
       return SINK_ERR_IO; // the host writes this record again later

@@ -631,8 +631,8 @@ private:
   // A row was refused for good: until the next successful flush each record
   // is sent on its own, so the refused one is found.
   bool one_by_one_ = false;
-  bool refused_ = false;     // the last send failed on a row refused for good
-  std::string refusal_;      // ... and PostgreSQL's words
+  bool refused_ = false;      // the last send failed on a row refused for good
+  std::string refusal_;       // ... and PostgreSQL's words
   std::string last_sqlstate_; // of the last failed statement, for failed()
   std::string last_primary_;
   bool outage_ = false;       // the server is (or was last seen) unreachable
