@@ -145,7 +145,13 @@ struct Collector::State {
   void saw_record(const Record &r);
   void reopen_files();
   void poll_lag(natsSubscription *sub, std::chrono::milliseconds timeout);
+  // Appends a message that is no valid record to the dead-letter file
+  // (synced by finish_set_aside). False when it could not.
   bool set_aside_message(natsMsg *m, std::string_view body, const std::string &why);
+  // Syncs the dead-letter file, then terminates the messages set aside, so
+  // JetStream never delivers them again; on failure they stay
+  // unacknowledged and come back.
+  void finish_set_aside(std::vector<nats::MsgPtr> &set_aside);
   std::string metrics_text();
   Health health();
 };
@@ -241,20 +247,34 @@ void Collector::State::poll_lag(natsSubscription *sub, std::chrono::milliseconds
 bool Collector::State::set_aside_message(natsMsg *m, std::string_view body, const std::string &why) {
   const std::string subject = natsMsg_GetSubject(m);
   std::string error;
-  if (!dead_letter->append(dead_letter_message_line(body, subject, why, unix_now_ns()), &error)) {
+  if (!dead_letter->append(dead_letter_message_line(body, subject, why, unix_now_ns()), &error, false)) {
     if (!dead_letter_failing)
       logger.error("collect: a message on " + subject + " is no valid record (" + why +
                    ") and cannot be set aside (" + error + "); it is left unacknowledged");
     dead_letter_failing = true;
     return false;
   }
-  dead_letter_failing = false;
   const uint64_t n = ++undecodable;
   // Logged for the first ones; a flood is counted, not logged line by line.
   if (n <= 10)
     logger.error("collect: a message on " + subject + " is no valid record (" + why + "); set aside in " +
                  dead_letter->path() + " and terminated (" + std::to_string(n) + " so far)");
   return true;
+}
+
+void Collector::State::finish_set_aside(std::vector<nats::MsgPtr> &set_aside) {
+  if (set_aside.empty()) return;
+  std::string error;
+  if (!dead_letter->sync(&error)) {
+    if (!dead_letter_failing)
+      logger.error("collect: cannot set messages aside (" + error + "); they are left unacknowledged");
+    dead_letter_failing = true;
+  } else {
+    dead_letter_failing = false;
+    for (auto &m : set_aside)
+      natsMsg_Term(m.get(), nullptr);
+  }
+  set_aside.clear();
 }
 
 Collector::Collector(const Config &config, PluginLoader &loader, Logger &logger)
@@ -419,6 +439,7 @@ bool Collector::run() {
     }
     std::vector<OutputWorker::Item> items;
     items.reserve(static_cast<size_t>(list->Count));
+    std::vector<nats::MsgPtr> set_aside;
     for (int i = 0; i < list->Count; ++i) {
       nats::MsgPtr m(list->Msgs[i]);
       list->Msgs[i] = nullptr; // ours now
@@ -431,13 +452,14 @@ bool Collector::run() {
       if (!record_from_jsonl(body, *r, &why)) {
         // Delivering it again would fail again: set aside, then terminate.
         // When even that fails it stays unacknowledged and comes back later.
-        if (st.set_aside_message(m.get(), body, why)) natsMsg_Term(m.get(), nullptr);
+        if (st.set_aside_message(m.get(), body, why)) set_aside.push_back(std::move(m));
         continue;
       }
       st.saw_record(*r);
       items.push_back({next_seq, std::shared_ptr<const Record>(std::move(r))});
       pending.emplace_back(next_seq++, std::move(m));
     }
+    st.finish_set_aside(set_aside);
     if (!items.empty())
       for (auto &o : st.outputs)
         o->submit(items);

@@ -15,7 +15,7 @@
 
 namespace sink {
 
-bool DeadLetterFile::append(std::string_view line, std::string *why) {
+bool DeadLetterFile::append(std::string_view line, std::string *why, bool sync) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (fd_.fd < 0) {
     fd_.fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -37,11 +37,18 @@ bool DeadLetterFile::append(std::string_view line, std::string *why) {
     }
     done += static_cast<size_t>(n);
   }
-  if (::fdatasync(fd_.fd) != 0) {
-    *why = "cannot sync \"" + path_ + "\": " + std::strerror(errno);
-    return false;
-  }
-  return true;
+  return !sync || sync_locked(why);
+}
+
+bool DeadLetterFile::sync(std::string *why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return fd_.fd < 0 || sync_locked(why);
+}
+
+bool DeadLetterFile::sync_locked(std::string *why) {
+  if (::fdatasync(fd_.fd) == 0) return true;
+  *why = "cannot sync \"" + path_ + "\": " + std::strerror(errno);
+  return false;
 }
 
 std::shared_ptr<DeadLetterFile> dead_letter_file(const std::string &path) {

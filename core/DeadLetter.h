@@ -19,11 +19,14 @@ class DeadLetterFile {
 public:
   explicit DeadLetterFile(std::string path) : path_(std::move(path)) {}
   const std::string &path() const { return path_; }
-  // Appends line (one JSON object and "\n") and syncs it. Creates the file
-  // (0640) on first use. False and *why when it could not.
-  bool append(std::string_view line, std::string *why);
+  // Appends line (one JSON object and "\n") and, unless told not to, syncs
+  // it. Creates the file (0640) on first use. False and *why when it could not.
+  bool append(std::string_view line, std::string *why, bool sync = true);
+  // Syncs what was appended without a sync.
+  bool sync(std::string *why);
 
 private:
+  bool sync_locked(std::string *why);
   std::string path_;
   std::mutex mutex_;
   OwnedFd fd_; // opened on first use: most runs never set anything aside
