@@ -208,7 +208,9 @@ Health Collector::State::health() {
   Health h = outputs_health(outputs, config.metrics);
   if (!nats_connected) {
     h.ok = false;
-    h.why += "nats: not connected to " + settings.nats.stream + "'s servers\n";
+    // No server URLs here: they may carry a password.
+    h.why += "nats: not connected to any server of stream " + settings.nats.stream +
+             " (records wait in the stream)\n";
   } else if (!subscribed) {
     h.ok = false;
     h.why += "nats: connected, but the consumer is not subscribed to stream " + settings.nats.stream + "\n";
