@@ -418,6 +418,11 @@ collect:
                 "collect: {servers: [nats://127.0.0.1:1], ack_wait: 1ms}\noutputs: [{plugin: csv}]\n")
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn('option "ack_wait" must be a duration of at least 1s', r.stderr)
+        r = run(["collect", "--config", "c.yaml"],
+                "collect: {servers: [nats://127.0.0.1:1], dead_letter: /nonexistent-dir/dead.jsonl}\n"
+                "outputs: [{plugin: csv}]\n")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('c.yaml:1: collect: option "dead_letter": cannot create files in "/nonexistent-dir"', r.stderr)
         r = run(["collect"], "")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--config FILE is required", r.stderr)
