@@ -10,10 +10,12 @@
 // plugin reconnects with a back-off.
 //
 // A row PostgreSQL refuses for good (a data exception, a constraint such as
-// a CHECK the operator added) fails the batch once; while the host writes
-// that batch again, each record goes in a transaction of its own, and the
-// one refused is answered with SINK_ERR_REFUSED, so the host sets it aside
-// and every later row is stored.
+// a CHECK the operator added) fails the batch; flush then sends it again in
+// halves, and halves of the halves that fail, until each refused row is
+// known (a few transactions, not one per row) and the rest is committed. The
+// host writes the batch again; write answers the refused rows with
+// SINK_ERR_REFUSED, so the host sets them aside, and every other row is
+// stored (again a no-op: ON CONFLICT).
 #include <sink/plugin.h>
 
 #include <libpq-fe.h>
@@ -21,17 +23,20 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "PluginOptions.h"
 #include "RecordFormat.h"
@@ -267,13 +272,31 @@ template <typename Field> bool covers(const sink_record &r, const Field &field) 
              sizeof field;
 }
 
+using RowKey = std::array<uint8_t, 16>;
+
+// The row's id: the record's, or one derived from it (ABI 1.0 layout).
+RowKey row_key(const sink_record &r) {
+  RowKey id;
+  if (!(covers(r, r.value_size) && parse_uuid(r.id, id.data()))) derived_uuid(r, id.data());
+  return id;
+}
+
+std::string uuid_text(const RowKey &id) {
+  static const char *kHex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[id[i] >> 4];
+    out += kHex[id[i] & 15];
+  }
+  return out;
+}
+
 // One tuple of the COPY binary stream.
-void encode_row(std::string &out, const sink_record &r) {
+void encode_row(std::string &out, const sink_record &r, const RowKey &id) {
   const bool v11 = covers(r, r.value_size);
   put16(out, static_cast<uint16_t>(kColumnCount));
-  uint8_t id[16];
-  if (!(v11 && parse_uuid(r.id, id))) derived_uuid(r, id);
-  field_bytes(out, id, 16);
+  field_bytes(out, id.data(), id.size());
   if (v11)
     field_text(out, r.sensor);
   else
@@ -372,35 +395,36 @@ public:
   int write(const sink_record &r) {
     // Nothing can be committed while the server is away: say so at once, so
     // the host backs off (and keeps the records) instead of buffering.
+    const RowKey key = row_key(r);
+    if (const auto it = refused_rows_.find(key); it != refused_rows_.end()) {
+      log(SINK_LOG_ERROR, "record " + uuid_text(key) + " refused for good by PostgreSQL: " + it->second);
+      refused_rows_.erase(it);
+      return SINK_ERR_REFUSED;
+    }
     if (!ensure_connected()) return SINK_ERR_IO;
-    encode_row(buffer_, r);
+    row_starts_.push_back(buffer_.size());
+    row_keys_.push_back(key);
+    encode_row(buffer_, r, key);
     ++rows_;
-    return one_by_one_ ? send_alone(r) : SINK_OK;
+    return SINK_OK;
   }
 
   int flush() {
-    if (rows_ == 0) {
-      one_by_one_ = false; // the batch that held a refused row went through
-      return SINK_OK;
-    }
+    if (rows_ == 0) return SINK_OK;
     if (!ensure_connected()) {
       drop_batch();
       return SINK_ERR_IO;
     }
     refused_ = false;
-    const bool ok = send_batch();
+    const bool ok = send_batch(buffer_);
+    if (!ok && refused_) find_refused_rows();
     drop_batch(); // committed, or the host writes it all again
-    if (!ok && refused_) {
-      log(SINK_LOG_ERROR, "PostgreSQL refused a row of the batch for good (" + refusal_ +
-                              "); writing the batch again one record at a time to set that record aside");
-      one_by_one_ = true;
-    }
     return ok ? SINK_OK : SINK_ERR_IO;
   }
 
   void close() noexcept {
     try {
-      if (rows_ && conn_ && PQstatus(conn_.get()) == CONNECTION_OK) send_batch();
+      if (rows_ && conn_ && PQstatus(conn_.get()) == CONNECTION_OK) send_batch(buffer_);
     } catch (...) {
     }
     conn_.reset();
@@ -413,19 +437,45 @@ private:
 
   void drop_batch() {
     buffer_.clear();
+    row_starts_.clear();
+    row_keys_.clear();
     rows_ = 0;
   }
 
-  // The one row in buffer_ in a transaction of its own.
-  int send_alone(const sink_record &r) {
+  // The COPY tuples of rows [first, last) of the batch.
+  std::string_view rows(size_t first, size_t last) const {
+    const size_t from = row_starts_[first], to = last < rows_ ? row_starts_[last] : buffer_.size();
+    return std::string_view(buffer_).substr(from, to - from);
+  }
+
+  // The batch failed on a row refused for good: commits every other row and
+  // remembers the refused ones for write. The flush still fails, so the
+  // host writes the batch again and learns which rows to set aside.
+  void find_refused_rows() {
+    const size_t before = refused_rows_.size();
+    const bool whole = split(0, rows_);
+    log(SINK_LOG_ERROR, "PostgreSQL refused " + std::to_string(refused_rows_.size() - before) +
+                            " row(s) of a " + std::to_string(rows_) + "-row batch for good (" + refusal_ +
+                            ")" +
+                            (whole ? "; the other rows are committed" : "; then the connection failed") +
+                            ", and the batch is written again without the refused rows");
+  }
+
+  // Rows [first, last) failed together: each half on its own. False on an
+  // outage (what is not committed is written again anyway).
+  bool split(size_t first, size_t last) {
+    if (last - first == 1) {
+      refused_rows_.emplace(row_keys_[first], refusal_);
+      return true;
+    }
+    const size_t mid = first + (last - first) / 2;
+    return send_or_split(first, mid) && send_or_split(mid, last);
+  }
+
+  bool send_or_split(size_t first, size_t last) {
     refused_ = false;
-    const bool ok = send_batch();
-    drop_batch();
-    if (ok) return SINK_OK;
-    if (!refused_) return SINK_ERR_IO;
-    log(SINK_LOG_ERROR, std::string("record ") + (covers(r, r.id) && r.id ? r.id : "(no id)") +
-                            " refused for good by PostgreSQL: " + refusal_);
-    return SINK_ERR_REFUSED;
+    if (send_batch(rows(first, last))) return true;
+    return refused_ && split(first, last);
   }
 
   ResultPtr exec(const std::string &sql) { return ResultPtr(PQexec(conn_.get(), sql.c_str())); }
@@ -566,7 +616,7 @@ private:
   }
 
   // BEGIN; COPY staging; INSERT ... ON CONFLICT DO NOTHING; TRUNCATE; COMMIT.
-  bool send_batch() {
+  bool send_batch(std::string_view tuples) {
     last_sqlstate_.clear();
     std::string why;
     if (!command_ok("BEGIN", &why)) return failed("BEGIN", why);
@@ -585,9 +635,9 @@ private:
     put16(tail, 0xffff);
     bool sent = PQputCopyData(conn_.get(), head.data(), static_cast<int>(head.size())) == 1;
     constexpr size_t kChunk = 1 << 20;
-    for (size_t at = 0; sent && at < buffer_.size(); at += kChunk) {
-      const size_t n = std::min(kChunk, buffer_.size() - at);
-      sent = PQputCopyData(conn_.get(), buffer_.data() + at, static_cast<int>(n)) == 1;
+    for (size_t at = 0; sent && at < tuples.size(); at += kChunk) {
+      const size_t n = std::min(kChunk, tuples.size() - at);
+      sent = PQputCopyData(conn_.get(), tuples.data() + at, static_cast<int>(n)) == 1;
     }
     sent = sent && PQputCopyData(conn_.get(), tail.data(), static_cast<int>(tail.size())) == 1;
     std::string copy_error = sent ? "" : one_line(PQerrorMessage(conn_.get()));
@@ -625,12 +675,14 @@ private:
   std::string staging_;
 
   ConnPtr conn_;
-  std::string buffer_; // COPY binary tuples of the records since the last flush
+  std::string buffer_;             // COPY binary tuples of the records since the last flush
+  std::vector<size_t> row_starts_; // where each row's tuple starts in buffer_
+  std::vector<RowKey> row_keys_;   // each row's id
   size_t rows_ = 0;
+  // Rows PostgreSQL refused for good, and its words: answered with
+  // SINK_ERR_REFUSED when the host writes them again.
+  std::map<RowKey, std::string> refused_rows_;
 
-  // A row was refused for good: until the next successful flush each record
-  // is sent on its own, so the refused one is found.
-  bool one_by_one_ = false;
   bool refused_ = false;      // the last send failed on a row refused for good
   std::string refusal_;       // ... and PostgreSQL's words
   std::string last_sqlstate_; // of the last failed statement, for failed()
