@@ -55,6 +55,9 @@ void add_output_metrics(PrometheusText &m, const std::vector<std::unique_ptr<Out
   each("sink_output_lost_total", "counter",
        "Records lost for this output (skipped while it lagged, or poison records).",
        [](const OutputWorker &o) { return o.lost(); });
+  each("sink_output_set_aside_total", "counter",
+       "Records the output refused for good, set aside in the dead-letter file.",
+       [](const OutputWorker &o) { return o.set_aside(); });
   each("sink_output_failing", "gauge", "1 while the output's last write or flush failed.",
        [](const OutputWorker &o) { return o.failing() ? 1 : 0; });
 }
