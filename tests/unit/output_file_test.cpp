@@ -29,7 +29,15 @@ struct TempFile {
     ::close(fd);
     path = tmpl;
   }
-  ~TempFile() { ::unlink(path.c_str()); }
+  ~TempFile() {
+    ::unlink(path.c_str());
+    ::unlink(tail_note().c_str());
+  }
+  // The side file where OutputFile notes what it has not confirmed.
+  std::string tail_note() const {
+    const auto slash = path.rfind('/');
+    return path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".sink-tail";
+  }
 };
 } // namespace
 
@@ -62,21 +70,96 @@ TEST(OutputFile, NeverTruncatesWhatWasThereBefore) {
   EXPECT_EQ(slurp(t.path), "old row\n");
 }
 
-TEST(OutputFile, ATornLastLineIsCutBeforeNewRecordsFollow) {
+TEST(OutputFile, ATornLineThisSinkWroteIsCutBeforeNewRecordsFollow) {
   TempFile t;
-  { std::ofstream(t.path) << "whole,1\nwhole,2\nhalf a rec"; }
+  {
+    OutputFile f(t.path);
+    f.stage("whole,1\n");
+    ASSERT_TRUE(f.write_out());
+    f.commit();
+    f.stage("whole,2\nwhole,3\n");
+    ASSERT_TRUE(f.write_out()); // not confirmed: a crash before the commit
+  }
+  ASSERT_EQ(::truncate(t.path.c_str(), 20), 0); // the write was torn: "whole,1\nwhole,2\nwhol"
   OutputFile f(t.path);
-  EXPECT_EQ(f.torn_bytes(), 10u);
+  EXPECT_EQ(f.torn_bytes(), 4u);
+  EXPECT_FALSE(f.ended_mid_line());
   EXPECT_FALSE(f.was_empty());
   f.stage("whole,3\n");
   ASSERT_TRUE(f.write_out());
   EXPECT_EQ(slurp(t.path), "whole,1\nwhole,2\nwhole,3\n");
-  // A file that is one torn line is empty afterwards (and gets a header).
-  { std::ofstream(t.path) << "no newline at all"; }
+}
+
+TEST(OutputFile, AFileSinkDidNotWriteIsNeverCut) {
+  TempFile t;
+  // A binary file without any newline (notes.bin in the report).
+  std::string binary(99614, 'x');
+  { std::ofstream(t.path, std::ios::binary) << binary; }
+  {
+    OutputFile f(t.path);
+    EXPECT_EQ(f.torn_bytes(), 0u);
+    EXPECT_TRUE(f.ended_mid_line());
+    EXPECT_FALSE(f.was_empty());
+    f.stage("rec\n");
+    ASSERT_TRUE(f.write_out());
+    f.commit();
+  }
+  EXPECT_EQ(slurp(t.path), binary + "\nrec\n");
+  // A CSV file whose last record lacks its newline keeps that record.
+  { std::ofstream(t.path, std::ios::trunc) << "a,b\n1,2"; }
   OutputFile g(t.path);
-  EXPECT_EQ(g.torn_bytes(), 17u);
-  EXPECT_TRUE(g.was_empty());
-  EXPECT_EQ(slurp(t.path), "");
+  EXPECT_EQ(g.torn_bytes(), 0u);
+  g.stage("3,4\n");
+  ASSERT_TRUE(g.write_out());
+  EXPECT_EQ(slurp(t.path), "a,b\n1,2\n3,4\n");
+}
+
+TEST(OutputFile, ANoteForAnotherFileCutsNothing) {
+  TempFile t;
+  {
+    OutputFile f(t.path);
+    f.stage("ours,1\n");
+    ASSERT_TRUE(f.write_out()); // unconfirmed when it stops
+  }
+  // The file is replaced (a rotation, an operator) by one sink did not write.
+  ::unlink(t.path.c_str());
+  { std::ofstream(t.path) << "theirs"; }
+  OutputFile f(t.path);
+  EXPECT_EQ(f.torn_bytes(), 0u);
+  f.stage("ours,2\n");
+  ASSERT_TRUE(f.write_out());
+  EXPECT_EQ(slurp(t.path), "theirs\nours,2\n");
+}
+
+TEST(OutputFile, ATornLineAfterAForeignUnfinishedLineLeavesTheForeignBytes) {
+  TempFile t;
+  { std::ofstream(t.path) << "theirs"; }
+  {
+    OutputFile f(t.path);
+    f.stage("ours,1\n");
+    ASSERT_TRUE(f.write_out());
+  }
+  ASSERT_EQ(::truncate(t.path.c_str(), 10), 0); // "theirs\nour": torn
+  {
+    OutputFile f(t.path);
+    EXPECT_EQ(f.torn_bytes(), 3u);
+    f.stage("ours,1\n");
+    ASSERT_TRUE(f.write_out());
+    f.commit();
+  }
+  EXPECT_EQ(slurp(t.path), "theirs\nours,1\n");
+  EXPECT_NE(::access(t.tail_note().c_str(), F_OK), 0) << "a clean close leaves no side file";
+}
+
+TEST(OutputFile, NewFilesAreNotReadableByOtherUsers) {
+  TempFile t;
+  ::unlink(t.path.c_str());
+  const mode_t old = ::umask(0);
+  { OutputFile f(t.path); }
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat(t.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
 }
 
 TEST(OutputFile, AFailedWriteKeepsItsBytesStaged) {
