@@ -10,7 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
+#include "OwnedFd.h"
 #include "RecordCodec.h"
 
 namespace sink {
@@ -18,9 +20,13 @@ namespace {
 
 constexpr char kSegmentMagic[8] = {'S', 'I', 'N', 'K', 'J', 'N', 'L', '\0'};
 constexpr char kCursorMagic[8] = {'S', 'I', 'N', 'K', 'C', 'U', 'R', '1'};
-constexpr uint32_t kFormatVersion = 1;
+// Version 1 entries: [u32 length][u32 crc32 of seq+body][u64 seq][body].
+// Version 2 entries start with a magic and check their header on its own,
+// so a reader can find the next entry after damage (see EntryV2).
+constexpr uint32_t kFormatVersionV1 = 1;
+constexpr uint32_t kFormatVersion = 2; // what this sink writes
 constexpr size_t kSegmentHeader = 24;
-constexpr size_t kEntryHeader = 16;
+constexpr size_t kEntryHeaderV1 = 16;
 constexpr size_t kCursorSize = 32;
 // Larger than any record can be (capture and wire are at most 16 MiB each).
 constexpr uint32_t kMaxEntry = 256u << 20;
@@ -52,10 +58,84 @@ bool write_all(int fd, const char *p, size_t n) {
   return true;
 }
 
-// An entry's crc covers its sequence number and its body.
+// A version 1 entry's crc covers its sequence number and its body.
 uint32_t entry_crc(const uint8_t *seq_bytes, const uint8_t *body, size_t len) {
   return crc(body, len, crc(seq_bytes, 8));
 }
+
+// Version 2 entry: [magic "SJE\xb7"][u32 body length][u64 seq][u32 crc32 of
+// the 16 bytes before it][u32 crc32 of the body][body]. A flipped length or
+// sequence number fails the header crc instead of misplacing what follows.
+constexpr uint8_t kEntryMagic[4] = {'S', 'J', 'E', 0xb7};
+constexpr size_t kEntryHeader = 24;
+
+void encode_entry_header(char *h, uint64_t seq, const std::string &body) {
+  std::memcpy(h, kEntryMagic, 4);
+  put_le(h + 4, body.size(), 4);
+  put_le(h + 8, seq, 8);
+  put_le(h + 16, crc(h, 16), 4);
+  put_le(h + 20, crc(body.data(), body.size()), 4);
+}
+
+// Gives [offset, offset+n) of a segment file, or null past its end.
+using ByteSource = std::function<const uint8_t *(uint64_t offset, size_t n)>;
+
+struct EntryV2 {
+  uint64_t offset = 0, seq = 0;
+  uint32_t len = 0;
+  const uint8_t *body = nullptr; // valid until the source is read again
+  uint64_t end() const { return offset + kEntryHeader + len; }
+};
+
+enum class EntryCheck { kValid, kShort, kBad };
+
+// The version 2 entry at offset, numbered in [min_seq, max_seq).
+EntryCheck entry_v2_at(const ByteSource &bytes, uint64_t offset, uint64_t min_seq, uint64_t max_seq,
+                       EntryV2 &e) {
+  const uint8_t *h = bytes(offset, kEntryHeader);
+  if (!h) return EntryCheck::kShort;
+  if (std::memcmp(h, kEntryMagic, 4) != 0 || crc(h, 16) != get_le(h + 16, 4)) return EntryCheck::kBad;
+  e.offset = offset;
+  e.len = static_cast<uint32_t>(get_le(h + 4, 4));
+  e.seq = get_le(h + 8, 8);
+  const uint32_t body_crc = static_cast<uint32_t>(get_le(h + 20, 4));
+  if (e.len > kMaxEntry || e.seq < min_seq || e.seq >= max_seq) return EntryCheck::kBad;
+  e.body = bytes(offset + kEntryHeader, e.len);
+  if (!e.body) return EntryCheck::kShort;
+  return crc(e.body, e.len) == body_crc ? EntryCheck::kValid : EntryCheck::kBad;
+}
+
+// The first valid entry after offset (damage before it), or none.
+bool next_entry_v2(const ByteSource &bytes, uint64_t offset, uint64_t min_seq, uint64_t max_seq, EntryV2 &e) {
+  for (uint64_t at = offset + 1;; ++at) {
+    // Look for the magic's first byte a block at a time.
+    const uint8_t *p = bytes(at, 1);
+    if (!p) return false;
+    if (*p != kEntryMagic[0]) continue;
+    if (entry_v2_at(bytes, at, min_seq, max_seq, e) == EntryCheck::kValid) return true;
+  }
+}
+
+// Reads a whole file through pread, a block at a time.
+class FileBytes {
+public:
+  explicit FileBytes(int fd) : fd_(fd) {}
+  const uint8_t *operator()(uint64_t offset, size_t n) {
+    if (offset >= buf_offset_ && offset + n <= buf_offset_ + buf_len_)
+      return reinterpret_cast<const uint8_t *>(buf_.data()) + (offset - buf_offset_);
+    buf_.resize(std::max(n, kReadChunk));
+    const ssize_t got = ::pread(fd_, buf_.data(), buf_.size(), static_cast<off_t>(offset));
+    buf_offset_ = offset;
+    buf_len_ = got > 0 ? static_cast<size_t>(got) : 0;
+    return buf_len_ < n ? nullptr : reinterpret_cast<const uint8_t *>(buf_.data());
+  }
+
+private:
+  int fd_;
+  std::string buf_;
+  uint64_t buf_offset_ = 0;
+  size_t buf_len_ = 0;
+};
 
 } // namespace
 
@@ -146,6 +226,119 @@ std::string Journal::segment_path(uint64_t first_seq) const {
   return dir_ + name;
 }
 
+uint32_t Journal::segment_version(int fd, uint64_t first, const std::string &path) {
+  uint8_t h[kSegmentHeader];
+  const bool whole = ::pread(fd, h, sizeof h, 0) == static_cast<ssize_t>(sizeof h);
+  if (whole && std::memcmp(h, kSegmentMagic, 8) == 0) {
+    const uint32_t version = static_cast<uint32_t>(get_le(h + 8, 4));
+    if (version != kFormatVersion && version != kFormatVersionV1)
+      throw JournalError("journal.dir: \"" + path + "\" has format version " + std::to_string(version) +
+                         "; this sink reads versions " + std::to_string(kFormatVersionV1) + " and " +
+                         std::to_string(kFormatVersion));
+    if (get_le(h + 16, 8) == first) return version;
+  }
+  // A damaged header: the entries tell the version (the name tells the
+  // first record), so nothing still readable is given up.
+  FileBytes file(fd);
+  const ByteSource bytes = std::ref(file);
+  EntryV2 e;
+  if (entry_v2_at(bytes, kSegmentHeader, first, UINT64_MAX, e) == EntryCheck::kValid ||
+      next_entry_v2(bytes, kSegmentHeader, first, UINT64_MAX, e)) {
+    logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
+    return kFormatVersion;
+  }
+  uint8_t eh[kEntryHeaderV1];
+  std::string body;
+  if (::pread(fd, eh, sizeof eh, kSegmentHeader) == static_cast<ssize_t>(sizeof eh) &&
+      get_le(eh + 8, 8) == first && get_le(eh, 4) <= kMaxEntry) {
+    body.resize(get_le(eh, 4));
+    if (::pread(fd, body.data(), body.size(), kSegmentHeader + kEntryHeaderV1) ==
+            static_cast<ssize_t>(body.size()) &&
+        entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), body.size()) == get_le(eh + 4, 4)) {
+      logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
+      return kFormatVersionV1;
+    }
+  }
+  return 0;
+}
+
+uint64_t Journal::recover_last_v2(int fd, uint64_t first, uint64_t size, const std::string &path,
+                                  uint64_t *kept) {
+  FileBytes file(fd);
+  const ByteSource bytes = std::ref(file);
+  uint64_t offset = kSegmentHeader, seq = first;
+  EntryV2 e;
+  for (;;) {
+    if (entry_v2_at(bytes, offset, seq, UINT64_MAX, e) != EntryCheck::kValid) {
+      // Damage, or the end: go on at the next valid entry if there is one.
+      if (!next_entry_v2(bytes, offset, seq, UINT64_MAX, e)) break;
+      logger_.error("journal: " + std::to_string(e.offset - offset) + " damaged bytes in \"" + path + "\"; " +
+                    (e.seq == seq
+                         ? std::string("no record is missing")
+                         : std::to_string(e.seq - seq) + " records (" + std::to_string(seq) + " to " +
+                               std::to_string(e.seq - 1) + ") cannot be read; outputs count them lost") +
+                    ", the records after them are kept");
+    }
+    offset = e.end();
+    seq = e.seq + 1;
+  }
+  *kept = offset;
+  if (offset < size) {
+    // No entry follows: a torn append or blocks a power cut left unwritten.
+    logger_.warn(
+        "journal: cut " + std::to_string(size - offset) + " bytes at the end of \"" + path +
+        "\" that hold no whole entry (a torn append or a power cut; the records before them are kept)");
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+      throw JournalError("journal.dir: cannot cut \"" + path + "\": " + errno_text());
+  }
+  return seq;
+}
+
+uint64_t Journal::recover_last_v1(int fd, uint64_t first, uint64_t size, const std::string &path,
+                                  uint64_t *kept) {
+  // The last segment may end in a torn entry (a crash mid-append): cut it.
+  // A bad entry with more data after it is damage, not a torn tail: it is
+  // kept (readers count what they cannot read as lost) and new records are
+  // numbered past anything the rest could hold (version 1 entries cannot be
+  // found again after damage).
+  uint64_t offset = kSegmentHeader, seq = first;
+  std::string body;
+  bool damaged = false;
+  for (;;) {
+    uint8_t eh[kEntryHeaderV1];
+    if (::pread(fd, eh, sizeof eh, static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof eh)) break;
+    const uint32_t len = static_cast<uint32_t>(get_le(eh, 4));
+    const bool fits = len <= kMaxEntry && offset + kEntryHeaderV1 + len <= size;
+    bool ok = fits && get_le(eh + 8, 8) == seq;
+    if (ok) {
+      body.resize(len);
+      ok = ::pread(fd, body.data(), len, static_cast<off_t>(offset + kEntryHeaderV1)) ==
+               static_cast<ssize_t>(len) &&
+           entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), len) == get_le(eh + 4, 4);
+    }
+    if (!ok) {
+      damaged = fits && offset + kEntryHeaderV1 + len < size;
+      break;
+    }
+    offset += kEntryHeaderV1 + len;
+    ++seq;
+  }
+  if (damaged) {
+    logger_.error("journal: damaged entry at record " + std::to_string(seq) + " in \"" + path + "\" (" +
+                  std::to_string(size - offset) +
+                  " bytes after it are kept but cannot be read; outputs count those records lost)");
+    seq += (size - offset) / kEntryHeaderV1 + 1; // more than the rest can hold
+    offset = size;
+  } else if (offset < size) {
+    logger_.warn("journal: cut " + std::to_string(size - offset) + " bytes of a torn entry at the end of \"" +
+                 path + "\" (left by a crash; the records before it are kept)");
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+      throw JournalError("journal.dir: cannot cut \"" + path + "\": " + errno_text());
+  }
+  *kept = offset;
+  return seq;
+}
+
 void Journal::recover() {
   std::vector<std::pair<uint64_t, std::string>> found;
   for (const auto &e : std::filesystem::directory_iterator(dir_)) {
@@ -162,72 +355,24 @@ void Journal::recover() {
   uint64_t next = 1;
   for (size_t i = 0; i < found.size(); ++i) {
     const auto &[first, path] = found[i];
-    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    const OwnedFd owned(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    const int fd = owned.fd;
     if (fd < 0) throw JournalError("journal.dir: cannot open \"" + path + "\": " + errno_text());
-    uint8_t h[kSegmentHeader];
-    const ssize_t n = ::pread(fd, h, sizeof h, 0);
-    const uint64_t size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END));
-    if (n == static_cast<ssize_t>(sizeof h) && std::memcmp(h, kSegmentMagic, 8) == 0 &&
-        get_le(h + 8, 4) != kFormatVersion) {
-      ::close(fd);
-      throw JournalError("journal.dir: \"" + path + "\" has format version " +
-                         std::to_string(get_le(h + 8, 4)) + "; this sink reads version " +
-                         std::to_string(kFormatVersion));
-    }
-    const bool header_ok = n == static_cast<ssize_t>(sizeof h) && std::memcmp(h, kSegmentMagic, 8) == 0 &&
-                           get_le(h + 16, 8) == first;
-    if (!header_ok) {
-      // A segment whose header never reached the disk holds nothing.
-      ::close(fd);
-      logger_.warn("journal: removing \"" + path + "\": no valid header (a crash while it was created)");
+    const uint32_t version = segment_version(fd, first, path);
+    if (version == 0) {
+      // Neither a header nor any entry reached the disk: it holds nothing.
+      logger_.warn("journal: removing \"" + path +
+                   "\": no valid header and no entry (a crash while it was created)");
       ::unlink(path.c_str());
       continue;
     }
-    uint64_t offset = kSegmentHeader, seq = first;
-    if (i + 1 == found.size()) {
-      // The last segment may end in a torn entry (a crash mid-append): cut
-      // it. A bad entry with more data after it is damage, not a torn tail:
-      // it is kept (readers count what they cannot read as lost) and new
-      // records are numbered past anything the rest could hold.
-      std::string body;
-      bool damaged = false;
-      for (;;) {
-        uint8_t eh[kEntryHeader];
-        if (::pread(fd, eh, sizeof eh, static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof eh)) break;
-        const uint32_t len = static_cast<uint32_t>(get_le(eh, 4));
-        const bool fits = len <= kMaxEntry && offset + kEntryHeader + len <= size;
-        bool ok = fits && get_le(eh + 8, 8) == seq;
-        if (ok) {
-          body.resize(len);
-          ok = ::pread(fd, body.data(), len, static_cast<off_t>(offset + kEntryHeader)) ==
-                   static_cast<ssize_t>(len) &&
-               entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), len) == get_le(eh + 4, 4);
-        }
-        if (!ok) {
-          damaged = fits && offset + kEntryHeader + len < size;
-          break;
-        }
-        offset += kEntryHeader + len;
-        ++seq;
-      }
-      if (damaged) {
-        logger_.error("journal: damaged entry at record " + std::to_string(seq) + " in \"" + path + "\" (" +
-                      std::to_string(size - offset) +
-                      " bytes after it are kept but cannot be read; outputs count those records lost)");
-        seq += (size - offset) / kEntryHeader + 1; // more than the rest can hold
-        offset = size;
-      } else if (offset < size) {
-        logger_.warn("journal: cut " + std::to_string(size - offset) +
-                     " bytes of a torn entry at the end of \"" + path +
-                     "\" (left by a crash; the records before it are kept)");
-        if (::ftruncate(fd, static_cast<off_t>(offset)) != 0)
-          throw JournalError("journal.dir: cannot cut \"" + path + "\": " + errno_text());
-      }
-      next = seq;
-    }
-    ::close(fd);
-    segments_.push_back({first, path, i + 1 == found.size() ? offset : size});
-    total_bytes_ += segments_.back().bytes;
+    const uint64_t size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END));
+    uint64_t kept = size;
+    if (i + 1 == found.size())
+      next = version == kFormatVersionV1 ? recover_last_v1(fd, first, size, path, &kept)
+                                         : recover_last_v2(fd, first, size, path, &kept);
+    segments_.push_back({first, path, kept, version});
+    total_bytes_ += kept;
     if (i + 1 < found.size()) next = found[i + 1].first;
   }
   // Cursors: none may point beyond what the journal holds (a power cut can
@@ -293,7 +438,7 @@ void Journal::open_active(uint64_t first_seq) {
   active_fd_ = fd;
   active_bytes_ = kSegmentHeader;
   std::lock_guard<std::mutex> lock(mutex_);
-  segments_.push_back({first_seq, path, kSegmentHeader});
+  segments_.push_back({first_seq, path, kSegmentHeader, kFormatVersion});
   total_bytes_ += kSegmentHeader;
 }
 
@@ -378,6 +523,7 @@ Journal::SegmentRef Journal::locate(uint64_t seq) const {
   if (it != segments_.begin()) --it;
   ref.first_seq = it->first_seq;
   ref.path = it->path;
+  ref.version = it->version;
   if (std::next(it) != segments_.end()) ref.end_seq = std::next(it)->first_seq;
   return ref;
 }
@@ -442,12 +588,7 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
     body.clear();
     encode_record(r, body);
     char h[kEntryHeader];
-    put_le(h, body.size(), 4);
-    put_le(h + 8, seq, 8);
-    put_le(h + 4,
-           entry_crc(reinterpret_cast<const uint8_t *>(h + 8), reinterpret_cast<const uint8_t *>(body.data()),
-                     body.size()),
-           4);
+    encode_entry_header(h, seq, body);
     buffer_.append(h, sizeof h).append(body);
     ends_.push_back(buffer_.size());
     ++seq;
@@ -553,6 +694,62 @@ const uint8_t *JournalReader::bytes_at(uint64_t offset, size_t n) {
   return reinterpret_cast<const uint8_t *>(buf_.data());
 }
 
+JournalReader::Step JournalReader::next_v1(const Journal::SegmentRef &seg, Entry &entry) {
+  const bool active = seg.end_seq == UINT64_MAX;
+  const uint8_t *h = bytes_at(next_offset_, kEntryHeaderV1);
+  if (!h) return active ? Step::kWait : Step::kSegmentEnd;
+  const uint32_t len = static_cast<uint32_t>(get_le(h, 4));
+  const uint32_t want_crc = static_cast<uint32_t>(get_le(h + 4, 4));
+  const uint64_t entry_seq = get_le(h + 8, 8);
+  uint8_t seq_bytes[8];
+  std::memcpy(seq_bytes, h + 8, 8);
+  const uint8_t *body = len <= kMaxEntry ? bytes_at(next_offset_ + kEntryHeaderV1, len) : nullptr;
+  if (body && entry_seq == next_seq_ && entry_crc(seq_bytes, body, len) == want_crc) {
+    entry = {entry_seq, len, body, next_offset_ + kEntryHeaderV1 + len};
+    return Step::kEntry;
+  }
+  if (active && !body) return Step::kWait; // still being written
+  // Version 1 entries cannot be found again after damage: the rest of the
+  // segment is unreadable.
+  log_damage(seg, next_offset_,
+             "the rest of that segment (records " + std::to_string(next_seq_) + " on) cannot be read");
+  return active ? Step::kWait : Step::kSegmentEnd;
+}
+
+JournalReader::Step JournalReader::next_v2(const Journal::SegmentRef &seg, Entry &entry) {
+  const bool active = seg.end_seq == UINT64_MAX;
+  // Only whole entries are below the journal's end; nothing at or past the
+  // next segment's first record belongs here.
+  const uint64_t max_seq = active ? journal_.end_seq() : seg.end_seq;
+  const ByteSource bytes = [this](uint64_t offset, size_t n) { return bytes_at(offset, n); };
+  EntryV2 e;
+  const EntryCheck check = entry_v2_at(bytes, next_offset_, next_seq_, max_seq, e);
+  if (check == EntryCheck::kShort && active) return Step::kWait;
+  if (check != EntryCheck::kValid) {
+    // Damage (or the end of a finished segment): go on at the next entry.
+    const bool found = next_entry_v2(bytes, next_offset_, next_seq_, max_seq, e);
+    const uint64_t resume = found ? e.seq : seg.end_seq;
+    if (resume > next_seq_ || found)
+      log_damage(seg, next_offset_,
+                 resume == next_seq_
+                     ? std::string("no record is missing")
+                     : std::to_string(resume - next_seq_) + " records (" + std::to_string(next_seq_) +
+                           " to " + std::to_string(resume - 1) + ") cannot be read");
+    if (!found) return active ? Step::kWait : Step::kSegmentEnd;
+    next_offset_ = e.offset;
+  }
+  entry = {e.seq, e.len, e.body, e.end()};
+  return Step::kEntry;
+}
+
+void JournalReader::log_damage(const Journal::SegmentRef &seg, uint64_t offset, const std::string &what) {
+  if (seg.first_seq == logged_segment_ && offset == logged_offset_) return; // read again after a rewind
+  logged_segment_ = seg.first_seq;
+  logged_offset_ = offset;
+  journal_.logger().error("journal: damaged entry in \"" + seg.path + "\" at byte " + std::to_string(offset) +
+                          ": " + what + " (counted lost for the outputs that had not taken them)");
+}
+
 uint64_t JournalReader::read(uint64_t from, uint64_t limit, size_t max, std::vector<Record> &out) {
   out.clear();
   uint64_t seq = from, first = from;
@@ -573,41 +770,33 @@ uint64_t JournalReader::read(uint64_t from, uint64_t limit, size_t max, std::vec
       next_seq_ = seg.first_seq;
       next_offset_ = kSegmentHeader;
     }
-    const uint8_t *h = bytes_at(next_offset_, kEntryHeader);
-    if (!h) {
-      if (seg.end_seq == UINT64_MAX) break; // the active segment: nothing more yet
-      // A finished segment that ends before its last record: the rest of it
-      // is unreadable. Take what was read; the next call skips the gap.
+    Entry entry;
+    const Step step = seg.version == kFormatVersionV1 ? next_v1(seg, entry) : next_v2(seg, entry);
+    if (step == Step::kWait) break;
+    if (step == Step::kSegmentEnd) { // the rest of a finished segment cannot be read
       if (!out.empty()) break;
       seq = first = seg.end_seq;
       continue;
     }
-    const uint32_t len = static_cast<uint32_t>(get_le(h, 4));
-    const uint32_t want_crc = static_cast<uint32_t>(get_le(h + 4, 4));
-    const uint64_t entry_seq = get_le(h + 8, 8);
-    uint8_t seq_bytes[8];
-    std::memcpy(seq_bytes, h + 8, 8);
-    const uint8_t *body = len <= kMaxEntry ? bytes_at(next_offset_ + kEntryHeader, len) : nullptr;
+    if (entry.seq > seq) { // records [seq, entry.seq) cannot be read
+      if (!out.empty()) break;
+      seq = first = std::min(entry.seq, limit);
+      if (entry.seq >= limit) break;
+    }
+    next_offset_ = entry.end;
+    next_seq_ = entry.seq + 1;
+    if (entry.seq < seq) continue;
     Record r;
-    const bool ok = body && entry_seq == next_seq_ && entry_crc(seq_bytes, body, len) == want_crc &&
-                    (entry_seq < seq || decode_record(body, len, r, journal_.strings()));
-    if (!ok) {
-      if (seg.end_seq == UINT64_MAX && !body) break; // still being written
-      if (!corruption_logged_)
-        journal_.logger().error("journal: unreadable entry in segment " + std::to_string(seg_first_) +
-                                " at record " + std::to_string(next_seq_) +
-                                "; the rest of that segment is skipped (counted lost)");
-      corruption_logged_ = true;
-      if (seg.end_seq == UINT64_MAX || !out.empty()) break;
-      seq = first = seg.end_seq;
+    if (!decode_record(entry.body, entry.len, r, journal_.strings())) {
+      log_damage(seg, entry.end,
+                 "record " + std::to_string(entry.seq) + " passed its checksum but cannot be decoded");
+      if (!out.empty()) break;
+      seq = first = entry.seq + 1;
       continue;
     }
-    next_offset_ += kEntryHeader + len;
-    ++next_seq_;
-    if (entry_seq < seq) continue;
-    if (out.empty()) first = entry_seq;
+    if (out.empty()) first = entry.seq;
     out.push_back(std::move(r));
-    seq = entry_seq + 1;
+    seq = entry.seq + 1;
   }
   return out.empty() ? seq : first;
 }
