@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -196,10 +197,7 @@ void JournalCursor::mark_crash(uint64_t seq) const noexcept {
 // ---- Journal -----------------------------------------------------------------
 
 Journal::Journal(const std::string &dir, uint64_t max_bytes, Logger &logger)
-    : dir_(dir), max_bytes_(max_bytes),
-      // Several segments fit in the bound, so deleting the oldest frees a
-      // useful fraction of it.
-      segment_bytes_(std::clamp<uint64_t>(max_bytes / 8, 64 << 10, 64 << 20)), logger_(logger) {
+    : dir_(dir), max_bytes_(max_bytes), segment_bytes_(segment_size(max_bytes)), logger_(logger) {
   std::error_code ec;
   std::filesystem::create_directories(dir_ + "/cursors", ec);
   if (ec) throw JournalError("journal.dir: cannot create \"" + dir_ + "/cursors\": " + ec.message());
@@ -210,6 +208,23 @@ Journal::Journal(const std::string &dir, uint64_t max_bytes, Logger &logger)
     throw JournalError("journal.dir: \"" + dir_ +
                        "\" is in use by another sink (each needs its own journal)");
   recover();
+  // A disk smaller than max_bytes bounds the journal too; segments are
+  // sized by what fits, so deleting the oldest frees a useful part of it.
+  measure_disk();
+  segment_bytes_ = segment_size(limit());
+}
+
+uint64_t Journal::segment_size(uint64_t bound) { return std::clamp<uint64_t>(bound / 8, 16 << 10, 64 << 20); }
+
+void Journal::measure_disk() {
+  struct statvfs fs {};
+  if (::statvfs(dir_.c_str(), &fs) != 0) return;
+  const uint64_t size = uint64_t(fs.f_blocks) * fs.f_frsize, avail = uint64_t(fs.f_bavail) * fs.f_frsize;
+  // Left free: room for cursor files and what file sizes round up to, and
+  // for whatever else shares the disk.
+  const uint64_t reserve = std::min<uint64_t>(size / 16, 256ull << 20) + 4 * uint64_t(fs.f_frsize);
+  disk_bound_ = total_bytes_ + (avail > reserve ? avail - reserve : 0);
+  last_measure_ = std::chrono::steady_clock::now();
 }
 
 Journal::~Journal() {
@@ -407,15 +422,20 @@ void Journal::recover() {
   }
   end_seq_ = next;
   handed_seq_ = next; // what is on disk now is read from disk
-  open_active(next);
+  try {
+    open_active(next);
+  } catch (const JournalError &e) {
+    // A full disk must not stop the start: appends go on at the end of the
+    // newest segment (its torn tail was cut above), and room is made for
+    // them as outputs move on.
+    if (!continue_last_segment()) throw;
+    logger_.warn("journal: " + std::string(e.what()) + "; appending to the newest segment instead");
+  }
 }
 
 void Journal::open_active(uint64_t first_seq) {
-  if (active_fd_ >= 0) {
-    ::fdatasync(active_fd_);
-    ::close(active_fd_);
-    active_fd_ = -1;
-  }
+  // The new segment is made before the old one is closed: when it cannot be
+  // (a full disk), appends go on in the old one.
   const std::string path = segment_path(first_seq);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) throw JournalError("journal.dir: cannot create \"" + path + "\": " + errno_text());
@@ -435,11 +455,25 @@ void Journal::open_active(uint64_t first_seq) {
     ::fsync(d);
     ::close(d);
   }
+  if (active_fd_ >= 0) {
+    ::fdatasync(active_fd_);
+    ::close(active_fd_);
+  }
   active_fd_ = fd;
   active_bytes_ = kSegmentHeader;
   std::lock_guard<std::mutex> lock(mutex_);
   segments_.push_back({first_seq, path, kSegmentHeader, kFormatVersion});
   total_bytes_ += kSegmentHeader;
+}
+
+bool Journal::continue_last_segment() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (segments_.empty() || segments_.back().version != kFormatVersion) return false;
+  const int fd = ::open(segments_.back().path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return false;
+  active_fd_ = fd;
+  active_bytes_ = segments_.back().bytes;
+  return true;
 }
 
 JournalCursor &Journal::cursor(const std::string &name) {
@@ -543,7 +577,7 @@ uint64_t Journal::make_room(uint64_t need, bool force) {
     // Consumed by everyone: always freed. Otherwise only for room, and only
     // when some output has passed it: a lagging output then loses these
     // records (it sees the gap when it reads), healthy ones lose nothing.
-    const bool full = total_bytes_ + need > max_bytes_;
+    const bool full = total_bytes_ + need > limit();
     if (!all_past && !(full && any_past)) break;
     for (const auto &c : cursors_)
       if (c->stored_position() < end) c->skip_to(end);
@@ -552,7 +586,8 @@ uint64_t Journal::make_room(uint64_t need, bool force) {
     segments_.pop_front();
   }
   if (force) return UINT64_MAX;
-  return total_bytes_ < max_bytes_ ? max_bytes_ - total_bytes_ : 0;
+  const uint64_t bound = limit();
+  return total_bytes_ < bound ? bound - total_bytes_ : 0;
 }
 
 bool Journal::reset_if_consumed() {
@@ -595,12 +630,7 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
   }
   // A full active segment is closed first, so make_room can delete it
   // once every output has passed it.
-  try {
-    if (active_bytes_ >= segment_bytes_) open_active(end_seq_);
-  } catch (const JournalError &e) {
-    *error = e.what();
-    return Append::kFailed;
-  }
+  start_segment_if_full();
   uint64_t room = make_room(buffer_.size(), force);
   // The active segment is never deleted while written to: when it alone is
   // in the way and every output has confirmed all of it, start afresh.
@@ -620,12 +650,7 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
   // the oldest can be freed in useful steps.
   size_t done = 0;
   while (done < n) {
-    try {
-      if (active_bytes_ >= segment_bytes_) open_active(end_seq_);
-    } catch (const JournalError &e) {
-      *error = e.what();
-      break;
-    }
+    start_segment_if_full();
     const size_t from = done ? ends_[done - 1] : 0;
     size_t upto = done + 1;
     while (upto < n && active_bytes_ + (ends_[upto] - from) <= segment_bytes_)
@@ -636,8 +661,10 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
       *error = "cannot write to the journal in \"" + dir_ + "\": " + std::strerror(err);
       // Leave no partial entry behind.
       [[maybe_unused]] int rc = ::ftruncate(active_fd_, static_cast<off_t>(active_bytes_));
-      // A full disk: what every output confirmed can make room.
-      if (err == ENOSPC && reset_if_consumed()) {
+      // A full disk before max_bytes: the journal is as large as it can be
+      // now. Room comes from what some output passed (lost for the others
+      // still inside it) or what every output confirmed.
+      if (err == ENOSPC && make_room_on_full_disk(bytes)) {
         error->clear();
         continue;
       }
@@ -657,8 +684,33 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
   return done > 0 || error->empty() ? Append::kDone : Append::kFailed;
 }
 
+void Journal::start_segment_if_full() {
+  if (active_bytes_ < segment_bytes_) return;
+  try {
+    open_active(end_seq_);
+  } catch (const JournalError &e) {
+    // The full segment stays active (a full disk): it grows past its size
+    // until room is made.
+    if (!new_segment_failed_)
+      logger_.warn("journal: " + std::string(e.what()) + "; the current segment goes on");
+    new_segment_failed_ = true;
+    return;
+  }
+  new_segment_failed_ = false;
+  measure_disk();
+}
+
+bool Journal::make_room_on_full_disk(uint64_t need) {
+  disk_bound_ = total_bytes_.load();
+  const uint64_t before = total_bytes_;
+  make_room(need, false);
+  return total_bytes_ < before || reset_if_consumed();
+}
+
 void Journal::sync_if_due() {
   const auto now = std::chrono::steady_clock::now();
+  // The disk fills and empties by others too: look again now and then.
+  if (now - last_measure_ >= std::chrono::seconds(1)) measure_disk();
   if (!unsynced_ || now - last_sync_ < std::chrono::seconds(1)) return;
   ::fdatasync(active_fd_);
   unsynced_ = false;

@@ -116,6 +116,9 @@ public:
   uint64_t end_seq() const { return end_seq_; }
   uint64_t bytes() const { return total_bytes_; }
   uint64_t max_bytes() const { return max_bytes_; }
+  // The bound in force: max_bytes, or less when the disk has less room
+  // (what the journal holds plus the disk's free space, less a reserve).
+  uint64_t limit() const { return std::min(max_bytes_, disk_bound_.load()); }
   // Records on disk (appended and not yet deleted).
   uint64_t records() const;
 
@@ -145,6 +148,15 @@ private:
     uint32_t version; // entry format: 1 (before damage could be skipped) or 2
   };
   void recover();
+  static uint64_t segment_size(uint64_t bound);
+  // Looks how much room the journal's disk has (statvfs).
+  void measure_disk();
+  // At start, when no new segment can be made: appends go on in the newest.
+  bool continue_last_segment();
+  // Starts a new segment when the active one is full and the disk allows.
+  void start_segment_if_full();
+  // After ENOSPC: frees what the bound allows; true when something was.
+  bool make_room_on_full_disk(uint64_t need);
   // The entry format of a segment; 0 when it holds nothing readable.
   uint32_t segment_version(int fd, uint64_t first, const std::string &path);
   // Scan the newest segment, cut what follows its last whole entry and
@@ -168,6 +180,9 @@ private:
   int active_fd_ = -1;
   uint64_t active_bytes_ = 0;
   bool unsynced_ = false;
+  bool new_segment_failed_ = false; // logged once per run of failures
+  std::chrono::steady_clock::time_point last_measure_{};
+  std::atomic<uint64_t> disk_bound_{UINT64_MAX};
   std::chrono::steady_clock::time_point last_sync_{};
   std::string buffer_;       // one batch, encoded
   std::vector<size_t> ends_; // where each record's entry ends in buffer_

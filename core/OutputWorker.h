@@ -80,6 +80,9 @@ public:
   uint64_t failures() const { return failures_; }
   // Including records the journal deleted before this output took them.
   uint64_t lost() const;
+  // Records the host gave up before this output got them (the journal's
+  // disk refused them at exit): counted lost for it.
+  void count_given_up(uint64_t n) { lost_ += n; }
   // The last write or flush failed, and nothing has succeeded since.
   bool failing() const { return failing_now_; }
   // While records wait for it: seconds since it last confirmed any (or last
