@@ -36,7 +36,7 @@ struct LineOutput {
   // a file ending mid-line that sink did not write.
   void report_torn_tail() {
     if (file.ended_mid_line() && host && host->log)
-      host->log(ctx, SINK_LOG_INFO,
+      host->log(ctx, SINK_LOG_WARN,
                 ("\"" + file.path() +
                  "\" does not end with a newline and sink did not write its last line: it is kept whole, "
                  "new records start after a newline")

@@ -377,6 +377,42 @@ TEST(Journal, ATornTailLeftByACrashIsCutAndTheRecordsBeforeItAreKept) {
   EXPECT_EQ(test_output_lines(dir.file("a.txt")).size(), 10u);
 }
 
+// Output files are appended to and never cut where sink did not write:
+// a file that ends without a newline keeps every byte.
+TEST(OutputFiles, AFileEndingWithoutANewlineIsKeptWholeAndContinuedOnANewLine) {
+  TempDir dir;
+  std::string notes;
+  for (int i = 0; i < 99614; ++i)
+    notes.push_back(static_cast<char>('a' + i % 26)); // no newline anywhere
+  write_file(dir.file("notes.bin"), notes);
+  write_file(dir.file("rows.csv"), "kept,row,1\nkept,row,2 without its newline");
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\njournal: false\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\noutputs:\n"
+                                 "  - {plugin: jsonl, path: notes.bin}\n  - {plugin: csv, path: rows.csv}\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  send_and_close("127.0.0.1", port, "hello");
+  wait_for_lines(dir.file("rows.csv"), 3);
+  wait_for_lines(dir.file("notes.bin"), 2);
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::string bin = read_file(dir.file("notes.bin"));
+  ASSERT_GT(bin.size(), notes.size() + 1);
+  EXPECT_EQ(bin.substr(0, notes.size()), notes) << "every byte that was there is kept";
+  EXPECT_EQ(bin[notes.size()], '\n');
+  EXPECT_NE(bin.find("\"payload_hex\":\"68656c6c6f\""), std::string::npos);
+  const auto rows = read_lines(dir.file("rows.csv"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], "kept,row,1");
+  EXPECT_EQ(rows[1], "kept,row,2 without its newline");
+  EXPECT_NE(rows[2].find("68656c6c6f"), std::string::npos);
+  const std::string log = read_file(dir.file("sink.log"));
+  EXPECT_EQ(log.find("half a record"), std::string::npos) << log;
+  EXPECT_NE(log.find("does not end with a newline and sink did not write its last line"), std::string::npos)
+      << log;
+  EXPECT_FALSE(std::filesystem::exists(dir.file(".notes.bin.sink-tail")))
+      << "a clean stop leaves no side file";
+}
+
 TEST(Journal, AnOutputNoLongerConfiguredHasItsPositionReleased) {
   TempDir dir;
   write_file(dir.file("c.yaml"), config(test_output("old", "a.txt") + kJsonl));
