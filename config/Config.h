@@ -50,6 +50,7 @@ struct OutputConfig {
 struct FirewallConfig {
   std::vector<uint16_t> exclude_ports{22}; // never redirected (SSH keeps working)
   std::vector<std::string> sources;        // CIDRs; empty = every source
+  std::vector<std::string> interfaces;     // arriving on these only; empty = every interface
 };
 
 // The crash-safe record journal (core/Journal.h).

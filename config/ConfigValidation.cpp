@@ -131,8 +131,9 @@ void validate_listeners(const Config &config) {
 // Top-level keys about the host (messages without a location; the YAML
 // reader adds file and line).
 void validate_host_keys(const Config &config) {
-  for (const std::string &problem : {user_problem(config.user), public_ip_problem(config.public_ip),
-                                     sources_problem(config.firewall.sources)})
+  for (const std::string &problem :
+       {user_problem(config.user), public_ip_problem(config.public_ip),
+        sources_problem(config.firewall.sources), interfaces_problem(config.firewall.interfaces)})
     if (!problem.empty()) throw ConfigError(config.source + ": " + problem);
 }
 
@@ -227,6 +228,29 @@ std::string sources_problem(const std::vector<std::string> &sources) {
   for (const auto &cidr : sources) {
     std::string why;
     if (!valid_cidr(cidr, &why)) return "firewall.sources: \"" + cidr + "\" " + why;
+  }
+  return "";
+}
+
+bool valid_interface_name(const std::string &name, std::string *why) {
+  constexpr size_t kMaxName = 15; // IFNAMSIZ - 1
+  if (name.empty() || name.size() > kMaxName) {
+    *why = "must be 1 to " + std::to_string(kMaxName) + " characters long";
+    return false;
+  }
+  if (name == "." || name == ".." ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+          std::string::npos) {
+    *why = "is not an interface name (expected letters, digits, '_', '.' and '-', such as eth0)";
+    return false;
+  }
+  return true;
+}
+
+std::string interfaces_problem(const std::vector<std::string> &interfaces) {
+  for (const auto &name : interfaces) {
+    std::string why;
+    if (!valid_interface_name(name, &why)) return "firewall.interfaces: \"" + name + "\" " + why;
   }
   return "";
 }

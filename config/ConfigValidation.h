@@ -20,6 +20,11 @@ bool valid_cidr(const std::string &cidr, std::string *why);
 std::string user_problem(const std::string &user);
 std::string public_ip_problem(const std::vector<std::string> &ips);
 std::string sources_problem(const std::vector<std::string> &sources);
+// firewall.interfaces: "eth0", 1 to 15 letters, digits, '_', '.' or '-' (a
+// Linux interface name without what either firewall back end must quote);
+// *why says what is wrong.
+bool valid_interface_name(const std::string &name, std::string *why);
+std::string interfaces_problem(const std::vector<std::string> &interfaces);
 
 // "127.0.0.1:9464" or "[::1]:9464" split into address and port; false when
 // it is neither (a host name is not accepted: the listener binds it).

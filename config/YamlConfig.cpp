@@ -329,7 +329,7 @@ Config read_config(const YAML::Node &root, const std::string &source) {
   }
   if (auto fw = root["firewall"]) {
     r.expect_map(fw, "firewall");
-    r.only_keys(fw, "firewall", {"exclude_ports", "sources"});
+    r.only_keys(fw, "firewall", {"exclude_ports", "sources", "interfaces"});
     if (fw["exclude_ports"]) {
       c.firewall.exclude_ports.clear();
       if (!(fw["exclude_ports"].IsSequence() && fw["exclude_ports"].size() == 0))
@@ -339,6 +339,15 @@ Config read_config(const YAML::Node &root, const std::string &source) {
       c.firewall.sources = r.strings(fw["sources"], "firewall.sources");
       if (auto p = sources_problem(c.firewall.sources); !p.empty())
         r.fail(fw["sources"], "firewall.sources", p.substr(18));
+    }
+    if (auto ifs = fw["interfaces"]) {
+      c.firewall.interfaces = r.strings(ifs, "firewall.interfaces");
+      for (size_t i = 0; i < c.firewall.interfaces.size(); ++i) {
+        std::string why;
+        const auto &name = c.firewall.interfaces[i];
+        if (!valid_interface_name(name, &why))
+          r.fail(ifs.IsSequence() ? ifs[i] : ifs, "firewall.interfaces", "\"" + name + "\" " + why);
+      }
     }
   }
   if (root["stats_interval"]) {
@@ -513,6 +522,12 @@ std::string render_yaml_config(const Config &c) {
       out << YAML::Key << "sources" << YAML::Value << YAML::Flow << YAML::BeginSeq;
       for (const auto &s : c.firewall.sources)
         out << YAML::DoubleQuoted << s;
+      out << YAML::EndSeq;
+    }
+    if (!c.firewall.interfaces.empty()) {
+      out << YAML::Key << "interfaces" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (const auto &name : c.firewall.interfaces)
+        out << YAML::DoubleQuoted << name;
       out << YAML::EndSeq;
     }
     out << YAML::EndMap;

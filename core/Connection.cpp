@@ -448,7 +448,7 @@ void Connection::finish(sink_close_reason reason, short events, std::string deta
   }
   if (!unclaimed_ && group_.config.kernel_facts) {
     add_syn_extras(syn_, extras);
-    add_tcp_info_extras(tcp_info && tcp_info->ok ? *tcp_info : read_tcp_info(fd), extras);
+    add_tcp_info_extras(tcp_info && tcp_info->ok ? *tcp_info : read_tcp_info(fd), syn_, extras);
   }
   r.duration_ns = closing_ ? closing_->duration_ns : elapsed_ns();
   r.accept_unix_ns = accept_unix_ns_;

@@ -147,10 +147,10 @@ bool all_read_before_fin(const TcpInfoFacts &info, uint64_t bytes_read) {
   return info.ok && info.peer_fin && info.has_bytes_received && info.bytes_received == bytes_read + 1;
 }
 
-void add_tcp_info_extras(const TcpInfoFacts &info, ExtraCollector &extras) {
+void add_tcp_info_extras(const TcpInfoFacts &info, const SynFacts &syn, ExtraCollector &extras) {
   if (!info.ok) return;
   auto add_int = [&](const char *key, int64_t v) { extras.add_typed(key, SINK_VALUE_INT, &v, sizeof v); };
-  add_int("tcp.rtt_us", info.rtt_us);
+  if (syn.saved) add_int("tcp.rtt_us", info.rtt_us);
   add_int("tcp.retrans", info.retrans);
   if (info.has_segs_in) add_int("tcp.segs_in", info.segs_in);
 }

@@ -66,6 +66,9 @@ TcpInfoFacts read_tcp_info(int fd);
 bool all_read_before_fin(const TcpInfoFacts &info, uint64_t bytes_read);
 
 // Adds tcp.rtt_us, tcp.retrans, tcp.segs_in, if the socket had TCP_INFO.
-void add_tcp_info_extras(const TcpInfoFacts &info, ExtraCollector &extras);
+// tcp.rtt_us only when syn.saved: a connection that came through a SYN
+// cookie left the kernel no SYN-ACK to time, and its first RTT sample
+// (13-63 ms on loopback) measures nothing about the path.
+void add_tcp_info_extras(const TcpInfoFacts &info, const SynFacts &syn, ExtraCollector &extras);
 
 } // namespace sink

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace sink {
@@ -22,6 +23,20 @@ void write_all(int fd, const char *data, size_t len) {
     data += n;
     len -= static_cast<size_t>(n);
   }
+}
+
+// Appends to path, creating it readable by owner and group only: log lines
+// hold client addresses.
+FILE *open_log_file(const std::string &path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return nullptr;
+  FILE *f = ::fdopen(fd, "a");
+  if (!f) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+  }
+  return f;
 }
 } // namespace
 
@@ -67,7 +82,7 @@ Logger::Logger(const std::string &path, sink_log_level min_level)
 void Logger::open() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (file_) return;
-  file_ = std::fopen(path_.c_str(), "ae");
+  file_ = open_log_file(path_);
   if (!file_) throw std::runtime_error("cannot open log file \"" + path_ + "\": " + std::strerror(errno));
   std::fwrite(held_.data(), 1, held_.size(), file_);
   std::fflush(file_);
@@ -119,7 +134,7 @@ bool Logger::reopen() {
   if (path_.empty()) return true;
   std::lock_guard<std::mutex> lock(mutex_);
   if (!file_) return false;
-  FILE *f = std::fopen(path_.c_str(), "ae");
+  FILE *f = open_log_file(path_);
   if (!f) return false;
   std::fclose(file_);
   file_ = f;

@@ -13,6 +13,19 @@ void NewFiles::watch(const std::string &path) {
   paths_.push_back(path);
 }
 
+void NewFiles::watch_tree(const std::string &dir) {
+  if (dir.empty()) return;
+  std::filesystem::path p = std::filesystem::absolute(dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path(); // "dir/"
+  std::filesystem::path outermost;
+  struct stat st {};
+  while (p != p.parent_path() && ::lstat(p.c_str(), &st) != 0) {
+    outermost = p;
+    p = p.parent_path();
+  }
+  if (!outermost.empty()) paths_.push_back(outermost.string());
+}
+
 NewFiles::~NewFiles() {
   for (const auto &p : paths_) {
     struct stat st {};

@@ -1,7 +1,7 @@
 #pragma once
-// Files a start-up may create (outputs, the log). When the start-up fails,
-// the ones that did not exist before are removed again, so a refused config
-// leaves nothing behind.
+// Files a start-up may create (outputs, the log, analyzer state, the
+// journal directory). When the start-up fails, the ones that did not exist
+// before are removed again, so a refused config leaves nothing behind.
 #include <string>
 #include <vector>
 
@@ -15,6 +15,9 @@ public:
   ~NewFiles();
   // Remembers path if it does not exist yet ("" and "-" are ignored).
   void watch(const std::string &path);
+  // Remembers the outermost directory on the way to dir that does not
+  // exist yet (create_directories makes them all).
+  void watch_tree(const std::string &dir);
   // The start-up succeeded: remove nothing.
   void keep() { paths_.clear(); }
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -148,11 +149,14 @@ int run(sink::Config config) {
   for (const auto &d : sink::PluginLoader::default_search_path())
     search.push_back(d);
   sink::PluginLoader loader(search);
-  // The files this run writes: the log and each output's path option.
+  // The files this run writes: the log, each output's path, each analyzer's state_path.
   std::vector<std::string> files{config.log.path};
   for (const auto &o : config.outputs)
     if (o.options.contains("path") && o.options["path"].is_string())
       files.push_back(sink::resolve_path(config.config_dir, o.options["path"].get<std::string>()));
+  for (const auto &a : config.analyzers) // replay saves its table even when the start is refused
+    if (a.options.contains("state_path") && a.options["state_path"].is_string())
+      files.push_back(sink::resolve_path(config.config_dir, a.options["state_path"].get<std::string>()));
   // Those this start created are removed again if start-up fails.
   sink::NewFiles created;
   for (const auto &f : files)
@@ -165,7 +169,13 @@ int run(sink::Config config) {
   };
   sink::RecordQueue queue(config.record_queue);
   if (!raised.empty()) logger->info(raised);
+  // What the journal directory held before this start: never given to the user.
+  std::optional<sink::FoundEntries> journal_found(std::in_place,
+                                                  config.journal.enabled ? config.journal.dir : "");
   try {
+    // Before anything is created or bound: the user can write everywhere it will.
+    if (!config.user.empty())
+      sink::check_user_access(config.user, sink::planned_writes(config, *journal_found));
     // Every plugin is loaded and checked, and every transport (with its
     // certificates) created, before any output or log file is created.
     for (size_t i = 0; i < config.outputs.size(); ++i)
@@ -182,8 +192,7 @@ int run(sink::Config config) {
     std::unique_ptr<sink::OutputDispatcher> outputs_owner;
     sink::Server server(config, loader, *logger, queue);
     if (config.journal.enabled) {
-      std::error_code ec;
-      if (!std::filesystem::exists(config.journal.dir, ec)) created.watch(config.journal.dir);
+      created.watch_tree(config.journal.dir);
       try {
         journal = std::make_unique<sink::Journal>(config.journal.dir, config.journal.max_bytes, *logger);
       } catch (const sink::JournalError &e) {
@@ -195,6 +204,8 @@ int run(sink::Config config) {
     }
     outputs_owner = std::make_unique<sink::OutputDispatcher>(config, loader, *logger, queue, journal.get());
     sink::OutputDispatcher &outputs = *outputs_owner;
+    if (!config.user.empty() && journal)
+      sink::check_user_access(config.user, sink::journal_needs(config, journal->own_paths(), *journal_found));
     try {
       logger->open();
     } catch (const std::exception &e) {
@@ -211,16 +222,12 @@ int run(sink::Config config) {
       logger->info("metrics on http://" + config.metrics.listen + "/metrics and /healthz");
     }
     if (!config.user.empty()) {
-      // Everything privileged is done: listeners bound, files open. The
-      // journal keeps creating segments, so the user must own it.
-      if (journal) sink::hand_over(journal->own_paths(), config.user);
+      // Everything privileged is done: listeners bound, files open, and
+      // every place the user writes checked above. The journal keeps
+      // creating segments: the user gets what this start created there.
+      if (journal) sink::hand_over(journal->own_paths(), *journal_found, config.user);
+      journal_found.reset();
       sink::become_user(config.user);
-      // The journal makes new files in its directories from now on.
-      if (journal) {
-        files.push_back(config.journal.dir + "/segment");
-        files.push_back(config.journal.dir + "/cursors/cursor");
-      }
-      sink::check_writable_dirs(files, config.user);
       logger->info("running as user " + config.user + " (uid " + std::to_string(getuid()) +
                    "), no capabilities");
     } else if (geteuid() == 0) {
@@ -261,6 +268,8 @@ int run(sink::Config config) {
     return fail(kExitUsage, e.what());
   } catch (const sink::BindError &e) {
     return fail(kExitRuntime, e.what());
+  } catch (const sink::UserAccessError &e) {
+    return fail(kExitUsage, e.what());
   } catch (const sink::PrivilegeError &e) {
     return fail(kExitRuntime, e.what());
   } catch (const std::exception &e) {

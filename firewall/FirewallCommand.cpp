@@ -26,7 +26,8 @@ constexpr int kExitRuntime = 1;
 
 const char *const kUsage = "usage: sink firewall --config FILE [--iptables] [--apply | --remove]\n"
                            "  prints the nftables rules FILE needs (--iptables: iptables-restore input);\n"
-                           "  --apply loads them atomically with nft, --remove deletes them again.\n";
+                           "  --apply loads them atomically with nft, --remove deletes them again;\n"
+                           "  --iptables --remove prints the iptables-restore input that removes them.\n";
 
 struct Result {
   int status = -1; // exit status, -1 if it could not run
@@ -99,14 +100,37 @@ Result run(const std::vector<std::string> &argv, const std::string &input) {
 }
 
 // ip rule / ip route for TPROXY: marked packets are delivered locally.
-// Removal first, so applying twice never duplicates a rule.
-void remove_policy_routing(const std::string &ip) {
+// Removal first, so applying twice never duplicates a rule. Returns how
+// many policy rules were there.
+int remove_policy_routing(const std::string &ip) {
   const std::string mark = std::to_string(kMark), table = std::to_string(kRouteTable);
+  int removed = 0;
   for (const char *fam : {"-4", "-6"}) {
-    for (int i = 0; i < 16; ++i) // one rule per apply, but be thorough
+    for (int i = 0; i < 16; ++i, ++removed) // one rule per apply, but be thorough
       if (run({ip, fam, "rule", "del", "fwmark", mark, "lookup", table}, "").status != 0) break;
     run({ip, fam, "route", "flush", "table", table}, "");
   }
+  return removed;
+}
+
+// `--remove`: the table and the policy routing, saying what was there.
+int remove_rules(const std::string &nft, const std::string &ip) {
+  Result r = run({nft, "delete", "table", "inet", "sink"}, "");
+  const int routing = ip.empty() ? 0 : remove_policy_routing(ip);
+  const bool table_missing = r.status != 0 && r.err.find("No such file") != std::string::npos;
+  if (r.status != 0 && !table_missing) {
+    std::fprintf(stderr, "sink firewall: nft delete table inet sink: %s", r.err.c_str());
+    return kExitRuntime;
+  }
+  if (table_missing && routing == 0)
+    std::fprintf(stderr, "sink firewall: nothing to remove: table inet sink was not loaded\n");
+  else if (table_missing)
+    std::fprintf(stderr,
+                 "sink firewall: removed the TPROXY policy routing (table inet sink was not loaded)\n");
+  else
+    std::fprintf(stderr, "sink firewall: removed table inet sink%s\n",
+                 routing ? " and the TPROXY policy routing" : "");
+  return 0;
 }
 
 std::string add_policy_routing(const std::string &ip) {
@@ -168,8 +192,10 @@ int run_firewall_command(const std::vector<std::string> &args) {
     std::fprintf(stderr, "sink firewall: --apply and --remove exclude each other\n%s", kUsage);
     return kExitUsage;
   }
-  if (iptables && (apply || remove)) {
-    std::fprintf(stderr, "sink firewall: --iptables only prints; --apply and --remove use nft\n%s", kUsage);
+  if (iptables && apply) {
+    std::fprintf(
+        stderr, "sink firewall: --iptables only prints (load it with iptables-restore); --apply uses nft\n%s",
+        kUsage);
     return kExitUsage;
   }
   Config config;
@@ -187,8 +213,17 @@ int run_firewall_command(const std::vector<std::string> &args) {
   }
   // The metrics port is never redirected to the sink's listeners.
   exclude_metrics_port(config);
-  if (!apply && !remove) {
-    const std::string text = iptables ? iptables_script(config) : nft_script(config);
+  RulePlan plan;
+  try {
+    plan = plan_rules(config);
+  } catch (const ConfigError &e) {
+    std::fprintf(stderr, "sink firewall: %s\n", e.what());
+    return kExitUsage;
+  }
+  if (iptables || (!apply && !remove)) {
+    const std::string text = !iptables ? nft_script(plan)
+                             : remove  ? iptables_removal_script()
+                                       : iptables_script(plan);
     std::fputs(text.c_str(), stdout);
     return 0;
   }
@@ -198,19 +233,9 @@ int run_firewall_command(const std::vector<std::string> &args) {
     return kExitRuntime;
   }
   const std::string ip = find_program("ip");
-  if (remove) {
-    Result r = run({nft, "delete", "table", "inet", "sink"}, "");
-    if (ip.size()) remove_policy_routing(ip);
-    if (r.status != 0 && r.err.find("No such file") == std::string::npos) {
-      std::fprintf(stderr, "sink firewall: nft delete table inet sink: %s", r.err.c_str());
-      return kExitRuntime;
-    }
-    std::fprintf(stderr, "sink firewall: removed table inet sink%s\n",
-                 needs_policy_routing(config) ? " and the TPROXY policy routing" : "");
-    return 0;
-  }
+  if (remove) return remove_rules(nft, ip);
   if (const char *ssh = std::getenv("SSH_CONNECTION")) {
-    const std::string hit = redirects_ssh_session(config, ssh);
+    const std::string hit = redirects_ssh_session(plan, ssh);
     if (!hit.empty()) {
       std::fprintf(stderr,
                    "sink firewall: refusing to apply: %s, so this session would be cut off (add the port to "
@@ -219,7 +244,7 @@ int run_firewall_command(const std::vector<std::string> &args) {
       return kExitUsage;
     }
   }
-  Result r = run({nft, "-f", "-"}, nft_script(config));
+  Result r = run({nft, "-f", "-"}, nft_script(plan));
   if (r.status != 0) {
     std::fprintf(stderr, "sink firewall: nft refused the rules (nothing was changed): %s", r.err.c_str());
     return kExitRuntime;
@@ -233,7 +258,7 @@ int run_firewall_command(const std::vector<std::string> &args) {
       return kExitRuntime;
     }
   }
-  std::fprintf(stderr, "sink firewall: applied table inet sink for %s%s\n", config_path.c_str(),
+  std::fprintf(stderr, "sink firewall: applied table inet sink for %s%s\n", comment_text(config_path).c_str(),
                needs_policy_routing(config) ? " (and TPROXY policy routing)" : "");
   return 0;
 }

@@ -36,6 +36,22 @@ using File = std::unique_ptr<std::FILE, FileCloser>;
 
 std::string os_error(int err) { return std::strerror(err); }
 
+// A new file only the owner can read: the state holds the salt that keeps
+// the table's keys unguessable. Whatever is at path already (a temporary
+// file left by a crash, with any mode, or a link) is removed first.
+File create_private(const std::string &path) {
+  ::unlink(path.c_str());
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return nullptr;
+  File f(::fdopen(fd, "wb"));
+  if (!f) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+  }
+  return f;
+}
+
 struct Replay {
   const sink_host_api *host = nullptr;
   sink_host_ctx *ctx = nullptr;
@@ -56,7 +72,7 @@ struct Replay {
   // state_path. *why says what failed.
   bool save(std::string *why) {
     const std::string tmp = temp_path();
-    File f(std::fopen(tmp.c_str(), "wb"));
+    File f = create_private(tmp);
     if (!f) {
       *why = "cannot create " + tmp + ": " + os_error(errno);
       return false;
@@ -132,11 +148,9 @@ int replay_create(const sink_create_args *args, void **instance) noexcept try {
     // Fail now, before anything is bound, if the state can never be saved.
     // A temp file left by a crash mid-save is garbage: it goes too.
     const std::string tmp = r->temp_path();
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (!create_private(tmp))
       throw OptionError("option \"state_path\": cannot write " + r->state_path + " (creating " + tmp + ": " +
                         os_error(errno) + ")");
-    ::close(fd);
     ::unlink(tmp.c_str());
     File f(std::fopen(r->state_path.c_str(), "rb"));
     if (f) {

@@ -184,8 +184,18 @@ ClientHelloReader::State ClientHelloReader::advance() {
       return State::kNotTls;
     }
     size_t rec_len = static_cast<size_t>(rec[3] << 8 | rec[4]);
-    if (rec_len == 0 || rec_len > 16384 + 2048)
+    if (rec_len > 16384 + 2048)
       return malformed("TLS record length " + std::to_string(rec_len) + " is out of range");
+    // An empty record carries nothing; OpenSSL skips it and completes the
+    // handshake, so the fingerprint must not be lost to 5 prepended bytes.
+    if (rec_len == 0) {
+      if (++empty_in_a_row_ > kMaxEmptyRecordsInARow)
+        return malformed("more than " + std::to_string(kMaxEmptyRecordsInARow) +
+                         " empty TLS records in a row");
+      consumed_ += 5;
+      continue;
+    }
+    empty_in_a_row_ = 0;
     if (wire_.size() - consumed_ < 5 + rec_len) break;
     handshake_.insert(handshake_.end(), rec + 5, rec + 5 + rec_len);
     consumed_ += 5 + rec_len;

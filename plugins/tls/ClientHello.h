@@ -46,12 +46,16 @@ public:
 
   // A handshake message larger than this is treated as malformed.
   static constexpr size_t kMaxHelloBytes = 64 * 1024;
+  // OpenSSL skips zero-length records before the hello but refuses more
+  // than this many in a row (its MAX_EMPTY_RECORDS); so does the reader.
+  static constexpr unsigned kMaxEmptyRecordsInARow = 32;
 
 private:
   State advance();
   State state_ = State::kNeedMore;
   std::vector<uint8_t> wire_;      // raw bytes seen so far (bounded)
   size_t consumed_ = 0;            // complete records already moved to handshake_
+  unsigned empty_in_a_row_ = 0;    // zero-length records just skipped
   std::vector<uint8_t> handshake_; // handshake-layer bytes
   std::optional<ClientHello> hello_;
   std::string error_;

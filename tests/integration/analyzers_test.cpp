@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -334,4 +335,34 @@ TEST(Analyzers, ReplaySavesPeriodicallySoAKillLosesLittle) {
   EXPECT_EQ(all[a]["extra"]["replay.seen"], 1) << all[a].dump();
   EXPECT_EQ(all[a]["extra"]["replay.first_remote"], "127.0.0.2:" + std::to_string(first_client));
   EXPECT_EQ(all[b]["extra"]["replay.seen"], 1) << all[b].dump();
+}
+
+// Log lines and the state hold client addresses, and the state the salt
+// that keeps the table's keys unguessable: neither is for every local user,
+// whatever the umask, and a temporary file a crash left cannot pass its
+// mode on.
+TEST(Analyzers, StateFileAndLogAreNotReadableByOthers) {
+  TempDir dir;
+  write_file(dir.file("c.yaml"), kHeader + "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 5s}]\n"
+                                           "analyzers: [{plugin: replay, state_path: r.state}]\n"
+                                           "outputs: [{plugin: jsonl, path: out.jsonl}]\n");
+  write_file(dir.file("r.state.tmp"), "left by a crash mid-save");
+  std::filesystem::permissions(dir.file("r.state.tmp"), std::filesystem::perms(0666));
+  const mode_t umask_before = ::umask(0); // the widest: only the modes sink asks for count
+  {
+    SinkProcess sink(dir, {"--config", "c.yaml"});
+    ::umask(umask_before);
+    const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+    send_from("127.0.0.1", port, "private");
+    wait_for_lines(dir.file("out.jsonl"), 1);
+    EXPECT_EQ(sink.stop().code, 0);
+  }
+  auto mode = [](const std::string &path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode(dir.file("sink.log")), 0640u);
+  EXPECT_EQ(mode(dir.file("r.state")), 0600u);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("r.state.tmp")));
 }

@@ -6,7 +6,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 
 #include "Records.h"
 #include "SinkProcess.h"
@@ -134,4 +140,54 @@ TEST(KernelFacts, BytesAfterAnUrgentByteAreStillReadBeforeTheFin) {
     EXPECT_EQ((*r)["extra"]["unread_at_close"], false);
     EXPECT_TRUE((*r)["extra"]["tcp.segs_in"].is_number_integer());
   }
+}
+
+namespace {
+
+// Moves this test process (ctest runs each test in a process of its own)
+// into a network namespace of its own whose kernel answers every SYN with a
+// cookie (tcp_syncookies=2). Needs root.
+bool enter_namespace_with_syn_cookies(std::string *why) {
+  if (::unshare(CLONE_NEWNET) != 0) {
+    *why = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
+    return false;
+  }
+  if (std::system("ip link set lo up") != 0) {
+    *why = "ip link set lo up failed";
+    return false;
+  }
+  std::ofstream cookies("/proc/sys/net/ipv4/tcp_syncookies");
+  cookies << "2\n";
+  cookies.close();
+  if (!cookies) *why = "cannot set net.ipv4.tcp_syncookies=2 in the namespace";
+  return static_cast<bool>(cookies);
+}
+
+} // namespace
+
+TEST(KernelFacts, AConnectionThroughASynCookieHasNoRtt) {
+  if (::geteuid() != 0) {
+    if (const char *ci = std::getenv("CI"); ci && std::string(ci) == "true")
+      FAIL() << "needs root (a network namespace with tcp_syncookies=2), and CI=true";
+    GTEST_SKIP() << "needs root: runs the sink in a network namespace with tcp_syncookies=2";
+  }
+  std::string why;
+  ASSERT_TRUE(enter_namespace_with_syn_cookies(&why)) << why;
+  TempDir dir;
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\njournal: false\n"
+                                 "groups:\n  - {name: v4, listen: 127.0.0.1, ports: 0}\n"
+                                 "outputs: [{plugin: jsonl, path: out.jsonl}]\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const auto ports = sink.wait_listening(1, dir.file("sink.log"));
+  const uint16_t c = connect_with(false, ports[0], 33, 1000, 5000);
+  auto lines = wait_for_lines(dir.file("out.jsonl"), 1);
+  EXPECT_EQ(sink.stop().code, 0);
+  auto recs = jsonl_by_remote_port(lines);
+  ASSERT_EQ(recs.count(c), 1u);
+  const auto &extra = recs[c]["extra"];
+  EXPECT_EQ(extra["tcp.syn_saved"], false) << "the SYN came through a cookie: " << extra.dump();
+  EXPECT_FALSE(extra.contains("tcp.rtt_us")) << "no SYN-ACK was timed: " << extra.dump();
+  EXPECT_EQ(extra["tcp.retrans"], 0);
+  EXPECT_TRUE(extra["tcp.segs_in"].is_number_integer());
+  EXPECT_EQ(recs[c]["payload_hex"], "73796e");
 }

@@ -778,3 +778,57 @@ TEST(Tls, BrokenLengthsInsideExtensionsAndTruncatedHellosSaySo) {
     EXPECT_EQ(j["extra"]["tls.ja3"], "") << j.dump();
   EXPECT_EQ(s.sink->stop().code, 0);
 }
+
+// Five bytes (an empty handshake record) before a real client's hello:
+// OpenSSL skips the empty record and completes the handshake, so the
+// fingerprint must be the one the same client gets without them.
+TEST(Tls, AnEmptyRecordBeforeTheHelloDoesNotHideTheFingerprint) {
+  TlsSink s("1s");
+  const std::string script = kPythonTlsClient + R"(
+prefix = bytes.fromhex(sys.argv[2])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+tls = ctx.wrap_bio(inc, out, server_hostname="empty.example")
+first = True
+while True:
+    try:
+        tls.do_handshake()
+        done = True
+    except ssl.SSLWantReadError:
+        done = False
+    data = out.read()
+    if data:
+        raw.sendall((prefix if first else b"") + data)
+        first = False
+    if done:
+        break
+    got = raw.recv(65536)
+    if not got:
+        sys.exit("closed during the handshake")
+    inc.write(got)
+tls.write(b"after empty record")
+raw.sendall(out.read())
+print(raw.getsockname()[1], tls.version())
+raw.close()
+)";
+  std::map<std::string, uint16_t> port;
+  for (const std::string prefix : {"", "1603010000"}) {
+    auto client = run_program(s.dir, {"python3", "-c", script, std::to_string(s.port), prefix}, "");
+    ASSERT_EQ(client.code, 0) << client.err;
+    const auto words = split(client.out, ' ');
+    ASSERT_EQ(words.size(), 2u) << client.out;
+    EXPECT_EQ(words[1], "TLSv1.3\n") << "the handshake completed with prefix '" << prefix << "'";
+    port[prefix] = static_cast<uint16_t>(std::stoi(words[0]));
+  }
+  auto all = s.records(2);
+  ASSERT_EQ(all.size(), 2u);
+  const auto &plain = all[port[""]];
+  const auto &prefixed = all[port["1603010000"]];
+  for (const auto *j : {&plain, &prefixed})
+    expect_ok_handshake(*j, "TLSv1.3", "after empty record");
+  EXPECT_EQ(prefixed["extra"].value("tls.hello_error", ""), "") << prefixed.dump();
+  EXPECT_EQ(prefixed["extra"]["tls.ja3"], plain["extra"]["tls.ja3"]);
+  EXPECT_EQ(prefixed["extra"]["tls.ja4"], plain["extra"]["tls.ja4"]);
+  EXPECT_EQ(prefixed["extra"]["tls.sni"], "empty.example");
+  EXPECT_EQ(s.sink->stop().code, 0);
+}

@@ -3,6 +3,7 @@
 by `sink firewall --apply`, inside network namespaces these tests create.
 Needs root; skips (exit 77) otherwise, but fails when CI=true.
 Usage: vantage_test.py BUILD_DIR [unittest args]"""
+import json
 import os
 import shutil
 import socket
@@ -18,6 +19,62 @@ from netlab import CLIENT4, FOREIGN4, FOREIGN6, SERVER4, SERVER6, sh  # noqa: E4
 
 BUILD = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else "build"
 SINK = os.path.join(BUILD, "sink")
+
+# Stands in for sshd: a banner to every client.
+SSH_STANDIN = """
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 22))
+s.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"SSH-2.0-standin\\r\\n")
+    c.close()
+"""
+
+PROBE = """
+import socket
+s = socket.socket(socket.AF_INET6 if ":" in {host!r} else socket.AF_INET)
+if {src!r}:
+    s.bind(({src!r}, 0))
+s.settimeout(5)
+try:
+    s.connect(({host!r}, {port}))
+except ConnectionRefusedError:
+    print("refused")
+    raise SystemExit
+except socket.timeout:
+    print("timeout")
+    raise SystemExit
+s.sendall({payload!r})
+data = b""
+try:
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+except OSError:
+    pass
+print("connected", data.split(b"\\r\\n")[0].decode(errors="replace"))
+"""
+
+# After the sink closed at its deadline, more data from the client makes the
+# server's kernel answer with a RST (which the firewall rules must drop).
+LATE_DATA = """
+import socket, time
+s = socket.create_connection(({host!r}, {port}), timeout=5)
+s.sendall(b"first")
+time.sleep(1.2)
+for _ in range(3):
+    try:
+        s.sendall(b"after the server closed")
+    except OSError:
+        pass
+    time.sleep(0.2)
+"""
 
 HELLO_TLS = """
 import socket, ssl
@@ -211,6 +268,160 @@ outputs: [{plugin: jsonl, path: out.jsonl}]
         self.assertNotIn("fwmark", sh("ip", "rule", "show", ns=lab.srv).stdout)
         self.assertEqual(sh("nft", "list", "tables", ns=lab.srv).stdout.strip(), "")
 
+    def load_iptables(self, text):
+        """Loads `sink firewall --iptables` output (or its removal text) into the server namespace."""
+        v4, v6 = text.split("# --- ip6tables-restore --noflush ---\n")
+        for tool, part in (("iptables-restore", v4), ("ip6tables-restore", v6)):
+            sh(tool, "--noflush", ns=self.lab.srv, input=part)
+
+    def iptables_rules(self):
+        return "".join(sh(tool, ns=self.lab.srv).stdout for tool in ("iptables-save", "ip6tables-save"))
+
+    def test_config_text_cannot_inject_rules(self):
+        lab = self.lab
+        # A directory and group names holding a quote, newlines, braces, ';' and '#'.
+        evil_table = "table ip evil { chain c { type filter hook input priority 0; policy drop; } }"
+        folder = lab.path(f'cfg"\n{evil_table}\n#{{;')
+        os.mkdir(folder)
+        config = os.path.join(folder, "sink.yaml")
+        nft_name = f'x"; }}\n{evil_table}\n#{{;'
+        ipt_name = 'y"\n-A SINK_PREROUTING -p udp -j RETURN\n#{;'
+        with open(config, "w") as f:
+            f.write(f"""
+log: {{path: {lab.path('sink.log')}}}
+groups:
+  - name: {json.dumps(nft_name)}
+    ports: 5555
+    redirect_from: "10000-19999"
+  - name: {json.dumps(ipt_name)}
+    ports: 5555
+    redirect_from: "20000-29999"
+    transport: tls
+outputs: [{{plugin: jsonl, path: {lab.path('out.jsonl')}}}]
+""")
+        # The config keeps working: the sink runs it and records the names.
+        p = lab.start_sink(SINK, ["--config", config])
+        fw = sh(SINK, "firewall", "--config", config, "--apply", ns=lab.srv, check=False)
+        self.assertEqual(fw.returncode, 0, fw.stderr)
+        tables = [l for l in sh("nft", "list", "ruleset", ns=lab.srv).stdout.splitlines() if l.startswith("table")]
+        self.assertEqual(tables, ["table inet sink {"])
+        lab.connect_send_close(SERVER4, 12345, b"redirected")
+        [rec] = lab.records("out.jsonl", 1)
+        self.assertEqual((rec["group"], rec["local_port"]), (nft_name, 12345))
+        self.assertEqual(lab.stop(p), 0)
+        fw = sh(SINK, "firewall", "--config", config, "--remove", ns=lab.srv, check=False)
+        self.assertEqual((fw.returncode, fw.stderr), (0, "sink firewall: removed table inet sink\n"))
+        self.assertEqual(sh("nft", "list", "ruleset", ns=lab.srv).stdout.strip(), "")
+        fw = sh(SINK, "firewall", "--config", config, "--remove", ns=lab.srv, check=False)
+        self.assertEqual(fw.returncode, 0, fw.stderr)
+        self.assertIn("nothing to remove: table inet sink was not loaded", fw.stderr)
+        # iptables: the text loads and holds the SINK_* rules and nothing else.
+        self.load_iptables(sh(SINK, "firewall", "--config", config, "--iptables", ns=lab.srv).stdout)
+        rules = self.iptables_rules()
+        self.assertNotIn("udp", rules)
+        for line in rules.splitlines():
+            if line.startswith("-A "):
+                self.assertIn("SINK_", line)
+        self.load_iptables(sh(SINK, "firewall", "--config", config, "--iptables", "--remove", ns=lab.srv).stdout)
+        self.assertNotIn("SINK_", self.iptables_rules())
+
+    def test_both_back_ends_let_through_the_same(self):
+        """The issue's TPROXY config, applied with nft and with iptables: SSH and
+        the metrics port stay reachable, a source outside `sources` and IPv6
+        (an IPv4-only group) are not redirected, the sink's RSTs stay in."""
+        lab = self.lab
+        outside = "10.77.0.3"
+        sh("ip", "addr", "add", outside + "/24", "dev", lab.vc, ns=lab.cli)
+        lab.write("sink.yaml", f"""
+log: {{path: sink.log}}
+metrics: {{listen: "{SERVER4}:900"}}
+firewall: {{exclude_ports: [22], sources: ["{CLIENT4}/32"], interfaces: [{lab.vs}]}}
+groups:
+  - {{name: tp, listen: 0.0.0.0, ports: 12345, transparent: true, redirect_from: "1-1000",
+     timeout: 500ms, close_grace: 0s}}
+outputs: [{{plugin: jsonl, path: out.jsonl}}]
+""")
+        ssh = subprocess.Popen(["ip", "netns", "exec", lab.srv, "python3", "-c", SSH_STANDIN], stdout=subprocess.PIPE,
+                               text=True)
+        lab.procs.append(ssh)
+        self.addCleanup(ssh.stdout.close)
+        self.assertEqual(ssh.stdout.readline().strip(), "ready")
+        p = lab.start_sink(SINK, ["--config", "sink.yaml"])
+        self.rst_counter()
+        mark, table = str(0x534b), "21323"
+
+        def nft_apply():
+            self.firewall("--apply")
+
+        def nft_remove():
+            self.firewall("--remove")
+
+        def ipt_apply():
+            self.load_iptables(self.firewall("--iptables").stdout)
+            for fam, dest in (("-4", "0.0.0.0/0"), ("-6", "::/0")):
+                sh("ip", fam, "rule", "add", "fwmark", mark, "lookup", table, ns=lab.srv)
+                sh("ip", fam, "route", "add", "local", dest, "dev", "lo", "table", table, ns=lab.srv)
+
+        def ipt_remove():
+            self.load_iptables(self.firewall("--iptables", "--remove").stdout)
+            self.assertNotIn("SINK_", self.iptables_rules())
+            for fam in ("-4", "-6"):
+                sh("ip", fam, "rule", "del", "fwmark", mark, "lookup", table, ns=lab.srv)
+                sh("ip", fam, "route", "flush", "table", table, ns=lab.srv)
+
+        seen = {}
+        records = 0
+        for backend, apply, remove in (("nft", nft_apply, nft_remove), ("iptables", ipt_apply, ipt_remove)):
+            apply()
+            seen[backend] = {
+                "ssh": self.probe(SERVER4, 22),
+                "metrics": self.probe(SERVER4, 900, b"GET /healthz HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n"),
+                "redirected": self.probe(FOREIGN4, 80, b"tproxied"),
+                "outside source": self.probe(SERVER4, 80, src=outside),
+                "ipv6": self.probe(SERVER6, 80),
+            }
+            rsts = self.rsts()
+            lab.client(LATE_DATA.format(host=FOREIGN4, port=81))
+            seen[backend]["sink resets"] = self.rsts() - rsts
+            recs = lab.records("out.jsonl", records + 2)
+            seen[backend]["records"] = sorted((r["local_ip"], r["local_port"], r["remote_ip"]) for r in recs[records:])
+            records = len(recs)
+            remove()
+        expected = {"ssh": "connected SSH-2.0-standin", "metrics": "connected HTTP/1.1 200 OK",
+                    "redirected": "connected", "outside source": "refused", "ipv6": "refused", "sink resets": 0,
+                    "records": [(FOREIGN4, 80, CLIENT4), (FOREIGN4, 81, CLIENT4)]}
+        self.assertEqual(seen, {"nft": expected, "iptables": expected})
+        self.assertEqual(lab.stop(p), 0)
+        self.assertEqual(len(lab.records("out.jsonl", records)), records, "nothing else reached the sink")
+
+    def probe(self, host, port, payload=b"", src=None):
+        """Connects from the client namespace: "refused", "timeout" or "connected"
+        followed by the first line the server sent before closing."""
+        return self.lab.client(PROBE.format(host=host, port=port, payload=payload, src=src)).strip()
+
+    def test_interfaces_restrict_redirects(self):
+        lab = self.lab
+        for interfaces, expected in (("[nosuch0]", "refused"), (f"[nosuch0, {lab.vs}]", "connected")):
+            lab.write("sink.yaml", f"""
+firewall: {{interfaces: {interfaces}}}
+groups: [{{name: rest, ports: 5555, redirect_from: "10000-20000"}}]
+outputs: [{{plugin: jsonl, path: out.jsonl}}]
+""")
+            self.firewall("--apply")
+            ssh = subprocess.Popen(["ip", "netns", "exec", lab.srv, "python3", "-c", SSH_STANDIN.replace("22", "5555")],
+                                   stdout=subprocess.PIPE, text=True)
+            lab.procs.append(ssh)
+            self.addCleanup(ssh.stdout.close)
+            self.assertEqual(ssh.stdout.readline().strip(), "ready")
+            self.assertEqual(self.probe(SERVER4, 10001).split(" ")[0], expected, interfaces)
+            ssh.kill()
+            ssh.wait()
+        lab.write("sink.yaml", "firewall:\n  interfaces:\n    - eth0\n    - 'eth0 }'\n"
+                  "groups: [{name: rest, ports: 5555}]\noutputs: [{plugin: jsonl, path: out.jsonl}]\n")
+        r = self.firewall(check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("sink.yaml:4: firewall.interfaces: \"eth0 }\" is not an interface name", r.stderr)
+
     def test_privilege_drop_reaches_every_thread(self):
         lab = self.lab
         lab.write("sink.yaml", f"""
@@ -287,8 +498,9 @@ groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
 outputs: [{{plugin: jsonl, path: {lab.path('closed/out.jsonl')}}}]
 """)
         r = sh(SINK, "--config", lab.path("sink.yaml"), check=False, ns=lab.srv)
-        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.returncode, 2, r.stderr)  # a config error, found before binding
         self.assertIn("user nobody cannot write directory " + lab.path("closed"), r.stderr)
+        self.assertFalse(os.path.exists(lab.path("journal")))
 
 
 if __name__ == "__main__":

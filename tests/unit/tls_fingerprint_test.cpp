@@ -171,3 +171,48 @@ TEST(ClientHelloReader, ExtensionsLengthPastTheEndIsAnErrorNotZeroExtensions) {
   EXPECT_EQ(r.error(), "ClientHello extensions length runs past the end of the message");
   EXPECT_STREQ(r.format(), "tls");
 }
+
+namespace {
+const Bytes kEmptyHandshakeRecord{0x16, 0x03, 0x01, 0x00, 0x00};
+
+Bytes with_empty_records_before(const Bytes &hello, size_t count) {
+  Bytes out;
+  for (size_t i = 0; i < count; ++i)
+    out.insert(out.end(), kEmptyHandshakeRecord.begin(), kEmptyHandshakeRecord.end());
+  out.insert(out.end(), hello.begin(), hello.end());
+  return out;
+}
+} // namespace
+
+TEST(ClientHelloReader, EmptyRecordsBeforeTheHelloAreSkippedLikeOpensslDoes) {
+  const Bytes hello = read_vector("clienthello-openssl-tls13.hex");
+  const auto plain = parse_all(hello, 100);
+  for (size_t chunk : {size_t{1}, size_t{3}, size_t{4096}}) {
+    const auto h = parse_all(with_empty_records_before(hello, 1), chunk);
+    EXPECT_EQ(sink::tls::ja3_string(h), sink::tls::ja3_string(plain)) << "chunk " << chunk;
+    EXPECT_EQ(sink::tls::ja4(h), "t13d3111h2_e8f1e7e78f70_1f22a2ca17c4") << "chunk " << chunk;
+  }
+  const auto most = parse_all(with_empty_records_before(hello, ClientHelloReader::kMaxEmptyRecordsInARow));
+  EXPECT_EQ(sink::tls::ja4(most), sink::tls::ja4(plain));
+}
+
+TEST(ClientHelloReader, EmptyRecordsBetweenFragmentsAreSkipped) {
+  // The hello in 50-byte records with an empty record after each.
+  const Bytes split = spec_example_hello(true, 50);
+  Bytes interleaved;
+  for (size_t off = 0; off < split.size();) {
+    size_t len = static_cast<size_t>(split[off + 3] << 8 | split[off + 4]);
+    interleaved.insert(interleaved.end(), split.begin() + off, split.begin() + off + 5 + len);
+    interleaved.insert(interleaved.end(), kEmptyHandshakeRecord.begin(), kEmptyHandshakeRecord.end());
+    off += 5 + len;
+  }
+  EXPECT_EQ(sink::tls::ja4(parse_all(interleaved, 7)), "t13d1516h2_8daaf6152771_e5627efa2ab1");
+}
+
+TEST(ClientHelloReader, MoreEmptyRecordsInARowThanOpensslAllowsAreMalformed) {
+  const Bytes wire =
+      with_empty_records_before(spec_example_hello(true), ClientHelloReader::kMaxEmptyRecordsInARow + 1);
+  ClientHelloReader r;
+  EXPECT_EQ(r.feed(wire.data(), wire.size()), ClientHelloReader::State::kMalformed);
+  EXPECT_EQ(r.error(), "more than 32 empty TLS records in a row");
+}
