@@ -78,6 +78,13 @@ void encode_entry_header(char *h, uint64_t seq, const std::string &body) {
   put_le(h + 20, crc(body.data(), body.size()), 4);
 }
 
+// "N records (FROM to TO) cannot be read" for the records [from, to).
+std::string missing_records(uint64_t from, uint64_t to) {
+  if (to <= from) return "no record is missing";
+  return (to - from == 1 ? "1 record (" : std::to_string(to - from) + " records (") + std::to_string(from) +
+         " to " + std::to_string(to - 1) + ") cannot be read";
+}
+
 // Gives [offset, offset+n) of a segment file, or null past its end.
 using ByteSource = std::function<const uint8_t *(uint64_t offset, size_t n)>;
 
@@ -288,10 +295,7 @@ uint64_t Journal::recover_last_v2(int fd, uint64_t first, uint64_t size, const s
       // Damage, or the end: go on at the next valid entry if there is one.
       if (!next_entry_v2(bytes, offset, seq, UINT64_MAX, e)) break;
       logger_.error("journal: " + std::to_string(e.offset - offset) + " damaged bytes in \"" + path + "\"; " +
-                    (e.seq == seq
-                         ? std::string("no record is missing")
-                         : std::to_string(e.seq - seq) + " records (" + std::to_string(seq) + " to " +
-                               std::to_string(e.seq - 1) + ") cannot be read; outputs count them lost") +
+                    missing_records(seq, e.seq) + (e.seq == seq ? "" : "; outputs count them lost") +
                     ", the records after them are kept");
     }
     offset = e.end();
@@ -781,12 +785,7 @@ JournalReader::Step JournalReader::next_v2(const Journal::SegmentRef &seg, Entry
     // Damage (or the end of a finished segment): go on at the next entry.
     const bool found = next_entry_v2(bytes, next_offset_, next_seq_, max_seq, e);
     const uint64_t resume = found ? e.seq : seg.end_seq;
-    if (resume > next_seq_ || found)
-      log_damage(seg, next_offset_,
-                 resume == next_seq_
-                     ? std::string("no record is missing")
-                     : std::to_string(resume - next_seq_) + " records (" + std::to_string(next_seq_) +
-                           " to " + std::to_string(resume - 1) + ") cannot be read");
+    if (resume > next_seq_ || found) log_damage(seg, next_offset_, missing_records(next_seq_, resume));
     if (!found) return active ? Step::kWait : Step::kSegmentEnd;
     next_offset_ = e.offset;
   }

@@ -369,7 +369,7 @@ TEST(JournalDamage, OneFlippedByteInABodyLosesExactlyThatRecord) {
   EXPECT_EQ(back.seqs.size(), 1998u);
   EXPECT_EQ(back.missing, 2u) << "exactly the two damaged records";
   log.open();
-  EXPECT_NE(read_text(dir.file("log")).find("1 records ("), std::string::npos);
+  EXPECT_NE(read_text(dir.file("log")).find("1 record ("), std::string::npos);
 }
 
 TEST(JournalDamage, AFlippedBitInALengthFieldLosesOnlyThatRecord) {
