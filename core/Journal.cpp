@@ -785,7 +785,9 @@ JournalReader::Step JournalReader::next_v2(const Journal::SegmentRef &seg, Entry
     // Damage (or the end of a finished segment): go on at the next entry.
     const bool found = next_entry_v2(bytes, next_offset_, next_seq_, max_seq, e);
     const uint64_t resume = found ? e.seq : seg.end_seq;
-    if (resume > next_seq_ || found) log_damage(seg, next_offset_, missing_records(next_seq_, resume));
+    // In the active segment nothing found yet may be an append under way.
+    if (found || (!active && resume > next_seq_))
+      log_damage(seg, next_offset_, missing_records(next_seq_, resume));
     if (!found) return active ? Step::kWait : Step::kSegmentEnd;
     next_offset_ = e.offset;
   }
