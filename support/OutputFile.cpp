@@ -155,8 +155,9 @@ OutputFile::~OutputFile() {
   if (owns_fd_) ::close(fd_);
   if (tail_fd_ >= 0) {
     ::close(tail_fd_);
-    // Nothing unconfirmed is left: the note is not needed any more.
-    if (end_ == committed_) ::unlink(tail_path_.c_str());
+    // Closed in order: only whole lines are left (a rollback ran), so there
+    // is nothing a next start would have to cut.
+    ::unlink(tail_path_.c_str());
   }
 }
 

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "LineOutput.h"
@@ -39,6 +41,18 @@ struct TempFile {
     return path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".sink-tail";
   }
 };
+// Runs body in a child process, which must end it with ::_exit so that no
+// destructor runs: what a kill -9 leaves.
+void in_a_process_that_dies(const std::function<void()> &body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    body();
+    ::_exit(2); // body returned: its destructors ran
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 } // namespace
 
 TEST(OutputFile, RollbackCutsBackToTheLastCommit) {
@@ -72,14 +86,14 @@ TEST(OutputFile, NeverTruncatesWhatWasThereBefore) {
 
 TEST(OutputFile, ATornLineThisSinkWroteIsCutBeforeNewRecordsFollow) {
   TempFile t;
-  {
+  in_a_process_that_dies([&] {
     OutputFile f(t.path);
     f.stage("whole,1\n");
-    ASSERT_TRUE(f.write_out());
+    if (!f.write_out()) ::_exit(1);
     f.commit();
     f.stage("whole,2\nwhole,3\n");
-    ASSERT_TRUE(f.write_out()); // not confirmed: a crash before the commit
-  }
+    ::_exit(f.write_out() ? 0 : 1); // not confirmed: killed before the commit
+  });
   ASSERT_EQ(::truncate(t.path.c_str(), 20), 0); // the write was torn: "whole,1\nwhole,2\nwhol"
   OutputFile f(t.path);
   EXPECT_EQ(f.torn_bytes(), 4u);
@@ -116,11 +130,11 @@ TEST(OutputFile, AFileSinkDidNotWriteIsNeverCut) {
 
 TEST(OutputFile, ANoteForAnotherFileCutsNothing) {
   TempFile t;
-  {
+  in_a_process_that_dies([&] {
     OutputFile f(t.path);
     f.stage("ours,1\n");
-    ASSERT_TRUE(f.write_out()); // unconfirmed when it stops
-  }
+    ::_exit(f.write_out() ? 0 : 1); // unconfirmed when it is killed
+  });
   // The file is replaced (a rotation, an operator) by one sink did not write.
   ::unlink(t.path.c_str());
   { std::ofstream(t.path) << "theirs"; }
@@ -134,11 +148,11 @@ TEST(OutputFile, ANoteForAnotherFileCutsNothing) {
 TEST(OutputFile, ATornLineAfterAForeignUnfinishedLineLeavesTheForeignBytes) {
   TempFile t;
   { std::ofstream(t.path) << "theirs"; }
-  {
+  in_a_process_that_dies([&] {
     OutputFile f(t.path);
     f.stage("ours,1\n");
-    ASSERT_TRUE(f.write_out());
-  }
+    ::_exit(f.write_out() ? 0 : 1);
+  });
   ASSERT_EQ(::truncate(t.path.c_str(), 10), 0); // "theirs\nour": torn
   {
     OutputFile f(t.path);
