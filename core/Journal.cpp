@@ -228,9 +228,10 @@ void Journal::measure_disk() {
   if (::statvfs(dir_.c_str(), &fs) != 0) return;
   const uint64_t size = uint64_t(fs.f_blocks) * fs.f_frsize, avail = uint64_t(fs.f_bavail) * fs.f_frsize;
   // Left free: room for cursor files and what file sizes round up to, and
-  // for whatever else shares the disk.
-  const uint64_t reserve = std::min<uint64_t>(size / 16, 256ull << 20) + 4 * uint64_t(fs.f_frsize);
-  disk_bound_ = total_bytes_ + (avail > reserve ? avail - reserve : 0);
+  // for whatever else shares the disk. A disk already short of that still
+  // lends the journal half of what is left, so records keep flowing.
+  const uint64_t reserve = std::min<uint64_t>(size / 64, 64ull << 20) + 4 * uint64_t(fs.f_frsize);
+  disk_bound_ = total_bytes_ + (avail > 2 * reserve ? avail - reserve : avail / 2);
   last_measure_ = std::chrono::steady_clock::now();
 }
 
