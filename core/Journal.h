@@ -18,7 +18,8 @@
 // journal). Appends are written with write(2) once per batch (the OS has
 // them: a process crash loses nothing); fdatasync runs at most once a
 // second and at every segment change, so a power cut loses at most the last
-// second. Size is bounded by max_bytes: segments every cursor has passed
+// second. Size is bounded by max_bytes, and by the disk's free space (less
+// a reserve; ENOSPC counts as full too): segments every cursor has passed
 // are deleted; when the journal is full, the oldest segment is deleted only
 // if some output has passed it (outputs still inside lose its records: lost
 // for them alone), otherwise append() reports full and the caller pauses.
