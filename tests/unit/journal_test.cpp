@@ -7,6 +7,7 @@
 #include <iterator>
 #include <map>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -485,4 +486,25 @@ TEST(JournalFiles, AnUnreadableCursorStartsAgainFromTheOldestRecord) {
   { std::ofstream(dir.file("j/cursors/out.cursor"), std::ios::trunc) << "garbage"; }
   sink::Journal j(dir.file("j"), 1 << 20, log);
   EXPECT_EQ(j.cursor("out").position(), 1u) << "every record again, none skipped";
+}
+
+TEST(JournalFiles, EveryFileItMakesIsForItsOwnerOnly) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  const mode_t old = ::umask(0);
+  {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    j.cursor("out");
+    append_all(j, 1, 10);
+  }
+  ::umask(old);
+  size_t files = 0;
+  for (const auto &e : std::filesystem::recursive_directory_iterator(dir.file("j"))) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    struct stat st {};
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << e.path();
+  }
+  EXPECT_EQ(files, 3u) << "lock, one segment, one cursor";
 }
