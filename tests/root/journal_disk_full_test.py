@@ -3,7 +3,8 @@
 journal on a 1 MiB tmpfs (in a private mount namespace) with the default
 max_bytes (1 GiB), a healthy jsonl output elsewhere and an output that fails
 throughout. The healthy output must get every record; the laggard skips
-ahead alone, counted; a start on a full journal disk must start.
+ahead alone, counted; a start on a full journal disk must start. And a
+nearly full disk of record files is warned about (log, metric, /healthz).
 Needs root (mount namespace); skips (exit 77) otherwise, fails under CI=true.
 Usage: journal_disk_full_test.py BUILD_DIR [unittest args]"""
 import json
@@ -159,6 +160,37 @@ outputs:
         self.assertEqual(self.final_stats("output laggard")[0], 0)
         ids = [json.loads(l)["id"] for l in read(os.path.join(self.dir, "out.jsonl")).splitlines()]
         self.assertEqual(len(set(ids)), 6000, "each record once")
+
+    def test_a_nearly_full_disk_of_record_files_is_warned_about_before_it_is_full(self):
+        rdisk = os.path.join(self.dir, "rdisk")
+        os.mkdir(rdisk)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", rdisk], check=True)
+        try:
+            with open(os.path.join(rdisk, "filler"), "wb") as f:
+                f.write(b"f" * (960 * 1024))  # 64 KiB left: less than a tenth
+            with open(os.path.join(self.dir, "c.yaml"), "w") as f:
+                f.write(f"""log: {{path: sink.log}}
+journal: {{dir: journal}}
+metrics: {{listen: "127.0.0.1:{self.metrics}"}}
+groups: [{{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}}]
+outputs:
+  - {{plugin: jsonl, path: {rdisk}/out.jsonl}}
+""")
+            proc, port = self.start()
+            self.send(port, 10, b"c")
+            self.assertTrue(wait_until(lambda: read(os.path.join(rdisk, "out.jsonl")).count("\n") >= 10))
+            self.assertIn('disk: output jsonl writes to "%s"' % rdisk, read(self.log))
+            status, body = self.healthz()
+            self.assertEqual(status, 503)
+            self.assertIn('disk: "%s" (output jsonl) has' % rdisk, body)
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5) as r:
+                metrics = r.read().decode()
+            self.assertRegex(metrics, r'sink_disk_low\{use="output jsonl",dir="%s"\} 1' % re.escape(rdisk))
+            self.assertRegex(metrics, r'sink_disk_free_bytes\{use="journal",dir="[^"]*"\} \d')
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=60), 0)
+        finally:
+            subprocess.run(["umount", "-l", rdisk], capture_output=True)
 
 
 if __name__ == "__main__":
