@@ -397,7 +397,7 @@ void Journal::recover() {
   }
   // Cursors: none may point beyond what the journal holds (a power cut can
   // lose the last second of appends but not the cursor that passed them).
-  uint64_t min_position = UINT64_MAX;
+  uint64_t min_position = UINT64_MAX, max_position = 0;
   for (const auto &e : std::filesystem::directory_iterator(dir_ + "/cursors")) {
     if (e.path().extension() != ".cursor") continue;
     uint8_t b[kCursorSize];
@@ -409,16 +409,11 @@ void Journal::recover() {
     if (ok && segments_.empty()) next = std::max(next, get_le(b + 8, 8));
     // An unreadable cursor holds everything (it restarts at the oldest record).
     min_position = std::min(min_position, ok ? get_le(b + 8, 8) : 0);
+    max_position = std::max(max_position, ok ? get_le(b + 8, 8) : 0);
   }
   // Segments every output has passed are freed now, before a new one needs
   // space (a journal that filled its disk must be able to start again).
-  while (min_position != UINT64_MAX && !segments_.empty()) {
-    const uint64_t end = segments_.size() > 1 ? segments_[1].first_seq : next;
-    if (min_position < end) break;
-    ::unlink(segments_.front().path.c_str());
-    total_bytes_ -= segments_.front().bytes;
-    segments_.pop_front();
-  }
+  if (min_position != UINT64_MAX) free_segments_passed_by(min_position, next);
   // A segment that holds no entry is replaced by the new active one.
   if (!segments_.empty() && segments_.back().first_seq == next && segments_.back().bytes <= kSegmentHeader) {
     ::unlink(segments_.back().path.c_str());
@@ -433,9 +428,31 @@ void Journal::recover() {
     // A full disk must not stop the start: appends go on at the end of the
     // newest segment (its torn tail was cut above), and room is made for
     // them as outputs move on.
-    if (!continue_last_segment()) throw;
-    logger_.warn("journal: " + std::string(e.what()) + "; appending to the newest segment instead");
+    if (continue_last_segment()) {
+      logger_.warn("journal: " + std::string(e.what()) + "; appending to the newest segment instead");
+      return;
+    }
+    // The newest segment is of the former format: room comes from what
+    // some output has passed, lost for the outputs still inside it.
+    const uint64_t freed = free_segments_passed_by(max_position, next);
+    if (freed == 0) throw;
+    logger_.warn("journal: " + std::string(e.what()) + "; freed " + std::to_string(freed) +
+                 " bytes some output had passed (lost for the outputs that had not)");
+    open_active(next);
   }
+}
+
+uint64_t Journal::free_segments_passed_by(uint64_t position, uint64_t next) {
+  uint64_t freed = 0;
+  while (!segments_.empty()) {
+    const uint64_t end = segments_.size() > 1 ? segments_[1].first_seq : next;
+    if (position < end) break;
+    ::unlink(segments_.front().path.c_str());
+    freed += segments_.front().bytes;
+    total_bytes_ -= segments_.front().bytes;
+    segments_.pop_front();
+  }
+  return freed;
 }
 
 void Journal::open_active(uint64_t first_seq) {

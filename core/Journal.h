@@ -154,6 +154,9 @@ private:
   void measure_disk();
   // At start, when no new segment can be made: appends go on in the newest.
   bool continue_last_segment();
+  // At start: deletes the oldest segments up to the one position is in
+  // (next: the first record after the newest); returns the bytes freed.
+  uint64_t free_segments_passed_by(uint64_t position, uint64_t next);
   // Starts a new segment when the active one is full and the disk allows.
   void start_segment_if_full();
   // After ENOSPC: frees what the bound allows; true when something was.

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import time
 import unittest
 import urllib.error
 import urllib.request
+import zlib
 
 BUILD = os.path.abspath(sys.argv.pop(1)) if len(sys.argv) > 1 else "build"
 SINK = os.path.join(BUILD, "sink")
@@ -139,17 +141,7 @@ outputs:
         self.assertEqual(lag_lost + lag_pending, 5000, "every record it did not get is counted")
 
         # Fill the journal's disk to the last byte, then start again.
-        fd = os.open(os.path.join(self.disk, "filler"), os.O_WRONLY | os.O_CREAT)
-        try:
-            for size in (65536, 4096, 1):
-                try:
-                    while True:
-                        os.write(fd, b"f" * size)
-                except OSError:
-                    pass
-        finally:
-            os.close(fd)
-        self.assertEqual(os.statvfs(self.disk).f_bavail, 0)
+        self.fill(self.disk)
         proc, port = self.start()
         self.send(port, 1000, b"b")
         self.assertTrue(wait_until(lambda: self.jsonl_lines() >= 6000), read(self.log))
@@ -160,6 +152,48 @@ outputs:
         self.assertEqual(self.final_stats("output laggard")[0], 0)
         ids = [json.loads(l)["id"] for l in read(os.path.join(self.dir, "out.jsonl")).splitlines()]
         self.assertEqual(len(set(ids)), 6000, "each record once")
+
+    def fill(self, disk):
+        fd = os.open(os.path.join(disk, "filler"), os.O_WRONLY | os.O_CREAT)
+        try:
+            for size in (65536, 4096, 1):
+                try:
+                    while True:
+                        os.write(fd, b"f" * size)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        self.assertEqual(os.statvfs(disk).f_bavail, 0)
+
+    def test_an_upgrade_onto_a_full_disk_of_former_format_segments_starts(self):
+        # What the sink before the fix left: one big segment of format 1
+        # ([u32 length][u32 crc32 of seq+body][u64 seq][body]) that jsonl has
+        # passed and the laggard has not, on a disk it filled (larger than
+        # 64 KiB, as that sink's segments were).
+        journal = os.path.join(self.disk, "journal")
+        os.makedirs(os.path.join(journal, "cursors"))
+        seg = b"SINKJNL\0" + struct.pack("<IIQ", 1, 1, 1)
+        for seq in range(1, 101):
+            body = b"r" * 1000
+            seq_bytes = struct.pack("<Q", seq)
+            seg += struct.pack("<II", len(body), zlib.crc32(body, zlib.crc32(seq_bytes))) + seq_bytes + body
+        with open(os.path.join(journal, "seg-%020d.journal" % 1), "wb") as f:
+            f.write(seg)
+        for name, position in (("jsonl#0", 101), ("laggard", 1)):
+            cursor = b"SINKCUR1" + struct.pack("<QQI", position, 0, 0)
+            with open(os.path.join(journal, "cursors", name + ".cursor"), "wb") as f:
+                f.write(cursor + struct.pack("<I", zlib.crc32(cursor)))
+        self.fill(self.disk)
+        proc, port = self.start()
+        self.send(port, 20, b"u")
+        self.assertTrue(wait_until(lambda: self.jsonl_lines() >= 20), read(self.log))
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(timeout=60), 0)
+        self.assertIn("some output had passed (lost for the outputs that had not)", read(self.log))
+        self.assertEqual(self.final_stats("output jsonl"), (20, 0, 0, 0))
+        written, _, pending, lost = self.final_stats("output laggard")
+        self.assertEqual((written, pending, lost), (0, 20, 100), "the freed records are counted lost for it")
 
     def test_a_nearly_full_disk_of_record_files_is_warned_about_before_it_is_full(self):
         rdisk = os.path.join(self.dir, "rdisk")
