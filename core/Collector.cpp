@@ -228,7 +228,7 @@ bool Collector::run() {
             js_PullSubscribe(&raw, js.get(), s.subject.c_str(), s.durable.c_str(), nullptr, &so, &jerr);
         if (rc != NATS_OK) throw nats::NatsError(nats::status_text("cannot subscribe", rc, jerr), rc);
         sub.reset(raw);
-        if (setup_error_logged) st.logger.warn("collect: subscribed again");
+        if (setup_error_logged) st.logger.info("collect: subscribed again");
         setup_error_logged = false;
         // Messages held from the old connection are delivered again anyway.
         pending.clear();

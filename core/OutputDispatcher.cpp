@@ -119,7 +119,7 @@ void OutputDispatcher::journal_and_submit(bool force) {
   }
   held_ = held_records_.size();
   if (held_records_.empty()) {
-    if (full_logged_ || append_failed_) logger_.warn("journal: records go in again; accepting resumes");
+    if (full_logged_ || append_failed_) logger_.info("journal: records go in again; accepting resumes");
     full_logged_ = append_failed_ = false;
     every_output_full_ = false;
     return;

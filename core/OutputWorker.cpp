@@ -293,7 +293,7 @@ bool OutputWorker::deliver() {
     return false;
   }
   if (failing_)
-    logger_.warn(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) +
+    logger_.info(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) +
                  " failures");
   failing_ = false;
   failing_now_ = false;

@@ -124,7 +124,7 @@ int line_output_flush(void *instance) noexcept {
   }
   out->file.commit();
   if (out->failing && out->host && out->host->log)
-    out->host->log(out->ctx, SINK_LOG_WARN, ("writing to \"" + out->file.path() + "\" works again").c_str());
+    out->host->log(out->ctx, SINK_LOG_INFO, ("writing to \"" + out->file.path() + "\" works again").c_str());
   out->failing = false;
   return SINK_OK;
 }

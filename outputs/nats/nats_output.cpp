@@ -118,7 +118,7 @@ public:
                       !batch_failed_;
     if (done) {
       lock.unlock();
-      if (failing_) log(SINK_LOG_WARN, "publishing to JetStream works again");
+      if (failing_) log(SINK_LOG_INFO, "publishing to JetStream works again");
       failing_ = false;
       return SINK_OK;
     }

@@ -304,6 +304,8 @@ TEST(Journal, AFullJournalPausesAcceptingWhenNoOutputKeepsUpAndLosesNothing) {
   EXPECT_EQ(sink.stop().code, 0);
   log = all_logs(dir);
   EXPECT_NE(log.find("journal: records go in again; accepting resumes"), std::string::npos) << log;
+  EXPECT_EQ(log.find("warning: journal: records go in again"), std::string::npos)
+      << "a recovery is not a warning";
   EXPECT_NE(log.find("output main written=" + std::to_string(kRecords) + " failed="), std::string::npos)
       << log;
   EXPECT_NE(log.find("pending=0 lost=0"), std::string::npos) << log;
