@@ -90,6 +90,9 @@ public:
   uint64_t lost() const;
   // Records the output refused for good, set aside in the dead-letter file.
   uint64_t set_aside() const { return set_aside_; }
+  // Records the host gave up before this output got them (the journal's
+  // disk refused them at exit): counted lost for it.
+  void count_given_up(uint64_t n) { lost_ += n; }
   // The last write or flush failed, and nothing has succeeded since.
   bool failing() const { return failing_now_; }
   // While records wait for it: seconds since it last confirmed any (or last
