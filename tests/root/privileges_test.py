@@ -262,6 +262,45 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
         self.assertEqual(owner(segment), (0, 0))
         self.assertEqual(owner(os.path.join(journal, "lock")), (0, 0))
 
+    def test_root_follows_no_link_the_user_planted(self):
+        # nobody may write the log's and the records' directory, so before the
+        # drop it can put links there: root must not append to (or cut back)
+        # the files they point at.
+        victims = {}
+        for name in ("sink.log", "out.jsonl"):
+            victim = self.path("victim-" + name)
+            with open(victim, "wb") as f:
+                f.write(b"root's file\nending without a newline")
+            os.chmod(victim, 0o600)
+            link = self.path("data", name)
+            os.symlink(victim, link)
+            os.lchown(link, NOBODY.pw_uid, NOBODY.pw_gid)
+            victims[victim] = read(victim)
+        for planted in ("sink.log", "out.jsonl"):
+            with self.subTest(planted):
+                if planted == "sink.log":  # the output file is a real one: only the log is planted
+                    self.config(f"""
+user: nobody
+log: {{path: {self.path('data', 'sink.log')}}}
+journal: false
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, path: {self.path('data', 'real.jsonl')}}}]
+""")
+                else:  # only the output file is planted
+                    self.config(f"""
+user: nobody
+log: {{path: {self.path('data', 'real.log')}}}
+journal: false
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, path: {self.path('data', 'out.jsonl')}}}]
+""")
+                code, err = self.refused()
+                self.assertEqual(code, 2, err)
+                self.assertIn(f"{self.path('data', planted)}\" is a symbolic link", err)
+                for victim, content in victims.items():
+                    self.assertEqual(read(victim), content, victim + " was written through a planted link")
+                    self.assertEqual(owner(victim), (0, 0))
+
     def test_replay_state_is_checked_as_the_user_and_saved(self):
         state = self.path("state")
         os.mkdir(state, 0o755)  # root's, like /var/lib/sink before the operator's chown
