@@ -301,6 +301,30 @@ outputs: [{{plugin: jsonl, path: {self.path('data', 'out.jsonl')}}}]
                     self.assertEqual(read(victim), content, victim + " was written through a planted link")
                     self.assertEqual(owner(victim), (0, 0))
 
+    def test_nothing_is_given_away_through_a_linked_directory(self):
+        # A found journal directory is the user's: it can make "cursors" a
+        # link to a directory only root may write. Checked as the user, so
+        # refused before the journal creates (and hands over) anything there.
+        journal = self.path("data", "journal")
+        os.mkdir(journal, 0o755)
+        give_to_nobody(journal)
+        closed = self.path("closed")
+        os.mkdir(closed, 0o700)
+        os.symlink(closed, os.path.join(journal, "cursors"))
+        os.lchown(os.path.join(journal, "cursors"), NOBODY.pw_uid, NOBODY.pw_gid)
+        self.config(f"""
+user: nobody
+log: {{path: {self.path('data', 'sink.log')}}}
+journal: {{dir: {journal}}}
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
+""")
+        code, err = self.refused()
+        self.assertEqual(code, 2, err)
+        self.assertIn(f"journal.dir: user nobody cannot write directory {journal}/cursors: Permission denied", err)
+        for name in os.listdir(closed):
+            self.assertEqual(owner(os.path.join(closed, name)), (0, 0), name + " in a directory only root writes")
+
     # Journal.cpp opens the lock, segments and cursors in a found journal
     # directory (which must be the user's) without O_NOFOLLOW: as root,
     # Journal::cursor writes its 32 bytes through the link. Left to the
