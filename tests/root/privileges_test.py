@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -358,6 +359,41 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
             pass  # refusing to start is fine; writing the victim is not
         self.assertEqual(read(victim), "root's file")
         self.assertEqual(owner(victim), (0, 0))
+
+    def test_replay_state_the_user_planted_is_not_followed_or_waited_for(self):
+        # The state directory is nobody's: before the next root start it can
+        # put a FIFO (root would wait forever to read it, nothing bound) or a
+        # link to a root-only file there.
+        state = self.path("state")
+        os.mkdir(state, 0o755)
+        give_to_nobody(state)
+        secret = self.path("secret")
+        with open(secret, "w") as f:
+            f.write("root's")
+        os.chmod(secret, 0o600)
+        saved = os.path.join(state, "replay.state")
+        for planted in ("fifo", "link"):
+            with self.subTest(planted):
+                if planted == "fifo":
+                    os.mkfifo(saved)
+                else:
+                    os.symlink(secret, saved)
+                os.lchown(saved, NOBODY.pw_uid, NOBODY.pw_gid)
+                self.config(f"""
+user: nobody
+log: {{path: {self.path('data', 'sink.log')}}}
+journal: false
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+analyzers: [{{plugin: replay, state_path: {saved}}}]
+outputs: [{{plugin: jsonl, path: {self.path('data', 'out.jsonl')}}}]
+""")
+                self.start()
+                self.assertEqual(self.stop(), 0)
+                self.assertIn(f"cannot read state file {saved}: ", read(self.path("data", "sink.log")))
+                st = os.lstat(saved)  # replaced by the table saved at exit, as nobody
+                self.assertEqual((stat.S_ISREG(st.st_mode), st.st_uid), (True, NOBODY.pw_uid))
+                self.assertEqual(read(secret), "root's")
+                os.unlink(saved)
 
     def test_replay_state_is_checked_as_the_user_and_saved(self):
         state = self.path("state")
