@@ -1,5 +1,7 @@
 #include "Logger.h"
 
+#include "NoForeignLinks.h"
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -27,12 +29,9 @@ void write_all(int fd, const char *data, size_t len) {
 }
 
 // Appends to path, creating it readable by owner and group only: log lines
-// hold client addresses. As root it follows no symbolic link there: the
-// log's directory is one the user of a privilege drop may write, so a link
-// there could point root at any file.
+// hold client addresses. As root no link a user could have made is followed.
 FILE *open_log_file(const std::string &path) {
-  const int no_follow = ::geteuid() == 0 ? O_NOFOLLOW : 0;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | no_follow, 0640);
+  const int fd = plugin::open_without_foreign_links(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) return nullptr;
   FILE *f = ::fdopen(fd, "a");
   if (!f) {
@@ -91,9 +90,7 @@ void Logger::open() {
     const int err = errno;
     struct stat st {};
     if (err == ELOOP && ::lstat(path_.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-      throw std::runtime_error("\"" + path_ + "\" is a symbolic link, which sink running as root does not " +
-                               "follow (whoever can write its directory could point it at any file): name " +
-                               "the file itself");
+      throw std::runtime_error(plugin::foreign_link_message(path_));
     throw std::runtime_error("cannot open log file \"" + path_ + "\": " + std::strerror(err));
   }
   std::fwrite(held_.data(), 1, held_.size(), file_);

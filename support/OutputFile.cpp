@@ -1,5 +1,7 @@
 #include "OutputFile.h"
 
+#include "NoForeignLinks.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,17 +14,13 @@
 namespace sink::plugin {
 
 namespace {
-// As root: no symbolic link is followed to the file (its directory may be
-// one the user of a privilege drop writes, so a link there could point root
-// at any file).
-int no_follow_as_root() { return ::geteuid() == 0 ? O_NOFOLLOW : 0; }
-
 // Opens for appending without blocking: a FIFO with no reader fails with
 // ENXIO at once instead of hanging start-up; writes block again afterwards.
 int open_append(const std::string &path) {
   if (path == "-") return STDOUT_FILENO;
-  const int fd = ::open(path.c_str(),
-                        O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | no_follow_as_root(), 0666);
+  // As root no link a user could have made is followed (NoForeignLinks.h).
+  const int fd =
+      open_without_foreign_links(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0666);
   if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
@@ -32,9 +30,7 @@ std::string open_error(const std::string &path) {
   if (err == ENXIO) return "\"" + path + "\" is a FIFO with no reader (start the reader first)";
   struct stat st {};
   if (err == ELOOP && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-    return "\"" + path +
-           "\" is a symbolic link, which sink running as root does not follow (whoever can write its "
-           "directory could point it at any file): name the file itself";
+    return foreign_link_message(path);
   return "cannot open \"" + path + "\": " + std::strerror(err);
 }
 } // namespace
@@ -67,7 +63,7 @@ void OutputFile::cut_torn_tail() {
     ~Reader() {
       if (fd >= 0) ::close(fd);
     }
-  } r{::open(path_.c_str(), O_RDONLY | O_CLOEXEC | no_follow_as_root())};
+  } r{open_without_foreign_links(path_, O_RDONLY | O_CLOEXEC)};
   if (r.fd < 0) return;
   char last = '\n';
   if (pread(r.fd, &last, 1, end_ - 1) != 1 || last == '\n') return;

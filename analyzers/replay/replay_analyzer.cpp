@@ -5,6 +5,7 @@
 
 #include "Duration.h"
 #include "FirstPacket.h"
+#include "NoForeignLinks.h"
 #include "PluginOptions.h"
 #include "RecordFormat.h"
 #include "ReplayTable.h"
@@ -57,11 +58,10 @@ File create_private(const std::string &path) {
 // root it follows no link and waits for no FIFO: the directory is one the
 // user of a privilege drop writes, who could point root at any file.
 File open_state(const std::string &path, std::string *why) {
-  const int no_follow = ::geteuid() == 0 ? O_NOFOLLOW : 0;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | no_follow);
+  const int fd = sink::plugin::open_without_foreign_links(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     *why = errno == ENOENT  ? ""
-           : errno == ELOOP ? "a symbolic link, which root does not follow"
+           : errno == ELOOP ? "a symbolic link root does not follow (it is not root's own)"
                             : os_error(errno);
     return nullptr;
   }

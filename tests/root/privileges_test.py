@@ -301,6 +301,18 @@ outputs: [{{plugin: jsonl, path: {self.path('data', 'out.jsonl')}}}]
                 for victim, content in victims.items():
                     self.assertEqual(read(victim), content, victim + " was written through a planted link")
                     self.assertEqual(owner(victim), (0, 0))
+        # Without user:, links root made where only root can change them are
+        # followed as before: one in the config's directory, and /dev/stdout.
+        os.unlink(self.path("data", "sink.log"))  # nobody's link
+        os.symlink(self.path("data", "sink.log"), os.path.join(self.etc, "sink.log"))
+        self.config(f"""
+log: {{path: {os.path.join(self.etc, 'sink.log')}}}
+journal: false
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, path: /dev/stdout}}]
+""")
+        self.start()
+        self.assertEqual(self.stop(), 0)
 
     def test_nothing_is_given_away_through_a_linked_directory(self):
         # A found journal directory is the user's: it can make "cursors" a
