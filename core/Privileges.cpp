@@ -107,7 +107,7 @@ void check_user_access(const std::string &user, const std::vector<UserAccess> &n
 
 // ---- FoundEntries ------------------------------------------------------------
 
-FoundEntries::FoundEntries(const std::string &dir) {
+FoundEntries::FoundEntries(const std::string &dir) : dir_(dir) {
   struct stat st {};
   dir_found_ = ::lstat(dir.c_str(), &st) == 0;
   if (!dir_found_) return;
@@ -150,7 +150,10 @@ void FoundEntries::remember_entries(const std::string &dir) {
 
 bool FoundEntries::found(const std::string &path) const {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return false;
+  return ::lstat(path.c_str(), &st) == 0 && found(path, st);
+}
+
+bool FoundEntries::found(const std::string &path, const struct stat &st) const {
   return std::find(found_.begin(), found_.end(), Identity{normal(path), st.st_dev, st.st_ino}) !=
          found_.end();
 }
@@ -262,14 +265,49 @@ std::vector<UserAccess> journal_needs(const Config &config, const std::vector<st
 
 // ---- the switch --------------------------------------------------------------
 
+namespace {
+
+// What relative names below the directory `top`, reached without following
+// a link on the way (a link is itself what is returned): an O_PATH
+// descriptor, or -1.
+int open_below(int top, const std::filesystem::path &relative) {
+  OwnedFd at(::fcntl(top, F_DUPFD_CLOEXEC, 0));
+  for (const auto &part : relative) {
+    if (at.fd < 0) break;
+    if (part == ".") continue;
+    OwnedFd next(::openat(at.fd, part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    std::swap(at.fd, next.fd);
+  }
+  return at.release();
+}
+
+// The journal directory as found, or as this start created it (then
+// root's and no link): -1 when something else is there now.
+int open_handed_dir(const FoundEntries &found) {
+  const std::string &dir = found.dir();
+  OwnedFd fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | (found.dir_found() ? 0 : O_NOFOLLOW)));
+  struct stat st {};
+  if (fd.fd < 0 || ::fstat(fd.fd, &st) != 0) return -1;
+  const bool same = found.dir_found() ? found.found(dir, st) : st.st_uid == geteuid();
+  return same ? fd.release() : -1;
+}
+
+} // namespace
+
 void hand_over(const std::vector<std::string> &paths, const FoundEntries &found, const std::string &user) {
   const UserIds ids = look_up(user);
+  const OwnedFd dir(open_handed_dir(found));
+  if (dir.fd < 0) return;
+  const std::filesystem::path top = normal(found.dir());
   for (const auto &p : paths) {
+    const std::filesystem::path relative = std::filesystem::path(normal(p)).lexically_relative(top);
+    if (relative.empty() || *relative.begin() == "..") continue;
+    const OwnedFd fd(open_below(dir.fd, relative));
     struct stat st {};
-    if (found.found(p) || ::lstat(p.c_str(), &st) != 0 || st.st_uid != geteuid()) continue;
+    if (fd.fd < 0 || ::fstat(fd.fd, &st) != 0 || found.found(p, st) || st.st_uid != geteuid()) continue;
     // A hard link could be a file sink never made; a link or a device never is sink's.
     const bool ours = S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink == 1);
-    if (ours && ::lchown(p.c_str(), ids.uid, ids.gid) != 0)
+    if (ours && ::fchownat(fd.fd, "", ids.uid, ids.gid, AT_EMPTY_PATH) != 0)
       throw PrivilegeError("cannot give " + p + " to user " + user + ": " + std::strerror(errno));
   }
 }

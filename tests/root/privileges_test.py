@@ -338,6 +338,71 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
         for name in os.listdir(closed):
             self.assertEqual(owner(os.path.join(closed, name)), (0, 0), name + " in a directory only root writes")
 
+    def test_nothing_is_given_away_through_a_link_made_after_the_journal_opened(self):
+        # The found journal directory is nobody's, so it can change what is
+        # in it while sink starts. A FIFO as the log holds the start after
+        # the journal opened its cursor and before the hand-over; then
+        # "cursors" becomes a link to a directory only root may write, which
+        # holds a file of the same name (another root sink's cursor).
+        journal = self.path("data", "journal")
+        self.run_as_root_once(journal, [b"one"])
+        for root, dirs, files in os.walk(journal):
+            for entry in [root] + [os.path.join(root, f) for f in dirs + files]:
+                give_to_nobody(entry)
+        closed = self.path("closed")
+        os.mkdir(closed, 0o700)
+        theirs = os.path.join(closed, "out.cursor")
+        with open(theirs, "w") as f:
+            f.write("another sink's")
+        log = self.path("data", "hold.log")
+        os.mkfifo(log)
+        os.chown(log, NOBODY.pw_uid, NOBODY.pw_gid)
+        self.config(f"""
+user: nobody
+log: {{path: {log}}}
+journal: {{dir: {journal}}}
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
+""")
+        self.proc = subprocess.Popen([SINK, "--config", "sink.yaml"], cwd=self.etc, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        cursor = os.path.join(journal, "cursors", "out.cursor")
+
+        def cursor_open():  # for reading and writing, not the O_PATH pin of what was found
+            fds = f"/proc/{self.proc.pid}/fd"
+            try:
+                for fd in os.listdir(fds):
+                    with open(f"/proc/{self.proc.pid}/fdinfo/{fd}") as info:
+                        flags = int(re.search(r"flags:\s*([0-7]+)", info.read()).group(1), 8)
+                    if os.readlink(f"{fds}/{fd}") == cursor and not flags & 0o10000000:  # O_PATH
+                        return True
+            except FileNotFoundError:
+                pass
+            return False
+        deadline = time.time() + 20
+        while not cursor_open() and self.proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        self.assertTrue(cursor_open(), "sink did not open the cursor")
+        os.rename(os.path.join(journal, "cursors"), os.path.join(journal, "cursors.old"))
+        os.symlink(closed, os.path.join(journal, "cursors"))
+        held = os.open(log, os.O_RDONLY | os.O_NONBLOCK)  # lets the start go on
+        lines = b""
+        deadline = time.time() + 20
+        while b"running as user nobody" not in lines and self.proc.poll() is None and time.time() < deadline:
+            try:
+                lines += os.read(held, 65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        err = self.proc.communicate(timeout=30)[1].decode()
+        while chunk := os.read(held, 65536):  # the writer is gone: ends at EOF
+            lines += chunk
+        os.close(held)
+        self.proc = None
+        self.assertIn(b"running as user nobody", lines, err)
+        self.assertEqual(owner(theirs), (0, 0), "a file sink did not create was given to nobody")
+
     # Journal.cpp opens the lock, segments and cursors in a found journal
     # directory (which must be the user's) without O_NOFOLLOW: as root,
     # Journal::cursor writes its 32 bytes through the link. Left to the
