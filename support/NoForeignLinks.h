@@ -2,8 +2,8 @@
 // Opening a file as root in a directory another user may write (the user
 // of a privilege drop writes the directories of the log, the record files
 // and the replay state): a symbolic link there could point root at any
-// file. Root follows only links that root made in a directory only root
-// can change, such as /dev/stdout; everyone else opens as open(2) does.
+// file. Root follows only links that root made where no one else can
+// replace them, such as /dev/stdout; everyone else opens as open(2) does.
 #include <sys/types.h>
 
 #include <string>
