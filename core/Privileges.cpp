@@ -205,6 +205,27 @@ std::vector<UserAccess> found_journal_needs(const Config &config) {
   return needs;
 }
 
+// Root opens and creates files in a found journal directory: only root
+// and the user may control it. Throws UserAccessError naming the owner or
+// the mode otherwise.
+void refuse_journal_others_control(const Config &config) {
+  const std::string dir = plain_dir(config.journal.dir);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return;
+  const passwd *pw = ::getpwnam(config.user.c_str());
+  std::string why;
+  if ((st.st_mode & S_IWOTH) != 0)
+    why = "every user may write it";
+  else if (st.st_uid != 0 && (!pw || st.st_uid != pw->pw_uid))
+    why = "it belongs to uid " + std::to_string(st.st_uid);
+  if (!why.empty())
+    throw UserAccessError(
+        journal_where(config) + ": " + dir + ": " + why +
+        ", and sink running as root opens files there (whoever controls the directory could "
+        "point it at any file): use a directory of root's or of " +
+        config.user + "'s that no one else may write");
+}
+
 bool is_segment(const std::string &path) {
   const std::string name = std::filesystem::path(path).filename().string();
   return name.rfind("seg-", 0) == 0 && std::filesystem::path(name).extension() == ".journal";
@@ -216,7 +237,10 @@ std::vector<UserAccess> planned_writes(const Config &config, const FoundEntries 
   const std::string &user = config.user;
   // The journal first: a directory sink will not take over says the most.
   std::vector<UserAccess> needs;
-  if (config.journal.enabled && journal_found.dir_found()) needs = found_journal_needs(config);
+  if (config.journal.enabled && journal_found.dir_found()) {
+    refuse_journal_others_control(config);
+    needs = found_journal_needs(config);
+  }
   if (!config.log.path.empty())
     needs.push_back(remake_in_directory_of(config.log.path, config.source + ": log.path", user,
                                            "sink makes the log file again there after a rotation",

@@ -83,7 +83,9 @@ private:
 // What the config makes the user write after the drop: the directory of
 // the log, of each output's `path` and of each analyzer's `state_path`
 // (files are made there again after a rotation or at each save), and the
-// journal directory when it exists already (never taken over).
+// journal directory when it exists already (never taken over). Throws
+// UserAccessError for a found journal directory someone other than root
+// and the user controls (another owner, or writable by every user).
 std::vector<UserAccess> planned_writes(const Config &config, const FoundEntries &journal_found);
 
 // Once the journal has opened its directory (own_paths): a directory it

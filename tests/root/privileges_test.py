@@ -314,6 +314,33 @@ outputs: [{{plugin: jsonl, path: /dev/stdout}}]
         self.start()
         self.assertEqual(self.stop(), 0)
 
+    def test_a_journal_directory_others_control_is_refused(self):
+        # Root opens and creates files in a found journal directory: one that
+        # every user may write, or that a third user owns, lets them point
+        # root at any file.
+        third = self.path("third")  # nobody may write it through its group
+        os.mkdir(third)
+        os.chmod(third, 0o775)
+        os.chown(third, 1234, NOBODY.pw_gid)
+        shared = self.path("shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o1777)
+        for journal, why in ((shared, "every user may write it"), (third, "it belongs to uid 1234")):
+            with self.subTest(journal):
+                self.config(f"""
+user: nobody
+log: {{path: {self.path('data', 'sink.log')}}}
+journal: {{dir: {journal}}}
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, path: {self.path('data', 'out.jsonl')}}}]
+""")
+                before = tree(self.dir)
+                code, err = self.refused()
+                self.assertEqual(code, 2, err)
+                self.assertIn(f"sink.yaml:4: journal.dir: {journal}: {why}, and sink running as root opens "
+                              "files there", err)
+                self.assertEqual(tree(self.dir), before)
+
     def test_nothing_is_given_away_through_a_linked_directory(self):
         # A found journal directory is the user's: it can make "cursors" a
         # link to a directory only root may write. Checked as the user, so
