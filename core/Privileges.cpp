@@ -107,16 +107,6 @@ void check_user_access(const std::string &user, const std::vector<UserAccess> &n
 
 // ---- FoundEntries ------------------------------------------------------------
 
-FoundEntries::FoundEntries(const std::string &dir) : dir_(dir) {
-  struct stat st {};
-  dir_found_ = ::lstat(dir.c_str(), &st) == 0;
-  if (!dir_found_) return;
-  remember(dir);
-  remember(dir + "/cursors");
-  remember_entries(dir);
-  remember_entries(dir + "/cursors");
-}
-
 namespace {
 
 // The journal's own names ("dir//lock") and a directory listing's ("dir/lock") alike.
@@ -130,6 +120,19 @@ std::string normal(const std::string &path) {
 constexpr off_t kPinnedSize = 64 << 10;
 
 } // namespace
+
+FoundEntries::FoundEntries(const std::string &dir) : dir_(dir) {
+  struct stat st {};
+  dir_found_ = ::lstat(dir.c_str(), &st) == 0;
+  if (!dir_found_) return;
+  remember(dir);
+  // A directory named through a link: what the link leads to was found too.
+  if (S_ISLNK(st.st_mode) && ::stat(dir.c_str(), &st) == 0)
+    found_.push_back({normal(dir), st.st_dev, st.st_ino});
+  remember(dir + "/cursors");
+  remember_entries(dir);
+  remember_entries(dir + "/cursors");
+}
 
 void FoundEntries::remember(const std::string &path) {
   struct stat st {};

@@ -240,6 +240,24 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
             self.assertEqual(self.stop(), 0)
         self.assertEqual(replaced, 2, "the last two starts replace the empty segment under its name")
 
+    def test_a_journal_directory_named_through_a_link_gets_what_this_start_created(self):
+        journal = self.path("data", "journal")  # nobody's, named through root's link
+        os.mkdir(journal)
+        give_to_nobody(journal)
+        link = os.path.join(self.etc, "journal")
+        os.symlink(journal, link)
+        self.config(f"""
+user: nobody
+log: {{path: {self.path('data', 'sink.log')}}}
+journal: {{dir: {link}}}
+groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
+outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
+""")
+        self.start()
+        self.assertEqual(self.stop(), 0)
+        for entry in ("lock", "cursors", os.path.join("cursors", "out.cursor")):
+            self.assertEqual(owner(os.path.join(journal, entry)), (NOBODY.pw_uid, NOBODY.pw_gid), entry)
+
     def test_a_found_segment_the_user_cannot_read_is_refused(self):
         journal = self.path("data", "journal")
         self.run_as_root_once(journal, [b"kept"])
