@@ -207,6 +207,9 @@ std::string usage_text(const std::string &program) {
          "    " +
          program +
          " firewall --config FILE.yaml [--iptables] [--apply | --remove]\n"
+         "    " +
+         program +
+         " collect --config FILE.yaml\n"
          "\n"
          "Description:\n"
          "    Sink server accepts TCP (or TLS with -tls option) handshakes and data packets. "
@@ -231,6 +234,19 @@ std::string usage_text(const std::string &program) {
          "\t" +
          program +
          " -config config/examples/basic.yaml\n"
+         "\n"
+         "Subcommands (each takes -h):\n"
+         "    firewall  print the nftables (or iptables) rules a config needs; --apply loads them into "
+         "table inet sink, --remove deletes it.\n"
+         "    collect   read records from a NATS JetStream stream (the config's collect: block) and hand "
+         "them to its outputs.\n"
+         "\n"
+         "YAML config keys (sink.yaml(5)):\n"
+         "    log (path, level, connections), groups (name, transport, listen, ports, redirect_from, "
+         "transparent, kernel_facts, timeout, idle_timeout, close_grace, capture_bytes), outputs, "
+         "analyzers, plugin_path, user, sensor, public_ip, firewall (exclude_ports, sources, interfaces), "
+         "journal (dir, max_bytes), metrics (listen, max_behind_records, max_behind), collect, "
+         "stats_interval, max_connections, workers, output_backlog, record_queue.\n"
          "\n"
          "Notes:\n"
          "    The CSV field \"len\" records the total number of bytes received in a connection.\n"

@@ -35,7 +35,7 @@ void AnalyzerChain::run(Record &r) {
     }
     if (rc == SINK_OK) {
       if (a->failing)
-        logger_.warn(a->label + ": works again after " + std::to_string(a->failures) + " failures");
+        logger_.info(a->label + ": works again after " + std::to_string(a->failures) + " failures");
       a->failing = false;
       continue;
     }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -10,7 +11,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 
+#include "OwnedFd.h"
 #include "RecordCodec.h"
 
 namespace sink {
@@ -18,9 +21,13 @@ namespace {
 
 constexpr char kSegmentMagic[8] = {'S', 'I', 'N', 'K', 'J', 'N', 'L', '\0'};
 constexpr char kCursorMagic[8] = {'S', 'I', 'N', 'K', 'C', 'U', 'R', '1'};
-constexpr uint32_t kFormatVersion = 1;
+// Version 1 entries: [u32 length][u32 crc32 of seq+body][u64 seq][body].
+// Version 2 entries start with a magic and check their header on its own,
+// so a reader can find the next entry after damage (see EntryV2).
+constexpr uint32_t kFormatVersionV1 = 1;
+constexpr uint32_t kFormatVersion = 2; // what this sink writes
 constexpr size_t kSegmentHeader = 24;
-constexpr size_t kEntryHeader = 16;
+constexpr size_t kEntryHeaderV1 = 16;
 constexpr size_t kCursorSize = 32;
 // Larger than any record can be (capture and wire are at most 16 MiB each).
 constexpr uint32_t kMaxEntry = 256u << 20;
@@ -52,10 +59,91 @@ bool write_all(int fd, const char *p, size_t n) {
   return true;
 }
 
-// An entry's crc covers its sequence number and its body.
+// A version 1 entry's crc covers its sequence number and its body.
 uint32_t entry_crc(const uint8_t *seq_bytes, const uint8_t *body, size_t len) {
   return crc(body, len, crc(seq_bytes, 8));
 }
+
+// Version 2 entry: [magic "SJE\xb7"][u32 body length][u64 seq][u32 crc32 of
+// the 16 bytes before it][u32 crc32 of the body][body]. A flipped length or
+// sequence number fails the header crc instead of misplacing what follows.
+constexpr uint8_t kEntryMagic[4] = {'S', 'J', 'E', 0xb7};
+constexpr size_t kEntryHeader = 24;
+
+void encode_entry_header(char *h, uint64_t seq, const std::string &body) {
+  std::memcpy(h, kEntryMagic, 4);
+  put_le(h + 4, body.size(), 4);
+  put_le(h + 8, seq, 8);
+  put_le(h + 16, crc(h, 16), 4);
+  put_le(h + 20, crc(body.data(), body.size()), 4);
+}
+
+// "N records (FROM to TO) cannot be read" for the records [from, to).
+std::string missing_records(uint64_t from, uint64_t to) {
+  if (to <= from) return "no record is missing";
+  return (to - from == 1 ? "1 record (" : std::to_string(to - from) + " records (") + std::to_string(from) +
+         " to " + std::to_string(to - 1) + ") cannot be read";
+}
+
+// Gives [offset, offset+n) of a segment file, or null past its end.
+using ByteSource = std::function<const uint8_t *(uint64_t offset, size_t n)>;
+
+struct EntryV2 {
+  uint64_t offset = 0, seq = 0;
+  uint32_t len = 0;
+  const uint8_t *body = nullptr; // valid until the source is read again
+  uint64_t end() const { return offset + kEntryHeader + len; }
+};
+
+enum class EntryCheck { kValid, kShort, kBad };
+
+// The version 2 entry at offset, numbered in [min_seq, max_seq).
+EntryCheck entry_v2_at(const ByteSource &bytes, uint64_t offset, uint64_t min_seq, uint64_t max_seq,
+                       EntryV2 &e) {
+  const uint8_t *h = bytes(offset, kEntryHeader);
+  if (!h) return EntryCheck::kShort;
+  if (std::memcmp(h, kEntryMagic, 4) != 0 || crc(h, 16) != get_le(h + 16, 4)) return EntryCheck::kBad;
+  e.offset = offset;
+  e.len = static_cast<uint32_t>(get_le(h + 4, 4));
+  e.seq = get_le(h + 8, 8);
+  const uint32_t body_crc = static_cast<uint32_t>(get_le(h + 20, 4));
+  if (e.len > kMaxEntry || e.seq < min_seq || e.seq >= max_seq) return EntryCheck::kBad;
+  e.body = bytes(offset + kEntryHeader, e.len);
+  if (!e.body) return EntryCheck::kShort;
+  return crc(e.body, e.len) == body_crc ? EntryCheck::kValid : EntryCheck::kBad;
+}
+
+// The first valid entry after offset (damage before it), or none.
+bool next_entry_v2(const ByteSource &bytes, uint64_t offset, uint64_t min_seq, uint64_t max_seq, EntryV2 &e) {
+  for (uint64_t at = offset + 1;; ++at) {
+    // Look for the magic's first byte a block at a time.
+    const uint8_t *p = bytes(at, 1);
+    if (!p) return false;
+    if (*p != kEntryMagic[0]) continue;
+    if (entry_v2_at(bytes, at, min_seq, max_seq, e) == EntryCheck::kValid) return true;
+  }
+}
+
+// Reads a whole file through pread, a block at a time.
+class FileBytes {
+public:
+  explicit FileBytes(int fd) : fd_(fd) {}
+  const uint8_t *operator()(uint64_t offset, size_t n) {
+    if (offset >= buf_offset_ && offset + n <= buf_offset_ + buf_len_)
+      return reinterpret_cast<const uint8_t *>(buf_.data()) + (offset - buf_offset_);
+    buf_.resize(std::max(n, kReadChunk));
+    const ssize_t got = ::pread(fd_, buf_.data(), buf_.size(), static_cast<off_t>(offset));
+    buf_offset_ = offset;
+    buf_len_ = got > 0 ? static_cast<size_t>(got) : 0;
+    return buf_len_ < n ? nullptr : reinterpret_cast<const uint8_t *>(buf_.data());
+  }
+
+private:
+  int fd_;
+  std::string buf_;
+  uint64_t buf_offset_ = 0;
+  size_t buf_len_ = 0;
+};
 
 } // namespace
 
@@ -116,10 +204,7 @@ void JournalCursor::mark_crash(uint64_t seq) const noexcept {
 // ---- Journal -----------------------------------------------------------------
 
 Journal::Journal(const std::string &dir, uint64_t max_bytes, Logger &logger)
-    : dir_(dir), max_bytes_(max_bytes),
-      // Several segments fit in the bound, so deleting the oldest frees a
-      // useful fraction of it.
-      segment_bytes_(std::clamp<uint64_t>(max_bytes / 8, 64 << 10, 64 << 20)), logger_(logger) {
+    : dir_(dir), max_bytes_(max_bytes), segment_bytes_(segment_size(max_bytes)), logger_(logger) {
   std::error_code ec;
   std::filesystem::create_directories(dir_ + "/cursors", ec);
   if (ec) throw JournalError("journal.dir: cannot create \"" + dir_ + "/cursors\": " + ec.message());
@@ -130,6 +215,24 @@ Journal::Journal(const std::string &dir, uint64_t max_bytes, Logger &logger)
     throw JournalError("journal.dir: \"" + dir_ +
                        "\" is in use by another sink (each needs its own journal)");
   recover();
+  // A disk smaller than max_bytes bounds the journal too; segments are
+  // sized by what fits, so deleting the oldest frees a useful part of it.
+  measure_disk();
+  segment_bytes_ = segment_size(limit());
+}
+
+uint64_t Journal::segment_size(uint64_t bound) { return std::clamp<uint64_t>(bound / 8, 16 << 10, 64 << 20); }
+
+void Journal::measure_disk() {
+  struct statvfs fs {};
+  if (::statvfs(dir_.c_str(), &fs) != 0) return;
+  const uint64_t size = uint64_t(fs.f_blocks) * fs.f_frsize, avail = uint64_t(fs.f_bavail) * fs.f_frsize;
+  // Left free: room for cursor files and what file sizes round up to, and
+  // for whatever else shares the disk. A disk already short of that still
+  // lends the journal half of what is left, so records keep flowing.
+  const uint64_t reserve = std::min<uint64_t>(size / 64, 64ull << 20) + 4 * uint64_t(fs.f_frsize);
+  disk_bound_ = total_bytes_ + (avail > 2 * reserve ? avail - reserve : avail / 2);
+  last_measure_ = std::chrono::steady_clock::now();
 }
 
 Journal::~Journal() {
@@ -144,6 +247,116 @@ std::string Journal::segment_path(uint64_t first_seq) const {
   char name[64];
   std::snprintf(name, sizeof name, "/seg-%020llu.journal", static_cast<unsigned long long>(first_seq));
   return dir_ + name;
+}
+
+uint32_t Journal::segment_version(int fd, uint64_t first, const std::string &path) {
+  uint8_t h[kSegmentHeader];
+  const bool whole = ::pread(fd, h, sizeof h, 0) == static_cast<ssize_t>(sizeof h);
+  if (whole && std::memcmp(h, kSegmentMagic, 8) == 0) {
+    const uint32_t version = static_cast<uint32_t>(get_le(h + 8, 4));
+    if (version != kFormatVersion && version != kFormatVersionV1)
+      throw JournalError("journal.dir: \"" + path + "\" has format version " + std::to_string(version) +
+                         "; this sink reads versions " + std::to_string(kFormatVersionV1) + " and " +
+                         std::to_string(kFormatVersion));
+    if (get_le(h + 16, 8) == first) return version;
+  }
+  // A damaged header: the entries tell the version (the name tells the
+  // first record), so nothing still readable is given up.
+  FileBytes file(fd);
+  const ByteSource bytes = std::ref(file);
+  EntryV2 e;
+  if (entry_v2_at(bytes, kSegmentHeader, first, UINT64_MAX, e) == EntryCheck::kValid ||
+      next_entry_v2(bytes, kSegmentHeader, first, UINT64_MAX, e)) {
+    logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
+    return kFormatVersion;
+  }
+  uint8_t eh[kEntryHeaderV1];
+  std::string body;
+  if (::pread(fd, eh, sizeof eh, kSegmentHeader) == static_cast<ssize_t>(sizeof eh) &&
+      get_le(eh + 8, 8) == first && get_le(eh, 4) <= kMaxEntry) {
+    body.resize(get_le(eh, 4));
+    if (::pread(fd, body.data(), body.size(), kSegmentHeader + kEntryHeaderV1) ==
+            static_cast<ssize_t>(body.size()) &&
+        entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), body.size()) == get_le(eh + 4, 4)) {
+      logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
+      return kFormatVersionV1;
+    }
+  }
+  return 0;
+}
+
+uint64_t Journal::recover_last_v2(int fd, uint64_t first, uint64_t size, const std::string &path,
+                                  uint64_t *kept) {
+  FileBytes file(fd);
+  const ByteSource bytes = std::ref(file);
+  uint64_t offset = kSegmentHeader, seq = first;
+  EntryV2 e;
+  for (;;) {
+    if (entry_v2_at(bytes, offset, seq, UINT64_MAX, e) != EntryCheck::kValid) {
+      // Damage, or the end: go on at the next valid entry if there is one.
+      if (!next_entry_v2(bytes, offset, seq, UINT64_MAX, e)) break;
+      logger_.error("journal: " + std::to_string(e.offset - offset) + " damaged bytes in \"" + path + "\"; " +
+                    missing_records(seq, e.seq) + (e.seq == seq ? "" : "; outputs count them lost") +
+                    ", the records after them are kept");
+    }
+    offset = e.end();
+    seq = e.seq + 1;
+  }
+  *kept = offset;
+  if (offset < size) {
+    // No entry follows: a torn append or blocks a power cut left unwritten.
+    logger_.warn(
+        "journal: cut " + std::to_string(size - offset) + " bytes at the end of \"" + path +
+        "\" that hold no whole entry (a torn append or a power cut; the records before them are kept)");
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+      throw JournalError("journal.dir: cannot cut \"" + path + "\": " + errno_text());
+  }
+  return seq;
+}
+
+uint64_t Journal::recover_last_v1(int fd, uint64_t first, uint64_t size, const std::string &path,
+                                  uint64_t *kept) {
+  // The last segment may end in a torn entry (a crash mid-append): cut it.
+  // A bad entry with more data after it is damage, not a torn tail: it is
+  // kept (readers count what they cannot read as lost) and new records are
+  // numbered past anything the rest could hold (version 1 entries cannot be
+  // found again after damage).
+  uint64_t offset = kSegmentHeader, seq = first;
+  std::string body;
+  bool damaged = false;
+  for (;;) {
+    uint8_t eh[kEntryHeaderV1];
+    if (::pread(fd, eh, sizeof eh, static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof eh)) break;
+    const uint32_t len = static_cast<uint32_t>(get_le(eh, 4));
+    const bool fits = len <= kMaxEntry && offset + kEntryHeaderV1 + len <= size;
+    bool ok = fits && get_le(eh + 8, 8) == seq;
+    if (ok) {
+      body.resize(len);
+      ok = ::pread(fd, body.data(), len, static_cast<off_t>(offset + kEntryHeaderV1)) ==
+               static_cast<ssize_t>(len) &&
+           entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), len) == get_le(eh + 4, 4);
+    }
+    if (!ok) {
+      damaged = fits && offset + kEntryHeaderV1 + len < size;
+      break;
+    }
+    offset += kEntryHeaderV1 + len;
+    ++seq;
+  }
+  if (damaged) {
+    logger_.error("journal: damaged entry at record " + std::to_string(seq) + " in \"" + path + "\" (" +
+                  std::to_string(size - offset) +
+                  " bytes after it are kept but cannot be read; outputs count those records lost)");
+    seq += (size - offset) / kEntryHeaderV1 + 1; // more than the rest can hold
+    offset = size;
+  } else if (offset < size) {
+    logger_.warn("journal: cut " + std::to_string(size - offset) + " bytes of a torn entry at the end of \"" +
+                 path + "\" (left by a crash; the records before it are kept)");
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0)
+      throw JournalError("journal.dir: cannot cut \"" + path + "\": " + errno_text());
+  }
+  *kept = offset;
+  return seq;
 }
 
 void Journal::recover() {
@@ -162,77 +375,29 @@ void Journal::recover() {
   uint64_t next = 1;
   for (size_t i = 0; i < found.size(); ++i) {
     const auto &[first, path] = found[i];
-    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    const OwnedFd owned(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    const int fd = owned.fd;
     if (fd < 0) throw JournalError("journal.dir: cannot open \"" + path + "\": " + errno_text());
-    uint8_t h[kSegmentHeader];
-    const ssize_t n = ::pread(fd, h, sizeof h, 0);
-    const uint64_t size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END));
-    if (n == static_cast<ssize_t>(sizeof h) && std::memcmp(h, kSegmentMagic, 8) == 0 &&
-        get_le(h + 8, 4) != kFormatVersion) {
-      ::close(fd);
-      throw JournalError("journal.dir: \"" + path + "\" has format version " +
-                         std::to_string(get_le(h + 8, 4)) + "; this sink reads version " +
-                         std::to_string(kFormatVersion));
-    }
-    const bool header_ok = n == static_cast<ssize_t>(sizeof h) && std::memcmp(h, kSegmentMagic, 8) == 0 &&
-                           get_le(h + 16, 8) == first;
-    if (!header_ok) {
-      // A segment whose header never reached the disk holds nothing.
-      ::close(fd);
-      logger_.warn("journal: removing \"" + path + "\": no valid header (a crash while it was created)");
+    const uint32_t version = segment_version(fd, first, path);
+    if (version == 0) {
+      // Neither a header nor any entry reached the disk: it holds nothing.
+      logger_.warn("journal: removing \"" + path +
+                   "\": no valid header and no entry (a crash while it was created)");
       ::unlink(path.c_str());
       continue;
     }
-    uint64_t offset = kSegmentHeader, seq = first;
-    if (i + 1 == found.size()) {
-      // The last segment may end in a torn entry (a crash mid-append): cut
-      // it. A bad entry with more data after it is damage, not a torn tail:
-      // it is kept (readers count what they cannot read as lost) and new
-      // records are numbered past anything the rest could hold.
-      std::string body;
-      bool damaged = false;
-      for (;;) {
-        uint8_t eh[kEntryHeader];
-        if (::pread(fd, eh, sizeof eh, static_cast<off_t>(offset)) != static_cast<ssize_t>(sizeof eh)) break;
-        const uint32_t len = static_cast<uint32_t>(get_le(eh, 4));
-        const bool fits = len <= kMaxEntry && offset + kEntryHeader + len <= size;
-        bool ok = fits && get_le(eh + 8, 8) == seq;
-        if (ok) {
-          body.resize(len);
-          ok = ::pread(fd, body.data(), len, static_cast<off_t>(offset + kEntryHeader)) ==
-                   static_cast<ssize_t>(len) &&
-               entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), len) == get_le(eh + 4, 4);
-        }
-        if (!ok) {
-          damaged = fits && offset + kEntryHeader + len < size;
-          break;
-        }
-        offset += kEntryHeader + len;
-        ++seq;
-      }
-      if (damaged) {
-        logger_.error("journal: damaged entry at record " + std::to_string(seq) + " in \"" + path + "\" (" +
-                      std::to_string(size - offset) +
-                      " bytes after it are kept but cannot be read; outputs count those records lost)");
-        seq += (size - offset) / kEntryHeader + 1; // more than the rest can hold
-        offset = size;
-      } else if (offset < size) {
-        logger_.warn("journal: cut " + std::to_string(size - offset) +
-                     " bytes of a torn entry at the end of \"" + path +
-                     "\" (left by a crash; the records before it are kept)");
-        if (::ftruncate(fd, static_cast<off_t>(offset)) != 0)
-          throw JournalError("journal.dir: cannot cut \"" + path + "\": " + errno_text());
-      }
-      next = seq;
-    }
-    ::close(fd);
-    segments_.push_back({first, path, i + 1 == found.size() ? offset : size});
-    total_bytes_ += segments_.back().bytes;
+    const uint64_t size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END));
+    uint64_t kept = size;
+    if (i + 1 == found.size())
+      next = version == kFormatVersionV1 ? recover_last_v1(fd, first, size, path, &kept)
+                                         : recover_last_v2(fd, first, size, path, &kept);
+    segments_.push_back({first, path, kept, version});
+    total_bytes_ += kept;
     if (i + 1 < found.size()) next = found[i + 1].first;
   }
   // Cursors: none may point beyond what the journal holds (a power cut can
   // lose the last second of appends but not the cursor that passed them).
-  uint64_t min_position = UINT64_MAX;
+  uint64_t min_position = UINT64_MAX, max_position = 0;
   for (const auto &e : std::filesystem::directory_iterator(dir_ + "/cursors")) {
     if (e.path().extension() != ".cursor") continue;
     uint8_t b[kCursorSize];
@@ -244,16 +409,11 @@ void Journal::recover() {
     if (ok && segments_.empty()) next = std::max(next, get_le(b + 8, 8));
     // An unreadable cursor holds everything (it restarts at the oldest record).
     min_position = std::min(min_position, ok ? get_le(b + 8, 8) : 0);
+    max_position = std::max(max_position, ok ? get_le(b + 8, 8) : 0);
   }
   // Segments every output has passed are freed now, before a new one needs
   // space (a journal that filled its disk must be able to start again).
-  while (min_position != UINT64_MAX && !segments_.empty()) {
-    const uint64_t end = segments_.size() > 1 ? segments_[1].first_seq : next;
-    if (min_position < end) break;
-    ::unlink(segments_.front().path.c_str());
-    total_bytes_ -= segments_.front().bytes;
-    segments_.pop_front();
-  }
+  if (min_position != UINT64_MAX) free_segments_passed_by(min_position, next);
   // A segment that holds no entry is replaced by the new active one.
   if (!segments_.empty() && segments_.back().first_seq == next && segments_.back().bytes <= kSegmentHeader) {
     ::unlink(segments_.back().path.c_str());
@@ -262,15 +422,42 @@ void Journal::recover() {
   }
   end_seq_ = next;
   handed_seq_ = next; // what is on disk now is read from disk
-  open_active(next);
+  try {
+    open_active(next);
+  } catch (const JournalError &e) {
+    // A full disk must not stop the start: appends go on at the end of the
+    // newest segment (its torn tail was cut above), and room is made for
+    // them as outputs move on.
+    if (continue_last_segment()) {
+      logger_.warn("journal: " + std::string(e.what()) + "; appending to the newest segment instead");
+      return;
+    }
+    // The newest segment is of the former format: room comes from what
+    // some output has passed, lost for the outputs still inside it.
+    const uint64_t freed = free_segments_passed_by(max_position, next);
+    if (freed == 0) throw;
+    logger_.warn("journal: " + std::string(e.what()) + "; freed " + std::to_string(freed) +
+                 " bytes some output had passed (lost for the outputs that had not)");
+    open_active(next);
+  }
+}
+
+uint64_t Journal::free_segments_passed_by(uint64_t position, uint64_t next) {
+  uint64_t freed = 0;
+  while (!segments_.empty()) {
+    const uint64_t end = segments_.size() > 1 ? segments_[1].first_seq : next;
+    if (position < end) break;
+    ::unlink(segments_.front().path.c_str());
+    freed += segments_.front().bytes;
+    total_bytes_ -= segments_.front().bytes;
+    segments_.pop_front();
+  }
+  return freed;
 }
 
 void Journal::open_active(uint64_t first_seq) {
-  if (active_fd_ >= 0) {
-    ::fdatasync(active_fd_);
-    ::close(active_fd_);
-    active_fd_ = -1;
-  }
+  // The new segment is made before the old one is closed: when it cannot be
+  // (a full disk), appends go on in the old one.
   const std::string path = segment_path(first_seq);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) throw JournalError("journal.dir: cannot create \"" + path + "\": " + errno_text());
@@ -290,11 +477,25 @@ void Journal::open_active(uint64_t first_seq) {
     ::fsync(d);
     ::close(d);
   }
+  if (active_fd_ >= 0) {
+    ::fdatasync(active_fd_);
+    ::close(active_fd_);
+  }
   active_fd_ = fd;
   active_bytes_ = kSegmentHeader;
   std::lock_guard<std::mutex> lock(mutex_);
-  segments_.push_back({first_seq, path, kSegmentHeader});
+  segments_.push_back({first_seq, path, kSegmentHeader, kFormatVersion});
   total_bytes_ += kSegmentHeader;
+}
+
+bool Journal::continue_last_segment() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (segments_.empty() || segments_.back().version != kFormatVersion) return false;
+  const int fd = ::open(segments_.back().path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return false;
+  active_fd_ = fd;
+  active_bytes_ = segments_.back().bytes;
+  return true;
 }
 
 JournalCursor &Journal::cursor(const std::string &name) {
@@ -378,6 +579,7 @@ Journal::SegmentRef Journal::locate(uint64_t seq) const {
   if (it != segments_.begin()) --it;
   ref.first_seq = it->first_seq;
   ref.path = it->path;
+  ref.version = it->version;
   if (std::next(it) != segments_.end()) ref.end_seq = std::next(it)->first_seq;
   return ref;
 }
@@ -397,7 +599,7 @@ uint64_t Journal::make_room(uint64_t need, bool force) {
     // Consumed by everyone: always freed. Otherwise only for room, and only
     // when some output has passed it: a lagging output then loses these
     // records (it sees the gap when it reads), healthy ones lose nothing.
-    const bool full = total_bytes_ + need > max_bytes_;
+    const bool full = total_bytes_ + need > limit();
     if (!all_past && !(full && any_past)) break;
     for (const auto &c : cursors_)
       if (c->stored_position() < end) c->skip_to(end);
@@ -406,7 +608,8 @@ uint64_t Journal::make_room(uint64_t need, bool force) {
     segments_.pop_front();
   }
   if (force) return UINT64_MAX;
-  return total_bytes_ < max_bytes_ ? max_bytes_ - total_bytes_ : 0;
+  const uint64_t bound = limit();
+  return total_bytes_ < bound ? bound - total_bytes_ : 0;
 }
 
 bool Journal::reset_if_consumed() {
@@ -442,24 +645,14 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
     body.clear();
     encode_record(r, body);
     char h[kEntryHeader];
-    put_le(h, body.size(), 4);
-    put_le(h + 8, seq, 8);
-    put_le(h + 4,
-           entry_crc(reinterpret_cast<const uint8_t *>(h + 8), reinterpret_cast<const uint8_t *>(body.data()),
-                     body.size()),
-           4);
+    encode_entry_header(h, seq, body);
     buffer_.append(h, sizeof h).append(body);
     ends_.push_back(buffer_.size());
     ++seq;
   }
   // A full active segment is closed first, so make_room can delete it
   // once every output has passed it.
-  try {
-    if (active_bytes_ >= segment_bytes_) open_active(end_seq_);
-  } catch (const JournalError &e) {
-    *error = e.what();
-    return Append::kFailed;
-  }
+  start_segment_if_full();
   uint64_t room = make_room(buffer_.size(), force);
   // The active segment is never deleted while written to: when it alone is
   // in the way and every output has confirmed all of it, start afresh.
@@ -479,12 +672,7 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
   // the oldest can be freed in useful steps.
   size_t done = 0;
   while (done < n) {
-    try {
-      if (active_bytes_ >= segment_bytes_) open_active(end_seq_);
-    } catch (const JournalError &e) {
-      *error = e.what();
-      break;
-    }
+    start_segment_if_full();
     const size_t from = done ? ends_[done - 1] : 0;
     size_t upto = done + 1;
     while (upto < n && active_bytes_ + (ends_[upto] - from) <= segment_bytes_)
@@ -495,8 +683,10 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
       *error = "cannot write to the journal in \"" + dir_ + "\": " + std::strerror(err);
       // Leave no partial entry behind.
       [[maybe_unused]] int rc = ::ftruncate(active_fd_, static_cast<off_t>(active_bytes_));
-      // A full disk: what every output confirmed can make room.
-      if (err == ENOSPC && reset_if_consumed()) {
+      // A full disk before max_bytes: the journal is as large as it can be
+      // now. Room comes from what some output passed (lost for the others
+      // still inside it) or what every output confirmed.
+      if (err == ENOSPC && make_room_on_full_disk(bytes)) {
         error->clear();
         continue;
       }
@@ -516,8 +706,33 @@ Journal::Append Journal::append(const std::vector<Record> &batch, size_t *count,
   return done > 0 || error->empty() ? Append::kDone : Append::kFailed;
 }
 
+void Journal::start_segment_if_full() {
+  if (active_bytes_ < segment_bytes_) return;
+  try {
+    open_active(end_seq_);
+  } catch (const JournalError &e) {
+    // The full segment stays active (a full disk): it grows past its size
+    // until room is made.
+    if (!new_segment_failed_)
+      logger_.warn("journal: " + std::string(e.what()) + "; the current segment goes on");
+    new_segment_failed_ = true;
+    return;
+  }
+  new_segment_failed_ = false;
+  measure_disk();
+}
+
+bool Journal::make_room_on_full_disk(uint64_t need) {
+  disk_bound_ = total_bytes_.load();
+  const uint64_t before = total_bytes_;
+  make_room(need, false);
+  return total_bytes_ < before || reset_if_consumed();
+}
+
 void Journal::sync_if_due() {
   const auto now = std::chrono::steady_clock::now();
+  // The disk fills and empties by others too: look again now and then.
+  if (now - last_measure_ >= std::chrono::seconds(1)) measure_disk();
   if (!unsynced_ || now - last_sync_ < std::chrono::seconds(1)) return;
   ::fdatasync(active_fd_);
   unsynced_ = false;
@@ -553,6 +768,59 @@ const uint8_t *JournalReader::bytes_at(uint64_t offset, size_t n) {
   return reinterpret_cast<const uint8_t *>(buf_.data());
 }
 
+JournalReader::Step JournalReader::next_v1(const Journal::SegmentRef &seg, Entry &entry) {
+  const bool active = seg.end_seq == UINT64_MAX;
+  const uint8_t *h = bytes_at(next_offset_, kEntryHeaderV1);
+  if (!h) return active ? Step::kWait : Step::kSegmentEnd;
+  const uint32_t len = static_cast<uint32_t>(get_le(h, 4));
+  const uint32_t want_crc = static_cast<uint32_t>(get_le(h + 4, 4));
+  const uint64_t entry_seq = get_le(h + 8, 8);
+  uint8_t seq_bytes[8];
+  std::memcpy(seq_bytes, h + 8, 8);
+  const uint8_t *body = len <= kMaxEntry ? bytes_at(next_offset_ + kEntryHeaderV1, len) : nullptr;
+  if (body && entry_seq == next_seq_ && entry_crc(seq_bytes, body, len) == want_crc) {
+    entry = {entry_seq, len, body, next_offset_ + kEntryHeaderV1 + len};
+    return Step::kEntry;
+  }
+  if (active && !body) return Step::kWait; // still being written
+  // Version 1 entries cannot be found again after damage: the rest of the
+  // segment is unreadable.
+  log_damage(seg, next_offset_,
+             "the rest of that segment (records " + std::to_string(next_seq_) + " on) cannot be read");
+  return active ? Step::kWait : Step::kSegmentEnd;
+}
+
+JournalReader::Step JournalReader::next_v2(const Journal::SegmentRef &seg, Entry &entry) {
+  const bool active = seg.end_seq == UINT64_MAX;
+  // Only whole entries are below the journal's end; nothing at or past the
+  // next segment's first record belongs here.
+  const uint64_t max_seq = active ? journal_.end_seq() : seg.end_seq;
+  const ByteSource bytes = [this](uint64_t offset, size_t n) { return bytes_at(offset, n); };
+  EntryV2 e;
+  const EntryCheck check = entry_v2_at(bytes, next_offset_, next_seq_, max_seq, e);
+  if (check == EntryCheck::kShort && active) return Step::kWait;
+  if (check != EntryCheck::kValid) {
+    // Damage (or the end of a finished segment): go on at the next entry.
+    const bool found = next_entry_v2(bytes, next_offset_, next_seq_, max_seq, e);
+    const uint64_t resume = found ? e.seq : seg.end_seq;
+    // In the active segment nothing found yet may be an append under way.
+    if (found || (!active && resume > next_seq_))
+      log_damage(seg, next_offset_, missing_records(next_seq_, resume));
+    if (!found) return active ? Step::kWait : Step::kSegmentEnd;
+    next_offset_ = e.offset;
+  }
+  entry = {e.seq, e.len, e.body, e.end()};
+  return Step::kEntry;
+}
+
+void JournalReader::log_damage(const Journal::SegmentRef &seg, uint64_t offset, const std::string &what) {
+  if (seg.first_seq == logged_segment_ && offset == logged_offset_) return; // read again after a rewind
+  logged_segment_ = seg.first_seq;
+  logged_offset_ = offset;
+  journal_.logger().error("journal: damaged entry in \"" + seg.path + "\" at byte " + std::to_string(offset) +
+                          ": " + what + " (counted lost for the outputs that had not taken them)");
+}
+
 uint64_t JournalReader::read(uint64_t from, uint64_t limit, size_t max, std::vector<Record> &out) {
   out.clear();
   uint64_t seq = from, first = from;
@@ -573,41 +841,33 @@ uint64_t JournalReader::read(uint64_t from, uint64_t limit, size_t max, std::vec
       next_seq_ = seg.first_seq;
       next_offset_ = kSegmentHeader;
     }
-    const uint8_t *h = bytes_at(next_offset_, kEntryHeader);
-    if (!h) {
-      if (seg.end_seq == UINT64_MAX) break; // the active segment: nothing more yet
-      // A finished segment that ends before its last record: the rest of it
-      // is unreadable. Take what was read; the next call skips the gap.
+    Entry entry;
+    const Step step = seg.version == kFormatVersionV1 ? next_v1(seg, entry) : next_v2(seg, entry);
+    if (step == Step::kWait) break;
+    if (step == Step::kSegmentEnd) { // the rest of a finished segment cannot be read
       if (!out.empty()) break;
       seq = first = seg.end_seq;
       continue;
     }
-    const uint32_t len = static_cast<uint32_t>(get_le(h, 4));
-    const uint32_t want_crc = static_cast<uint32_t>(get_le(h + 4, 4));
-    const uint64_t entry_seq = get_le(h + 8, 8);
-    uint8_t seq_bytes[8];
-    std::memcpy(seq_bytes, h + 8, 8);
-    const uint8_t *body = len <= kMaxEntry ? bytes_at(next_offset_ + kEntryHeader, len) : nullptr;
+    if (entry.seq > seq) { // records [seq, entry.seq) cannot be read
+      if (!out.empty()) break;
+      seq = first = std::min(entry.seq, limit);
+      if (entry.seq >= limit) break;
+    }
+    next_offset_ = entry.end;
+    next_seq_ = entry.seq + 1;
+    if (entry.seq < seq) continue;
     Record r;
-    const bool ok = body && entry_seq == next_seq_ && entry_crc(seq_bytes, body, len) == want_crc &&
-                    (entry_seq < seq || decode_record(body, len, r, journal_.strings()));
-    if (!ok) {
-      if (seg.end_seq == UINT64_MAX && !body) break; // still being written
-      if (!corruption_logged_)
-        journal_.logger().error("journal: unreadable entry in segment " + std::to_string(seg_first_) +
-                                " at record " + std::to_string(next_seq_) +
-                                "; the rest of that segment is skipped (counted lost)");
-      corruption_logged_ = true;
-      if (seg.end_seq == UINT64_MAX || !out.empty()) break;
-      seq = first = seg.end_seq;
+    if (!decode_record(entry.body, entry.len, r, journal_.strings())) {
+      log_damage(seg, entry.end,
+                 "record " + std::to_string(entry.seq) + " passed its checksum but cannot be decoded");
+      if (!out.empty()) break;
+      seq = first = entry.seq + 1;
       continue;
     }
-    next_offset_ += kEntryHeader + len;
-    ++next_seq_;
-    if (entry_seq < seq) continue;
-    if (out.empty()) first = entry_seq;
+    if (out.empty()) first = entry.seq;
     out.push_back(std::move(r));
-    seq = entry_seq + 1;
+    seq = entry.seq + 1;
   }
   return out.empty() ? seq : first;
 }

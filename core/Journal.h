@@ -8,13 +8,18 @@
 //
 // On disk (DIR): `seg-<first seq, 20 digits>.journal` segment files, each a
 // 24-byte header ("SINKJNL\0", format version, codec version, first seq)
-// then entries [u32 length][u32 crc32 of seq+body][u64 seq][body], body =
-// RecordCodec; `cursors/<output name>.cursor` (32 bytes: "SINKCUR1",
+// then entries [magic "SJE\xb7"][u32 length][u64 seq][u32 crc32 of those 16
+// bytes][u32 crc32 of body][body], body = RecordCodec (format 2; format 1
+// segments, [u32 length][u32 crc32 of seq+body][u64 seq][body], written by
+// earlier sinks, are still read). The magic and the header's own crc let a
+// reader find the next entry after damage, so exactly the damaged records
+// are lost; `cursors/<output name>.cursor` (32 bytes: "SINKCUR1",
 // position, crash seq, crash count, crc32); `lock` (flock: one sink per
 // journal). Appends are written with write(2) once per batch (the OS has
 // them: a process crash loses nothing); fdatasync runs at most once a
 // second and at every segment change, so a power cut loses at most the last
-// second. Size is bounded by max_bytes: segments every cursor has passed
+// second. Size is bounded by max_bytes, and by the disk's free space (less
+// a reserve; ENOSPC counts as full too): segments every cursor has passed
 // are deleted; when the journal is full, the oldest segment is deleted only
 // if some output has passed it (outputs still inside lose its records: lost
 // for them alone), otherwise append() reports full and the caller pauses.
@@ -112,6 +117,9 @@ public:
   uint64_t end_seq() const { return end_seq_; }
   uint64_t bytes() const { return total_bytes_; }
   uint64_t max_bytes() const { return max_bytes_; }
+  // The bound in force: max_bytes, or less when the disk has less room
+  // (what the journal holds plus the disk's free space, less a reserve).
+  uint64_t limit() const { return std::min(max_bytes_, disk_bound_.load()); }
   // Records on disk (appended and not yet deleted).
   uint64_t records() const;
 
@@ -127,6 +135,7 @@ public:
     uint64_t first_seq = 0;
     uint64_t end_seq = UINT64_MAX; // first seq of the next segment; MAX for the active one
     std::string path;
+    uint32_t version = 0;
   };
   SegmentRef locate(uint64_t seq) const;
   StringInterner &strings() { return strings_; }
@@ -137,8 +146,27 @@ private:
     uint64_t first_seq;
     std::string path;
     uint64_t bytes;
+    uint32_t version; // entry format: 1 (before damage could be skipped) or 2
   };
   void recover();
+  static uint64_t segment_size(uint64_t bound);
+  // Looks how much room the journal's disk has (statvfs).
+  void measure_disk();
+  // At start, when no new segment can be made: appends go on in the newest.
+  bool continue_last_segment();
+  // At start: deletes the oldest segments up to the one position is in
+  // (next: the first record after the newest); returns the bytes freed.
+  uint64_t free_segments_passed_by(uint64_t position, uint64_t next);
+  // Starts a new segment when the active one is full and the disk allows.
+  void start_segment_if_full();
+  // After ENOSPC: frees what the bound allows; true when something was.
+  bool make_room_on_full_disk(uint64_t need);
+  // The entry format of a segment; 0 when it holds nothing readable.
+  uint32_t segment_version(int fd, uint64_t first, const std::string &path);
+  // Scan the newest segment, cut what follows its last whole entry and
+  // return the number the next record gets; *kept is its size afterwards.
+  uint64_t recover_last_v2(int fd, uint64_t first, uint64_t size, const std::string &path, uint64_t *kept);
+  uint64_t recover_last_v1(int fd, uint64_t first, uint64_t size, const std::string &path, uint64_t *kept);
   void open_active(uint64_t first_seq);
   // Deletes segments as the cursors and the bound allow; returns how many
   // bytes may be appended (UINT64_MAX when force).
@@ -156,6 +184,9 @@ private:
   int active_fd_ = -1;
   uint64_t active_bytes_ = 0;
   bool unsynced_ = false;
+  bool new_segment_failed_ = false; // logged once per run of failures
+  std::chrono::steady_clock::time_point last_measure_{};
+  std::atomic<uint64_t> disk_bound_{UINT64_MAX};
   std::chrono::steady_clock::time_point last_sync_{};
   std::string buffer_;       // one batch, encoded
   std::vector<size_t> ends_; // where each record's entry ends in buffer_
@@ -182,6 +213,22 @@ public:
   uint64_t read(uint64_t from, uint64_t limit, size_t max, std::vector<Record> &out);
 
 private:
+  // The next entry of the open segment, at or after next_offset_.
+  struct Entry {
+    uint64_t seq = 0;
+    uint32_t len = 0;
+    const uint8_t *body = nullptr;
+    uint64_t end = 0; // where the entry after it starts
+  };
+  enum class Step {
+    kEntry,      // entry is the next readable one (its seq may skip unreadable ones)
+    kWait,       // nothing more yet (the active segment)
+    kSegmentEnd, // nothing more can be read in this finished segment
+  };
+  Step next_v1(const Journal::SegmentRef &seg, Entry &entry);
+  Step next_v2(const Journal::SegmentRef &seg, Entry &entry);
+  // Logs damage once per place (a reader may scan a segment again).
+  void log_damage(const Journal::SegmentRef &seg, uint64_t offset, const std::string &what);
   bool open_segment(const Journal::SegmentRef &seg);
   // Makes [offset, offset+n) of the open segment available in buf_; false
   // at the end of what the file holds.
@@ -194,7 +241,7 @@ private:
   std::string buf_;
   uint64_t buf_offset_ = 0;
   size_t buf_len_ = 0;
-  bool corruption_logged_ = false;
+  uint64_t logged_segment_ = UINT64_MAX, logged_offset_ = UINT64_MAX;
 };
 
 } // namespace sink

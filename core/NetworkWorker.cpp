@@ -137,6 +137,30 @@ std::string upper(std::string s) {
   return s;
 }
 
+// Each distinct value once, in first-seen order, joined by sep.
+std::string join_distinct(const std::vector<std::string> &values, const std::string &sep) {
+  std::vector<std::string> seen;
+  std::string out;
+  for (const auto &v : values) {
+    if (std::find(seen.begin(), seen.end(), v) != seen.end()) continue;
+    out += (seen.empty() ? "" : sep) + v;
+    seen.push_back(v);
+  }
+  return out;
+}
+
+// The original's "TCP server is listening on ..." line; a socket shared by
+// groups of several transports names each ("TCP and TLS server").
+std::string listening_line(const std::vector<TransportGroup *> &groups, const Endpoint &local) {
+  std::vector<std::string> transports, timeouts;
+  for (const auto *g : groups) {
+    transports.push_back(upper(g->plugin_name));
+    timeouts.push_back(format_go_duration(g->config.timeout));
+  }
+  return join_distinct(transports, " and ") + " server is listening on " + local.to_string() +
+         ", timeout value: " + join_distinct(timeouts, " / ");
+}
+
 } // namespace
 
 NetworkWorker::NetworkWorker(NetworkShared &shared, PluginLoader &loader, uint32_t index)
@@ -270,6 +294,9 @@ void NetworkWorker::bind_all(const NetworkWorker *like, bool reuse_port) {
         }
       }
     }
+    if (index_ == 0)
+      for (const auto &l : listeners_)
+        shared_.logger.plain(listening_line(l->groups, l->local));
   }
   for (auto &l : listeners_) {
     bool routed = false;
@@ -305,9 +332,6 @@ NetworkWorker::Listener *NetworkWorker::open_listener_for(TransportGroup &group,
   l->readable.reset(event_new(base_.get(), fd, EV_READ | EV_PERSIST, on_listener_readable, l.get()));
   if (!l->readable || event_add(l->readable.get(), nullptr) != 0)
     throw BindError("cannot watch " + shown + " port " + std::to_string(port));
-  if (index_ == 0)
-    shared_.logger.plain(upper(group.plugin_name) + " server is listening on " + l->local.to_string() +
-                         ", timeout value: " + format_go_duration(g.timeout));
   listeners_.push_back(std::move(l));
   return listeners_.back().get();
 }

@@ -2,7 +2,10 @@
 
 #include "ThreadName.h"
 
+#include <sys/statvfs.h>
+
 #include <chrono>
+#include <filesystem>
 
 #include "ConfigValidation.h"
 
@@ -19,6 +22,22 @@ constexpr auto kAbandonGrace = std::chrono::milliseconds(200);
 constexpr auto kStallLimit = std::chrono::seconds(10);
 // How long the record thread waits for records before it checks again.
 constexpr auto kQueueWait = std::chrono::milliseconds(100);
+// How often the disks records and the journal go to are looked at.
+constexpr auto kDiskCheck = std::chrono::seconds(5);
+// A disk with less free than this share of it (or 10 GiB) is warned about
+// before it is full.
+constexpr uint64_t kLowDiskShare = 10; // percent
+constexpr uint64_t kLowDiskCap = 10ull << 30;
+
+// The directory a file output writes to: its "path" option, resolved as
+// the plugin does (against the config's directory); empty for stdout.
+std::string output_dir(const nlohmann::json &options, const std::string &config_dir) {
+  if (!options.is_object() || !options.contains("path") || !options["path"].is_string()) return "";
+  std::filesystem::path p = options["path"].get<std::string>();
+  if (p.empty() || p == "-") return "";
+  if (p.is_relative() && !config_dir.empty()) p = std::filesystem::path(config_dir) / p;
+  return p.parent_path().empty() ? "." : p.parent_path().string();
+}
 } // namespace
 
 OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, Logger &logger,
@@ -47,7 +66,9 @@ OutputDispatcher::OutputDispatcher(const Config &config, PluginLoader &loader, L
     auto &o = *outputs_.back();
     o.set_instance(
         create_plugin_instance(o.ops()->create, o.ctx(), oc.options.dump(), where, config.config_dir));
+    if (auto dir = output_dir(oc.options, config.config_dir); !dir.empty()) disks_.push_back({label, dir});
   }
+  if (journal_) disks_.push_back({"journal", journal_->dir()});
   names_ = names;
 }
 
@@ -98,7 +119,7 @@ void OutputDispatcher::journal_and_submit(bool force) {
   }
   held_ = held_records_.size();
   if (held_records_.empty()) {
-    if (full_logged_ || append_failed_) logger_.warn("journal: records go in again; accepting resumes");
+    if (full_logged_ || append_failed_) logger_.info("journal: records go in again; accepting resumes");
     full_logged_ = append_failed_ = false;
     every_output_full_ = false;
     return;
@@ -112,8 +133,9 @@ void OutputDispatcher::journal_and_submit(bool force) {
     logger_.error("journal: " + error + "; records are held in memory and accepting pauses until it works");
   if (!failed && !full_logged_)
     logger_.error("journal: full (" + std::to_string(journal_->bytes()) + " of " +
-                  std::to_string(journal_->max_bytes()) +
-                  " bytes, no output has moved past its oldest part); accepting pauses until an output "
+                  std::to_string(journal_->limit()) + " bytes" +
+                  (journal_->limit() < journal_->max_bytes() ? ", all its disk has room for" : "") +
+                  ", no output has moved past its oldest part); accepting pauses until an output "
                   "catches up");
   append_failed_ = append_failed_ || failed;
   full_logged_ = full_logged_ || !failed;
@@ -124,6 +146,7 @@ void OutputDispatcher::run() {
   std::vector<OutputWorker::Item> items;
   bool open = true;
   while (open && !abandoned_) {
+    check_disks();
     open = queue_.pop_all(batch, kQueueWait);
     for (auto &r : batch) {
       // Analyzers run before the journal and any output see the record, so
@@ -159,9 +182,12 @@ void OutputDispatcher::run() {
   // bound, so the next start delivers it.
   if (journal_ && !abandoned_) {
     journal_and_submit(true);
-    if (!held_records_.empty())
+    if (!held_records_.empty()) {
       logger_.error("journal: " + std::to_string(held_records_.size()) +
-                    " records could not be journalled at exit and are lost");
+                    " records could not be journalled at exit and are lost (counted lost for every output)");
+      for (auto &o : outputs_)
+        o->count_given_up(held_records_.size());
+    }
   }
   for (auto &o : outputs_)
     o->close();
@@ -229,6 +255,33 @@ bool OutputDispatcher::stop() {
     clean = clean && o->finished();
   }
   return clean;
+}
+
+void OutputDispatcher::check_disks() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - disks_checked_ < kDiskCheck) return;
+  disks_checked_ = now;
+  std::lock_guard<std::mutex> lock(disks_mutex_);
+  for (auto &d : disks_) {
+    struct statvfs fs {};
+    if (::statvfs(d.dir.c_str(), &fs) != 0) continue;
+    d.size_bytes = uint64_t(fs.f_blocks) * fs.f_frsize;
+    d.free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;
+    const bool low = d.free_bytes < std::min(d.size_bytes / 100 * kLowDiskShare, kLowDiskCap);
+    if (low && !d.low)
+      logger_.warn("disk: " + d.what + " writes to \"" + d.dir + "\", which has " +
+                   std::to_string(d.free_bytes) + " of " + std::to_string(d.size_bytes) +
+                   " bytes free; make room before it is full");
+    else if (!low && d.low)
+      logger_.info("disk: \"" + d.dir + "\" (" + d.what + ") has room again (" +
+                   std::to_string(d.free_bytes) + " bytes free)");
+    d.low = low;
+  }
+}
+
+std::vector<OutputDispatcher::DiskState> OutputDispatcher::disks() const {
+  std::lock_guard<std::mutex> lock(disks_mutex_);
+  return disks_;
 }
 
 std::string OutputDispatcher::stats() const {

@@ -7,7 +7,9 @@
 #include <sink/plugin.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -61,8 +63,20 @@ public:
   // Times accepting was paused because nothing could take records.
   uint64_t pauses() const { return pauses_; }
 
+  // A disk records or the journal are written to, as last looked at.
+  struct DiskState {
+    std::string what; // "journal" or the output's label
+    std::string dir;
+    uint64_t free_bytes = 0, size_bytes = 0;
+    bool low = false; // less than kLowDiskShare of it free (at most 10 GiB)
+  };
+  std::vector<DiskState> disks() const;
+
 private:
   void run();
+  // Looks at each watched disk (statvfs); logs when one runs low or has
+  // room again. Record thread, every few seconds.
+  void check_disks();
   // Appends what is held to the journal and hands it to the outputs.
   void journal_and_submit(bool force);
   void submit(std::vector<OutputWorker::Item> &items);
@@ -81,6 +95,9 @@ private:
   std::atomic<bool> every_output_full_{false};
   std::atomic<uint64_t> held_{0}, pauses_{0};
   static std::atomic<bool> abandoned_;
+  mutable std::mutex disks_mutex_;
+  std::vector<DiskState> disks_;
+  std::chrono::steady_clock::time_point disks_checked_{};
 };
 
 } // namespace sink

@@ -16,6 +16,7 @@ std::string status_name(int rc) {
   switch (rc) {
   case SINK_ERR_IO: return "I/O error";
   case SINK_ERR_CONFIG: return "configuration error";
+  case SINK_ERR_REFUSED: return "refused for good";
   default: return "error " + std::to_string(rc);
   }
 }
@@ -51,6 +52,7 @@ OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger
     confirmed_seq_ = next_seq_;
   }
   last_progress_ns_ = steady_ns();
+  set_dead_letter(journal_ ? journal_->dir() + "/dead-letter.jsonl" : "sink-dead-letter.jsonl");
 }
 
 OutputWorker::~OutputWorker() {
@@ -176,6 +178,25 @@ uint64_t OutputWorker::lost() const {
   return l;
 }
 
+bool OutputWorker::set_aside(const Item &item, const sink_record &view) {
+  std::string why;
+  const std::string name = label_.rfind("output ", 0) == 0 ? label_.substr(7) : label_;
+  if (!dead_letter_->append(dead_letter_record_line(view, name, unix_now_ns()), &why)) {
+    if (!dead_letter_failing_)
+      logger_.error(label_ + ": record " + std::string(item.record->id.data()) +
+                    " was refused for good but cannot be set aside (" + why + "); retrying it");
+    dead_letter_failing_ = true;
+    return false;
+  }
+  dead_letter_failing_ = false;
+  set_aside_seqs_.insert(item.seq);
+  ++set_aside_;
+  logger_.error(label_ + ": record " + std::string(item.record->id.data()) +
+                " was refused for good by this output; set aside in " + dead_letter_->path() + " (" +
+                std::to_string(set_aside_) + " so far), the output goes on");
+  return true;
+}
+
 void OutputWorker::apply_skip() {
   if (!cursor_) return;
   const uint64_t target = cursor_->skip_target();
@@ -255,6 +276,10 @@ bool OutputWorker::deliver() {
       if (abandoned_) return false;
     }
     const Item &item = unconfirmed_[taken_];
+    if (set_aside_seqs_.count(item.seq)) { // refused before a failed flush
+      ++taken_;
+      continue;
+    }
     if (poison(item.seq)) {
       if (!poison_counted_) {
         ++lost_;
@@ -272,14 +297,23 @@ bool OutputWorker::deliver() {
       PluginCallScope scope(label_.c_str(), cursor_, item.seq, item.record->id.data());
       rc = ops_->write(instance_, &view.get());
     }
+    if (rc == SINK_ERR_REFUSED) {
+      ctx_->error_logged = false; // the plugin's reason is logged; this is no failure run
+      if (!set_aside(item, view.get())) {
+        check(rc, "write");
+        return false;
+      }
+      ++taken_;
+      continue;
+    }
     check(rc, "write");
     if (rc != SINK_OK) return false; // retried later with the same record
     ++taken_;
   }
-  // Nothing written (only skipped poison records): nothing to flush.
+  // Nothing written (only skipped records): nothing to flush.
   bool any_written = false;
   for (const auto &item : unconfirmed_)
-    any_written = any_written || !poison(item.seq);
+    any_written = any_written || !skipped(item.seq);
   int rc = SINK_OK;
   if (any_written) {
     // A crash inside flush is charged to the batch's last record.
@@ -293,13 +327,14 @@ bool OutputWorker::deliver() {
     return false;
   }
   if (failing_)
-    logger_.warn(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) +
+    logger_.info(label_ + ": " + failing_what_ + " works again after " + std::to_string(failures_) +
                  " failures");
   failing_ = false;
   failing_now_ = false;
   uint64_t delivered = unconfirmed_.size();
   for (const auto &item : unconfirmed_)
-    if (poison(item.seq)) --delivered;
+    if (skipped(item.seq)) --delivered;
+  set_aside_seqs_.clear();
   written_ += delivered;
   if (journal_) {
     next_seq_ += unconfirmed_.size();
@@ -384,7 +419,8 @@ void OutputWorker::run() {
 
 std::string OutputWorker::stats() const {
   return label_ + " written=" + std::to_string(written_) + " failed=" + std::to_string(failures_) +
-         " pending=" + std::to_string(outstanding()) + " lost=" + std::to_string(lost());
+         " pending=" + std::to_string(outstanding()) + " lost=" + std::to_string(lost()) +
+         (set_aside_ ? " set_aside=" + std::to_string(set_aside_) : std::string());
 }
 
 std::string OutputWorker::loss_report() const {

@@ -22,8 +22,10 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
+#include "DeadLetter.h"
 #include "HostApi.h"
 #include "Journal.h"
 #include "Logger.h"
@@ -50,6 +52,12 @@ public:
   const sink_output_ops *ops() const { return ops_; }
   void set_instance(void *instance) { instance_ = instance; }
   const std::string &label() const { return label_; }
+
+  // Where records this output refuses for good (SINK_ERR_REFUSED) are set
+  // aside. Default: dead-letter.jsonl in the journal's directory, else
+  // ./sink-dead-letter.jsonl.
+  void set_dead_letter(const std::string &path) { dead_letter_ = dead_letter_file(path); }
+  const std::string &dead_letter_path() const { return dead_letter_->path(); }
 
   void start();
   // Hands over a batch, numbered in order (record thread). Never blocks on
@@ -80,6 +88,11 @@ public:
   uint64_t failures() const { return failures_; }
   // Including records the journal deleted before this output took them.
   uint64_t lost() const;
+  // Records the output refused for good, set aside in the dead-letter file.
+  uint64_t set_aside() const { return set_aside_; }
+  // Records the host gave up before this output got them (the journal's
+  // disk refused them at exit): counted lost for it.
+  void count_given_up(uint64_t n) { lost_ += n; }
   // The last write or flush failed, and nothing has succeeded since.
   bool failing() const { return failing_now_; }
   // While records wait for it: seconds since it last confirmed any (or last
@@ -105,6 +118,10 @@ private:
   void check(int rc, const char *what);
   bool journal_behind() const;     // the journal holds records not taken yet
   bool poison(uint64_t seq) const; // crashed this output on 3 starts in a row
+  // The output refused item for good: into the dead-letter file. False (a
+  // failure, retried) when the file cannot be written.
+  bool set_aside(const Item &item, const sink_record &view);
+  bool skipped(uint64_t seq) const { return poison(seq) || set_aside_seqs_.count(seq) != 0; }
 
   std::string label_;
   const sink_output_ops *ops_;
@@ -141,6 +158,10 @@ private:
   size_t unconfirmed_count_ = 0;                // unconfirmed_.size(), guarded by mutex_
   bool poison_counted_ = false;
   RecordView view_; // deliver()'s view of the record in hand, reused
+  std::shared_ptr<DeadLetterFile> dead_letter_;
+  std::unordered_set<uint64_t> set_aside_seqs_; // in unconfirmed_: never written again
+  std::atomic<uint64_t> set_aside_{0};
+  bool dead_letter_failing_ = false; // logged once until it works again
 };
 
 } // namespace sink

@@ -55,6 +55,9 @@ void add_output_metrics(PrometheusText &m, const std::vector<std::unique_ptr<Out
   each("sink_output_lost_total", "counter",
        "Records lost for this output (skipped while it lagged, or poison records).",
        [](const OutputWorker &o) { return o.lost(); });
+  each("sink_output_set_aside_total", "counter",
+       "Records the output refused for good, set aside in the dead-letter file.",
+       [](const OutputWorker &o) { return o.set_aside(); });
   each("sink_output_failing", "gauge", "1 while the output's last write or flush failed.",
        [](const OutputWorker &o) { return o.failing() ? 1 : 0; });
 }
@@ -117,8 +120,26 @@ std::string sensor_metrics(const Server &server, const OutputDispatcher &outputs
     m.sample("sink_journal_max_bytes", static_cast<double>(journal->max_bytes()));
   }
   add_output_metrics(m, outputs.outputs());
+  const auto disks = outputs.disks();
+  m.family("sink_disk_free_bytes", "gauge", "Free bytes on the disk an output or the journal writes to.");
+  for (const auto &d : disks)
+    m.sample("sink_disk_free_bytes", static_cast<double>(d.free_bytes), {{"use", d.what}, {"dir", d.dir}});
+  m.family("sink_disk_low", "gauge", "1 while that disk has less than 10% (or 10 GiB) free.");
+  for (const auto &d : disks)
+    m.sample("sink_disk_low", d.low ? 1 : 0, {{"use", d.what}, {"dir", d.dir}});
   add_kernel_metrics(m);
   return m.text();
+}
+
+Health sensor_health(const OutputDispatcher &outputs, const MetricsConfig &limits) {
+  Health h = outputs_health(outputs.outputs(), limits, outputs.every_output_full());
+  for (const auto &d : outputs.disks())
+    if (d.low) {
+      h.ok = false;
+      h.why += "disk: \"" + d.dir + "\" (" + d.what + ") has " + std::to_string(d.free_bytes) + " of " +
+               std::to_string(d.size_bytes) + " bytes free\n";
+    }
+  return h;
 }
 
 Health outputs_health(const std::vector<std::unique_ptr<OutputWorker>> &outputs, const MetricsConfig &limits,

@@ -27,5 +27,8 @@ std::string sensor_metrics(const Server &server, const OutputDispatcher &outputs
 // paused: no output can take records (journal full or failing): also 503.
 Health outputs_health(const std::vector<std::unique_ptr<OutputWorker>> &outputs, const MetricsConfig &limits,
                       bool paused = false);
+// A sensor's health: its outputs' (above), and 503 while a disk records or
+// the journal go to is nearly full.
+Health sensor_health(const OutputDispatcher &outputs, const MetricsConfig &limits);
 
 } // namespace sink

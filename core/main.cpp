@@ -218,10 +218,7 @@ int run(sink::Config config) {
       metrics = std::make_unique<sink::MetricsServer>(
           server.base(), config.metrics.listen,
           [&] { return sink::sensor_metrics(server, *outputs_owner, journal.get(), config.sensor); },
-          [&] {
-            return sink::outputs_health(outputs_owner->outputs(), config.metrics,
-                                        outputs_owner->every_output_full());
-          });
+          [&] { return sink::sensor_health(*outputs_owner, config.metrics); });
       logger->info("metrics on http://" + config.metrics.listen + "/metrics and /healthz");
     }
     if (!config.user.empty()) {

@@ -32,13 +32,21 @@ struct LineOutput {
     failing = true;
     return SINK_ERR_IO;
   }
-  // Says so when opening cut off half a record left by a crash.
+  // Says so when opening cut off half a record left by a crash, or found
+  // a file ending mid-line that sink did not write.
   void report_torn_tail() {
+    if (file.ended_mid_line() && host && host->log)
+      host->log(ctx, SINK_LOG_WARN,
+                ("\"" + file.path() +
+                 "\" does not end with a newline and sink did not write its last line: it is kept whole, "
+                 "new records start after a newline")
+                    .c_str());
     if (file.torn_bytes() && host && host->log)
       host->log(ctx, SINK_LOG_WARN,
                 ("cut a torn last line of " + std::to_string(file.torn_bytes()) + " bytes from \"" +
                  file.path() +
-                 "\" (half a record left by a crash), so new records start on a line of their own")
+                 "\" (half a record this sink was writing when it stopped), so new records start on a line "
+                 "of their own")
                     .c_str());
   }
   // A file that starts empty gets the header first (also after rotation).
@@ -116,7 +124,7 @@ int line_output_flush(void *instance) noexcept {
   }
   out->file.commit();
   if (out->failing && out->host && out->host->log)
-    out->host->log(out->ctx, SINK_LOG_WARN, ("writing to \"" + out->file.path() + "\" works again").c_str());
+    out->host->log(out->ctx, SINK_LOG_INFO, ("writing to \"" + out->file.path() + "\" works again").c_str());
   out->failing = false;
   return SINK_OK;
 }

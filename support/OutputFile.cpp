@@ -20,7 +20,7 @@ int open_append(const std::string &path) {
   if (path == "-") return STDOUT_FILENO;
   // As root no link a user could have made is followed (NoForeignLinks.h).
   const int fd =
-      open_without_foreign_links(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0666);
+      open_without_foreign_links(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
   if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
@@ -35,7 +35,46 @@ std::string open_error(const std::string &path) {
 }
 } // namespace
 
-OutputFile::OutputFile(std::string path) : path_(std::move(path)) {
+namespace {
+// The side file: magic, device, inode, then [start, end) of the bytes this
+// sink is writing and has not confirmed, and their first bytes (an inode
+// number can be reused by a file sink did not write). Host-local, so
+// native byte order.
+constexpr char kTailMagic[8] = {'S', 'I', 'N', 'K', 'T', 'A', 'I', 'L'};
+constexpr size_t kTailHead = 32;
+struct TailNote {
+  char magic[8];
+  unsigned long long dev, ino;
+  long long start, end;
+  unsigned long long head_size;
+  char head[kTailHead];
+};
+
+// True when the file's bytes from note.start on begin as the note says.
+bool starts_as_noted(int fd, const TailNote &note, long long file_end) {
+  const size_t n = static_cast<size_t>(std::min<long long>(
+      static_cast<long long>(std::min<size_t>(note.head_size, kTailHead)), file_end - note.start));
+  char got[kTailHead];
+  return n > 0 && pread(fd, got, n, note.start) == static_cast<ssize_t>(n) &&
+         std::memcmp(got, note.head, n) == 0;
+}
+
+std::string tail_path_of(const std::string &path) {
+  const auto slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  return dir + "." + path.substr(slash == std::string::npos ? 0 : slash + 1) + ".sink-tail";
+}
+
+// A descriptor closed when it goes out of scope.
+struct ScopedFd {
+  int fd;
+  ~ScopedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+} // namespace
+
+OutputFile::OutputFile(std::string path) : path_(std::move(path)), tail_path_(tail_path_of(path_)) {
   const int fd = open_append(path_);
   if (fd < 0) throw std::runtime_error(open_error(path_));
   adopt(fd);
@@ -47,32 +86,40 @@ void OutputFile::adopt(int fd) {
   owns_fd_ = fd_ != STDOUT_FILENO;
   struct stat st {};
   torn_bytes_ = 0;
+  ended_mid_line_ = false;
+  unfinished_at_ = -1;
   if (fstat(fd_, &st) == 0) {
     seekable_ = S_ISREG(st.st_mode);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
     end_ = committed_ = seekable_ ? st.st_size : 0;
-    if (seekable_ && st.st_size > 0) cut_torn_tail();
+    if (seekable_ && st.st_size > 0) handle_unfinished_line();
     was_empty_ = !seekable_ || end_ == 0;
   }
 }
 
-void OutputFile::cut_torn_tail() {
+void OutputFile::handle_unfinished_line() {
   // Our descriptor is write-only (so a FIFO still needs a reader): read the
   // tail through a second one.
-  struct Reader {
-    int fd;
-    ~Reader() {
-      if (fd >= 0) ::close(fd);
-    }
-  } r{open_without_foreign_links(path_, O_RDONLY | O_CLOEXEC)};
+  ScopedFd r{open_without_foreign_links(path_, O_RDONLY | O_CLOEXEC)};
   if (r.fd < 0) return;
   char last = '\n';
   if (pread(r.fd, &last, 1, end_ - 1) != 1 || last == '\n') return;
-  // Find the last newline, reading backwards a block at a time.
+  // What this sink had written and not confirmed when it stopped.
+  TailNote note{};
+  long long ours_from = end_;
+  if (ScopedFd t{open_without_foreign_links(tail_path_, O_RDONLY | O_CLOEXEC)};
+      t.fd >= 0 && ::pread(t.fd, &note, sizeof note, 0) == static_cast<ssize_t>(sizeof note) &&
+      std::memcmp(note.magic, kTailMagic, sizeof kTailMagic) == 0 && note.dev == dev_ && note.ino == ino_ &&
+      note.start >= 0 && note.start < end_ && end_ <= note.end && starts_as_noted(r.fd, note, end_))
+    ours_from = note.start;
+  // Keep every whole line, ours too (the host writes the rest again); cut
+  // only the torn line, and never below what this sink wrote.
   char buf[4096];
   long long pos = end_;
-  long long keep = 0;
-  while (pos > 0 && keep == 0) {
-    const long long from = std::max(0LL, pos - static_cast<long long>(sizeof buf));
+  long long keep = ours_from;
+  while (pos > ours_from && keep == ours_from) {
+    const long long from = std::max(ours_from, pos - static_cast<long long>(sizeof buf));
     const ssize_t n = pread(r.fd, buf, static_cast<size_t>(pos - from), from);
     if (n <= 0) return;
     for (ssize_t i = n - 1; i >= 0; --i)
@@ -83,14 +130,43 @@ void OutputFile::cut_torn_tail() {
     pos = from;
   }
   const long long torn = end_ - keep;
-  if (cut_back_to(keep)) {
+  if (torn > 0 && cut_back_to(keep)) {
     torn_bytes_ = static_cast<size_t>(torn);
     committed_ = end_;
   }
+  // What is left may end inside a line sink did not write: kept whole.
+  if (end_ > 0 && pread(r.fd, &last, 1, end_ - 1) == 1 && last != '\n') {
+    ended_mid_line_ = true;
+    unfinished_at_ = end_;
+  }
+}
+
+void OutputFile::note_pending(long long start, const std::string &first_bytes) {
+  if (!seekable_) return;
+  if (tail_fd_ < 0) tail_fd_ = open_without_foreign_links(tail_path_, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (tail_fd_ < 0) return; // no side file (a read-only directory): nothing is ever cut at open
+  TailNote note{};
+  std::memcpy(note.magic, kTailMagic, sizeof kTailMagic);
+  note.dev = dev_;
+  note.ino = ino_;
+  note.start = start;
+  note.end = end_ + static_cast<long long>(staged_.size());
+  // From start on: what an earlier write_out since the commit put there,
+  // else the first of the bytes about to go out.
+  note.head_size = std::min(first_bytes.size(), kTailHead);
+  std::memcpy(note.head, first_bytes.data(), note.head_size);
+  // One small pwrite: a process crash never leaves half of it.
+  [[maybe_unused]] ssize_t w = ::pwrite(tail_fd_, &note, sizeof note, 0);
 }
 
 OutputFile::~OutputFile() {
   if (owns_fd_) ::close(fd_);
+  if (tail_fd_ >= 0) {
+    ::close(tail_fd_);
+    // Closed in order: only whole lines are left (a rollback ran), so there
+    // is nothing a next start would have to cut.
+    ::unlink(tail_path_.c_str());
+  }
 }
 
 bool OutputFile::cut_back_to(long long offset) {
@@ -103,6 +179,11 @@ bool OutputFile::cut_back_to(long long offset) {
 }
 
 bool OutputFile::write_out() {
+  if (staged_.empty()) return true;
+  // A line sink did not write and that does not end: ours start after it.
+  if (end_ == unfinished_at_ && seekable_) staged_.insert(0, 1, '\n');
+  if (committed_ == end_) pending_head_.assign(staged_, 0, std::min(staged_.size(), kTailHead));
+  note_pending(committed_, pending_head_);
   size_t done = 0;
   while (done < staged_.size()) {
     const ssize_t n = ::write(fd_, staged_.data() + done, staged_.size() - done);
@@ -115,6 +196,7 @@ bool OutputFile::write_out() {
     // Some bytes may have landed: take them back so the file ends on a
     // whole record and the staged bytes can be written again later.
     if (done) cut_back_to(end_);
+    if (end_ == unfinished_at_ && seekable_) staged_.erase(0, 1); // added again at the retry
     return false;
   }
   end_ += static_cast<long long>(done);

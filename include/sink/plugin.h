@@ -47,7 +47,11 @@
  * Errors. Every entry point returns SINK_OK or a negative sink_status and
  * must not let a C++ exception escape (mark them noexcept / catch all).
  * create reports why it failed by writing a NUL-terminated message into
- * the caller's buffer.
+ * the caller's buffer. sink_status is append-only: values are added at the
+ * end and never changed or reused, without a minor bump. A host that does
+ * not know a status a plugin returns treats it as SINK_ERR (an older host
+ * retries a record refused with SINK_ERR_REFUSED like any failed write),
+ * so a plugin may return a newer status to any 1.x host.
  *
  * Memory. Whatever a side allocates, that side frees. Pointers passed into
  * a call (the record, configuration text, host strings) are borrowed and
@@ -79,7 +83,13 @@ typedef enum sink_status {
   SINK_OK = 0,
   SINK_ERR = -1,        /* generic failure, see log */
   SINK_ERR_CONFIG = -2, /* bad configuration handed to create */
-  SINK_ERR_IO = -3      /* the plugin's sink (file, socket...) failed */
+  SINK_ERR_IO = -3,     /* the plugin's sink (file, socket...) failed */
+  /* From write only: the store refused THIS record for good (a constraint,
+   * a data error, too large), not an outage. The host sets the record aside
+   * (counted, logged with its id, appended to a dead-letter file) and goes
+   * on with the next; it never hands that record to this output again. From
+   * any other entry point it counts as SINK_ERR. Hosts before it: SINK_ERR. */
+  SINK_ERR_REFUSED = -4
 } sink_status;
 
 typedef enum sink_plugin_kind {
@@ -243,6 +253,12 @@ typedef struct sink_create_args {
  *    flush, drop (or cut back) what you buffered since your last successful
  *    flush; write records idempotently (ids are unique) or atomically.
  *    Delivery is at-least-once.
+ *  - A record the store will never take (a constraint or data error, not
+ *    an outage) is refused by returning SINK_ERR_REFUSED from write; the
+ *    host sets it aside and writes the next. A plugin that learns of such a
+ *    refusal only at flush (a batch) fails the flush, then, when the host
+ *    writes the batch again, returns SINK_ERR_REFUSED from the write of the
+ *    record the store refused (e.g. by sending each record on its own).
  *  - Each output instance runs on its own thread; a write that blocks holds
  *    up only its own output. The host keeps a bounded backlog per output
  *    and counts what a stalled output had to skip as lost for it alone. */

@@ -11,6 +11,9 @@
 // An unreachable server is an outage, not a configuration error: libnats
 // reconnects forever with back-off, and write returns SINK_ERR_IO until it is
 // connected and the stream is in place, so records wait in the host's backlog.
+// A message NATS refuses for good (over the server's max_payload, or the
+// stream's max_msg_size) is answered with SINK_ERR_REFUSED: at once, or when
+// the host writes the failed batch again; the host sets it aside.
 #include <sink/plugin.h>
 
 #include <chrono>
@@ -70,8 +73,10 @@ public:
       fail_once("records carry no id (host older than ABI 1.1)");
       return SINK_ERR;
     }
-    if (!ready()) return SINK_ERR_IO;
     const std::string id = r.id;
+    if (take_refusal(id))
+      return refuse(id, "JetStream refused it for good (larger than the stream's max_msg_size)");
+    if (!ready()) return SINK_ERR_IO;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       if (batch_failed_) return SINK_OK; // taken; the failing flush has the host write it again
@@ -106,6 +111,10 @@ public:
         std::lock_guard<std::mutex> lock(mutex_);
         pending_.erase(id);
       }
+      if (s == NATS_MAX_PAYLOAD)
+        return refuse(id, std::to_string(body.size()) +
+                              " bytes of JSON are more than the server's max_payload (" +
+                              std::to_string(natsConnection_GetMaxPayload(conn_->get())) + " bytes)");
       fail_once(status_text("publishing to \"" + subject + "\"", s));
       return SINK_ERR_IO; // the host writes this record again later
     }
@@ -118,7 +127,7 @@ public:
                       !batch_failed_;
     if (done) {
       lock.unlock();
-      if (failing_) log(SINK_LOG_WARN, "publishing to JetStream works again");
+      if (failing_) log(SINK_LOG_INFO, "publishing to JetStream works again");
       failing_ = false;
       return SINK_OK;
     }
@@ -140,6 +149,16 @@ private:
   void log(sink_log_level level, const std::string &text) const {
     if (host_ && host_->log) host_->log(ctx_, level, text.c_str());
   }
+  // A refusal JetStream gave for this id in an earlier batch (consumed).
+  bool take_refusal(const std::string &id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return refused_.erase(id) != 0;
+  }
+  int refuse(const std::string &id, const std::string &why) {
+    log(SINK_LOG_ERROR, "record " + id + " refused for good: " + why);
+    return SINK_ERR_REFUSED;
+  }
+
   static std::string describe(const std::string &err) { return err.empty() ? "" : " (" + err + ")"; }
 
   // The first failure of a run is logged; later ones are not, until a
@@ -237,7 +256,12 @@ private:
     const bool ours = pending_.count(id) != 0;
     if (pa && ours) {
       pending_.erase(id);
-    } else if (!pa && ours && !batch_failed_) {
+    } else if (!pa && ours && pae && pae->ErrCode == JSStreamMessageExceedsMaximumErr) {
+      // Sending it again cannot help: the host's rewrite of the batch learns
+      // of it in write.
+      refused_.insert(id);
+    }
+    if (!pa && ours && !batch_failed_) {
       batch_failed_ = true;
       batch_error_ =
           pae ? status_text("JetStream refused message " + std::string(id), pae->Err, pae->ErrCode) +
@@ -271,6 +295,7 @@ private:
   std::mutex mutex_;
   std::condition_variable room_;
   std::unordered_set<std::string> pending_; // ids written since the last good flush, not yet acked
+  std::unordered_set<std::string> refused_; // ids JetStream refused for good, until written again
   bool batch_failed_ = false;
   std::string batch_error_;
 };

@@ -8,6 +8,14 @@
 // rows. The server being down is an outage, not an error of the
 // configuration: create succeeds, write/flush fail until it is back, and the
 // plugin reconnects with a back-off.
+//
+// A row PostgreSQL refuses for good (a data exception, a constraint such as
+// a CHECK the operator added) fails the batch; flush then sends it again in
+// halves, and halves of the halves that fail, until each refused row is
+// known (a few transactions, not one per row) and the rest is committed. The
+// host writes the batch again; write answers the refused rows with
+// SINK_ERR_REFUSED, so the host sets them aside, and every other row is
+// stored (again a no-op: ON CONFLICT).
 #include <sink/plugin.h>
 
 #include <libpq-fe.h>
@@ -15,16 +23,20 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "PluginOptions.h"
 #include "RecordFormat.h"
@@ -260,13 +272,31 @@ template <typename Field> bool covers(const sink_record &r, const Field &field) 
              sizeof field;
 }
 
+using RowKey = std::array<uint8_t, 16>;
+
+// The row's id: the record's, or one derived from it (ABI 1.0 layout).
+RowKey row_key(const sink_record &r) {
+  RowKey id;
+  if (!(covers(r, r.value_size) && parse_uuid(r.id, id.data()))) derived_uuid(r, id.data());
+  return id;
+}
+
+std::string uuid_text(const RowKey &id) {
+  static const char *kHex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kHex[id[i] >> 4];
+    out += kHex[id[i] & 15];
+  }
+  return out;
+}
+
 // One tuple of the COPY binary stream.
-void encode_row(std::string &out, const sink_record &r) {
+void encode_row(std::string &out, const sink_record &r, const RowKey &id) {
   const bool v11 = covers(r, r.value_size);
   put16(out, static_cast<uint16_t>(kColumnCount));
-  uint8_t id[16];
-  if (!(v11 && parse_uuid(r.id, id))) derived_uuid(r, id);
-  field_bytes(out, id, 16);
+  field_bytes(out, id.data(), id.size());
   if (v11)
     field_text(out, r.sensor);
   else
@@ -316,6 +346,26 @@ std::string one_line(const char *msg) {
 
 void ignore_notice(void *, const char *) {}
 
+// Errors that sending the same row again can never cure: SQLSTATE class 22
+// (data exception), 23 (integrity constraint violation) and 54000 (program
+// limit exceeded, e.g. an index row too large). Class 08 (connection) and
+// everything else is an outage or a table problem, retried.
+bool refused_for_good(const std::string &sqlstate) {
+  const std::string_view cls = std::string_view(sqlstate).substr(0, 2);
+  return cls == "22" || cls == "23" || sqlstate == "54000";
+}
+
+std::string sqlstate_of(const PGresult *res) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  return state ? state : "";
+}
+
+// The primary message only: the DETAIL of a refused row repeats the row.
+std::string primary_message(const PGresult *res) {
+  const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  return one_line(msg);
+}
+
 // ---- the instance -------------------------------------------------------------
 
 class PostgresOutput {
@@ -345,8 +395,16 @@ public:
   int write(const sink_record &r) {
     // Nothing can be committed while the server is away: say so at once, so
     // the host backs off (and keeps the records) instead of buffering.
+    const RowKey key = row_key(r);
+    if (const auto it = refused_rows_.find(key); it != refused_rows_.end()) {
+      log(SINK_LOG_ERROR, "record " + uuid_text(key) + " refused for good by PostgreSQL: " + it->second);
+      refused_rows_.erase(it);
+      return SINK_ERR_REFUSED;
+    }
     if (!ensure_connected()) return SINK_ERR_IO;
-    encode_row(buffer_, r);
+    row_starts_.push_back(buffer_.size());
+    row_keys_.push_back(key);
+    encode_row(buffer_, r, key);
     ++rows_;
     return SINK_OK;
   }
@@ -357,14 +415,16 @@ public:
       drop_batch();
       return SINK_ERR_IO;
     }
-    const bool ok = send_batch();
+    refused_ = false;
+    const bool ok = send_batch(buffer_);
+    if (!ok && refused_) find_refused_rows();
     drop_batch(); // committed, or the host writes it all again
     return ok ? SINK_OK : SINK_ERR_IO;
   }
 
   void close() noexcept {
     try {
-      if (rows_ && conn_ && PQstatus(conn_.get()) == CONNECTION_OK) send_batch();
+      if (rows_ && conn_ && PQstatus(conn_.get()) == CONNECTION_OK) send_batch(buffer_);
     } catch (...) {
     }
     conn_.reset();
@@ -377,7 +437,45 @@ private:
 
   void drop_batch() {
     buffer_.clear();
+    row_starts_.clear();
+    row_keys_.clear();
     rows_ = 0;
+  }
+
+  // The COPY tuples of rows [first, last) of the batch.
+  std::string_view rows(size_t first, size_t last) const {
+    const size_t from = row_starts_[first], to = last < rows_ ? row_starts_[last] : buffer_.size();
+    return std::string_view(buffer_).substr(from, to - from);
+  }
+
+  // The batch failed on a row refused for good: commits every other row and
+  // remembers the refused ones for write. The flush still fails, so the
+  // host writes the batch again and learns which rows to set aside.
+  void find_refused_rows() {
+    const size_t before = refused_rows_.size();
+    const bool whole = split(0, rows_);
+    log(SINK_LOG_ERROR, "PostgreSQL refused " + std::to_string(refused_rows_.size() - before) +
+                            " row(s) of a " + std::to_string(rows_) + "-row batch for good (" + refusal_ +
+                            ")" +
+                            (whole ? "; the other rows are committed" : "; then the connection failed") +
+                            ", and the batch is written again without the refused rows");
+  }
+
+  // Rows [first, last) failed together: each half on its own. False on an
+  // outage (what is not committed is written again anyway).
+  bool split(size_t first, size_t last) {
+    if (last - first == 1) {
+      refused_rows_.emplace(row_keys_[first], refusal_);
+      return true;
+    }
+    const size_t mid = first + (last - first) / 2;
+    return send_or_split(first, mid) && send_or_split(mid, last);
+  }
+
+  bool send_or_split(size_t first, size_t last) {
+    refused_ = false;
+    if (send_batch(rows(first, last))) return true;
+    return refused_ && split(first, last);
   }
 
   ResultPtr exec(const std::string &sql) { return ResultPtr(PQexec(conn_.get(), sql.c_str())); }
@@ -386,6 +484,7 @@ private:
     ResultPtr res = exec(sql);
     if (res && PQresultStatus(res.get()) == PGRES_COMMAND_OK) return true;
     *why = one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_.get()));
+    note_error(res.get());
     return false;
   }
 
@@ -475,8 +574,14 @@ private:
     next_attempt_ = Clock::now() + backoff_;
   }
 
+  void note_error(const PGresult *res) {
+    last_sqlstate_ = sqlstate_of(res);
+    last_primary_ = primary_message(res);
+  }
+
   // A statement failed: roll back; reconnect later if the connection is gone.
   bool failed(const std::string &what, const std::string &why) {
+    const std::string sqlstate = std::exchange(last_sqlstate_, std::string());
     if (PQstatus(conn_.get()) != CONNECTION_OK) {
       lost(what + ": " + why);
       return false;
@@ -484,6 +589,13 @@ private:
     exec("ROLLBACK");
     if (PQstatus(conn_.get()) != CONNECTION_OK) {
       lost(what + ": " + why);
+      return false;
+    }
+    if (refused_for_good(sqlstate)) {
+      // The session and the table are fine; only a row is not wanted. The
+      // caller says which, so nothing is logged here.
+      refused_ = true;
+      refusal_ = what + ": " + last_primary_ + " (SQLSTATE " + sqlstate + ")";
       return false;
     }
     // The server is there but refused the batch: say why, without repeating
@@ -504,14 +616,17 @@ private:
   }
 
   // BEGIN; COPY staging; INSERT ... ON CONFLICT DO NOTHING; TRUNCATE; COMMIT.
-  bool send_batch() {
+  bool send_batch(std::string_view tuples) {
+    last_sqlstate_.clear();
     std::string why;
     if (!command_ok("BEGIN", &why)) return failed("BEGIN", why);
     {
       ResultPtr res =
           exec(std::string("COPY ") + staging_ + " (" + kColumns + ") FROM STDIN (FORMAT binary)");
-      if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN)
+      if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN) {
+        note_error(res.get());
         return failed("COPY", one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_.get())));
+      }
     }
     std::string head("PGCOPY\n\377\r\n\0", 11);
     put32(head, 0); // flags
@@ -520,9 +635,9 @@ private:
     put16(tail, 0xffff);
     bool sent = PQputCopyData(conn_.get(), head.data(), static_cast<int>(head.size())) == 1;
     constexpr size_t kChunk = 1 << 20;
-    for (size_t at = 0; sent && at < buffer_.size(); at += kChunk) {
-      const size_t n = std::min(kChunk, buffer_.size() - at);
-      sent = PQputCopyData(conn_.get(), buffer_.data() + at, static_cast<int>(n)) == 1;
+    for (size_t at = 0; sent && at < tuples.size(); at += kChunk) {
+      const size_t n = std::min(kChunk, tuples.size() - at);
+      sent = PQputCopyData(conn_.get(), tuples.data() + at, static_cast<int>(n)) == 1;
     }
     sent = sent && PQputCopyData(conn_.get(), tail.data(), static_cast<int>(tail.size())) == 1;
     std::string copy_error = sent ? "" : one_line(PQerrorMessage(conn_.get()));
@@ -531,7 +646,10 @@ private:
     while (ResultPtr res{PQgetResult(conn_.get())}) {
       const auto status = PQresultStatus(res.get());
       if (status == PGRES_COMMAND_OK) continue;
-      if (copy_error.empty()) copy_error = one_line(PQresultErrorMessage(res.get()));
+      if (copy_error.empty()) {
+        copy_error = one_line(PQresultErrorMessage(res.get()));
+        note_error(res.get());
+      }
       if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
         lost("COPY did not end");
         return false;
@@ -543,8 +661,10 @@ private:
     ResultPtr res = exec("COMMIT");
     // A COMMIT of a failed transaction "succeeds" as ROLLBACK: check the tag.
     if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK ||
-        std::strcmp(PQcmdStatus(res.get()), "COMMIT"))
+        std::strcmp(PQcmdStatus(res.get()), "COMMIT")) {
+      note_error(res.get()); // a deferred constraint fails here
       return failed("COMMIT", one_line(res ? PQresultErrorMessage(res.get()) : PQerrorMessage(conn_.get())));
+    }
     return true;
   }
 
@@ -555,9 +675,18 @@ private:
   std::string staging_;
 
   ConnPtr conn_;
-  std::string buffer_; // COPY binary tuples of the records since the last flush
+  std::string buffer_;             // COPY binary tuples of the records since the last flush
+  std::vector<size_t> row_starts_; // where each row's tuple starts in buffer_
+  std::vector<RowKey> row_keys_;   // each row's id
   size_t rows_ = 0;
+  // Rows PostgreSQL refused for good, and its words: answered with
+  // SINK_ERR_REFUSED when the host writes them again.
+  std::map<RowKey, std::string> refused_rows_;
 
+  bool refused_ = false;      // the last send failed on a row refused for good
+  std::string refusal_;       // ... and PostgreSQL's words
+  std::string last_sqlstate_; // of the last failed statement, for failed()
+  std::string last_primary_;
   bool outage_ = false;       // the server is (or was last seen) unreachable
   bool error_logged_ = false; // this outage was logged
   unsigned attempts_ = 0;     // failed connection attempts in this outage

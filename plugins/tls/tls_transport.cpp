@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -144,7 +145,9 @@ int tls_create(const sink_create_args *args, void **instance) noexcept {
                                       "self-signed certificate)");
     auto t = std::make_unique<TlsTransport>(
         TlsTransport{sink::tls::make_server_context(cert, key), args->capture_bytes});
-    if (cert.empty() && args->host && args->host->log)
+    // Every network thread creates its own instance: say it once a process.
+    static std::atomic<bool> self_signed_told{false};
+    if (cert.empty() && args->host && args->host->log && !self_signed_told.exchange(true))
       args->host->log(args->host_ctx, SINK_LOG_INFO,
                       "no tls.cert/tls.key configured: using in-memory self-signed certificates (CN=sink), "
                       "ECDSA P-256 for clients that offer ECDSA (the cheaper handshake) and RSA-2048 for "

@@ -380,6 +380,58 @@ outputs:
         self.stop_sink(p)
         self.check_stream(alive[0].port, "CLUSTER", "t2", n)
 
+    def test_messages_refused_for_good_are_set_aside_and_the_rest_published(self):
+        """Over the server's max_payload (refused by the client library) and over
+        the stream's max_msg_size (refused by JetStream, error 10054): both are
+        set aside in the journal's dead-letter.jsonl, every other record is in
+        the stream."""
+        nats = self.server("n1", extra="max_payload: 32KB")
+        nats.start()
+        c = NatsClient(nats.port)
+        c.js("STREAM.CREATE.SMALL", {"name": "SMALL", "subjects": ["small.>"], "storage": "file",
+                                    "max_msg_size": 8000, "duplicate_window": 120000000000})
+        c.close()
+        listen = free_port()
+        with open(self.path("sink.yaml"), "w") as f:
+            f.write(f"""
+log: {{path: {self.path('sink.log')}}}
+sensor: fleet-sensor_1
+journal: {{dir: {self.path('journal')}}}
+groups: [{{name: edge, listen: 127.0.0.1, ports: "{listen}", capture_bytes: 65536, timeout: 10s}}]
+outputs:
+  - {{plugin: nats, servers: ["nats://127.0.0.1:{nats.port}"], stream: SMALL, subject_prefix: small}}
+  - {{plugin: jsonl, path: {self.path('out.jsonl')}}}
+""")
+        p = self.start_sink(self.path("sink.yaml"))
+        over_stream = b"S" * 5000    # ~10 KB of JSON: under max_payload, over max_msg_size
+        over_server = b"P" * 20000   # ~40 KB of JSON: over max_payload
+        small = [b"small %d" % i for i in range(6)]
+        send_connections(listen, small[:2], 1)
+        send_connections(listen, [over_stream], 1)
+        send_connections(listen, small[2:4], 1)
+        send_connections(listen, [over_server], 1)
+        send_connections(listen, small[4:], 1)
+        self.wait_count(nats.port, "SMALL", len(small), 30)
+        dead = self.path("journal/dead-letter.jsonl")
+        self.assertTrue(wait_for(lambda: self.read("journal/dead-letter.jsonl").count("\n") == 2, 15),
+                        self.read("sink.log")[-3000:])
+        self.stop_sink(p)
+        aside = [json.loads(l) for l in self.read("journal/dead-letter.jsonl").splitlines()]
+        self.assertEqual(sorted(bytes.fromhex(r["payload_hex"]) for r in aside), sorted([over_stream, over_server]))
+        self.assertEqual({r["set_aside"]["output"] for r in aside}, {"nats"})
+        self.assertEqual(os.stat(dead).st_mode & 0o777, 0o640)
+        info, msgs = stream_messages(nats.port, "SMALL")
+        self.assertEqual(sorted(bytes.fromhex(m["data"]["payload_hex"]) for m in msgs), sorted(small))
+        log = self.read("sink.log")
+        print("\n  log lines about the refused messages:", file=sys.stderr)
+        for line in log.splitlines():
+            if "refused" in line:
+                print("   ", line[:240], file=sys.stderr)
+        self.assertIn("more than the server's max_payload (32768 bytes)", log)
+        self.assertIn("JetStream refused it for good", log)
+        self.assertIn("output nats written=6 failed=", log)
+        self.assertIn(" lost=0 set_aside=2", log)
+
     def test_bad_options_exit_2_naming_them(self):
         creds_missing = self.path("nope.creds")
         cases = [({"servers": ["nats://127.0.0.1:4222"], "colour": "blue"}, "colour"),

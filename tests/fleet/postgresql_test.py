@@ -183,6 +183,59 @@ outputs:
         self.assertIn("(accept_ts)", pg.scalar("SELECT indexdef FROM pg_indexes WHERE schemaname = 'fleet' AND"
                                          " indexname = 'records_accept_ts_idx'"))
 
+    def test_a_row_refused_for_good_is_set_aside_and_later_rows_are_stored(self):
+        """CHECK (total_bytes < 100): each 200-byte connection is refused by
+        PostgreSQL for good; it goes to dead-letter.jsonl and every other row is
+        stored, also across a restart (the journal does not offer it again)."""
+        pg = self.pg
+        port = free_port()
+        yaml = f"""
+log: {{path: sink.log}}
+journal: {{dir: journal}}
+groups: [{{name: g, listen: 127.0.0.1, ports: {port}}}]
+outputs:
+  - {{plugin: postgresql, conninfo: "{pg.conninfo()}", table: refuse}}
+  - {{plugin: jsonl, path: out.jsonl}}
+"""
+        sink = self.sink(yaml)
+        send(port, b"first")
+        wait_for(lambda: self.count("refuse") == 1, 20, "the table and its first row")
+        pg.psql("ALTER TABLE refuse ADD CONSTRAINT small CHECK (total_bytes < 100)")
+        big = [b"B%d" % i + b"x" * 198 for i in range(2)]
+        small = [b"small %d" % i for i in range(8)]
+        for data in small[:3] + big[:1] + small[3:5] + big[1:] + small[5:]:
+            send(port, data)
+        wait_for(lambda: self.count("refuse") == 1 + len(small), 30, "every row PostgreSQL takes")
+        dead = os.path.join(self.dir, "journal", "dead-letter.jsonl")
+        wait_for(lambda: len(jsonl(dead)) == 2, 10, "two records set aside")
+        self.assertEqual(sink.stop(), 0)
+        self.assertEqual(os.stat(dead).st_mode & 0o777, 0o640)
+        aside = jsonl(dead)
+        self.assertEqual(sorted(bytes.fromhex(r["payload_hex"]) for r in aside), sorted(big))
+        self.assertEqual({r["set_aside"]["output"] for r in aside}, {"postgresql"})
+        by_payload = {bytes.fromhex(r["payload_hex"]): r for r in jsonl(os.path.join(self.dir, "out.jsonl"))}
+        self.assertEqual({r["id"] for r in aside}, {by_payload[b]["id"] for b in big}, "the records' own ids")
+        stored = {bytes.fromhex(r[0]) for r in pg.psql("SELECT encode(payload, 'hex') FROM refuse")}
+        self.assertEqual(stored, set(small) | {b"first"})
+        log = sink.log_text()
+        print("\n  log lines about the refused rows:", file=sys.stderr)
+        for line in log.splitlines():
+            if "refused" in line:
+                print("   ", line[:240], file=sys.stderr)
+        for r in aside:  # logged once each, with its id
+            self.assertEqual(log_count(log, "record " + r["id"] + " was refused for good"), 1, log)
+            self.assertEqual(log_count(log, "record " + r["id"] + " refused for good by PostgreSQL: .*"
+                                            "violates check constraint"), 1, log)
+        self.assertIn("output postgresql written=9 ", log)
+        self.assertIn(" lost=0 set_aside=2", log)
+        # A restart: nothing is offered again, later rows are stored.
+        os.rename(sink.log, sink.log + ".1")
+        sink = self.sink(yaml)
+        send(port, b"after restart")
+        wait_for(lambda: self.count("refuse") == 2 + len(small), 30, "the row after the restart")
+        self.assertEqual(sink.stop(), 0)
+        self.assertEqual(len(jsonl(dead)), 2, "nothing set aside twice")
+
     def test_abi_1_0_records_and_repeated_ids(self):
         driver = os.path.join(BUILD, "postgresql_driver")
         if not os.path.exists(driver):

@@ -12,6 +12,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -303,6 +304,8 @@ TEST(Journal, AFullJournalPausesAcceptingWhenNoOutputKeepsUpAndLosesNothing) {
   EXPECT_EQ(sink.stop().code, 0);
   log = all_logs(dir);
   EXPECT_NE(log.find("journal: records go in again; accepting resumes"), std::string::npos) << log;
+  EXPECT_EQ(log.find("warning: journal: records go in again"), std::string::npos)
+      << "a recovery is not a warning";
   EXPECT_NE(log.find("output main written=" + std::to_string(kRecords) + " failed="), std::string::npos)
       << log;
   EXPECT_NE(log.find("pending=0 lost=0"), std::string::npos) << log;
@@ -373,8 +376,89 @@ TEST(Journal, ATornTailLeftByACrashIsCutAndTheRecordsBeforeItAreKept) {
   sink.wait_listening(1, dir.file("sink.log"));
   EXPECT_EQ(wait_lines(dir.file("a.txt"), 10), 10u);
   EXPECT_EQ(sink.stop().code, 0);
-  EXPECT_NE(all_logs(dir).find("journal: cut 11 bytes of a torn entry at the end of"), std::string::npos);
+  EXPECT_NE(all_logs(dir).find("journal: cut 11 bytes at the end of"), std::string::npos);
   EXPECT_EQ(test_output_lines(dir.file("a.txt")).size(), 10u);
+}
+
+TEST(Journal, OneDamagedEntryCostsExactlyOneRecordAndTheRestAreDelivered) {
+  TempDir dir;
+  write_file(dir.file("down"), "");
+  write_file(dir.file("c.yaml"), config(test_output("main", "a.txt", "    fail_while_exists: down\n")));
+  {
+    start_new_log(dir);
+    SinkProcess sink(dir, {"--config", "c.yaml"});
+    const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+    for (int i = 0; i < 50; ++i)
+      send_and_close("127.0.0.1", port, "r" + std::to_string(i));
+    EXPECT_EQ(sink.stop().code, 0);
+  }
+  ASSERT_NE(all_logs(dir).find("output main: 50 records wait in the journal"), std::string::npos)
+      << all_logs(dir);
+  // One flipped byte in the body of the 20th entry (entries: 24-byte header
+  // with the body length at byte 4, then the body).
+  std::string segment;
+  for (const auto &e : std::filesystem::directory_iterator(dir.file("journal")))
+    if (e.path().extension() == ".journal" && std::filesystem::file_size(e.path()) > 24)
+      segment = e.path().string();
+  ASSERT_FALSE(segment.empty());
+  std::string bytes = read_file(segment);
+  size_t at = 24;
+  for (int i = 0; i < 19; ++i) {
+    ASSERT_LT(at + 24, bytes.size());
+    uint32_t len = 0;
+    std::memcpy(&len, bytes.data() + at + 4, 4); // little-endian, as the build host
+    at += 24 + len;
+  }
+  bytes[at + 24 + 10] = static_cast<char>(bytes[at + 24 + 10] ^ 0x5a);
+  write_file(segment, bytes);
+  std::filesystem::remove(dir.file("down"));
+  {
+    start_new_log(dir);
+    SinkProcess sink(dir, {"--config", "c.yaml"});
+    sink.wait_listening(1, dir.file("sink.log"));
+    EXPECT_EQ(wait_lines(dir.file("a.txt"), 49), 49u);
+    EXPECT_EQ(sink.stop().code, 0);
+  }
+  const std::string log = read_file(dir.file("sink.log"));
+  EXPECT_NE(log.find("output main written=49 failed=0 pending=0 lost=1"), std::string::npos) << log;
+  EXPECT_NE(log.find("1 record (20 to 20) cannot be read"), std::string::npos) << log;
+  EXPECT_EQ(read_lines(dir.file("a.txt")).size(), 49u);
+}
+
+// Output files are appended to and never cut where sink did not write:
+// a file that ends without a newline keeps every byte.
+TEST(OutputFiles, AFileEndingWithoutANewlineIsKeptWholeAndContinuedOnANewLine) {
+  TempDir dir;
+  std::string notes;
+  for (int i = 0; i < 99614; ++i)
+    notes.push_back(static_cast<char>('a' + i % 26)); // no newline anywhere
+  write_file(dir.file("notes.bin"), notes);
+  write_file(dir.file("rows.csv"), "kept,row,1\nkept,row,2 without its newline");
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\njournal: false\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\noutputs:\n"
+                                 "  - {plugin: jsonl, path: notes.bin}\n  - {plugin: csv, path: rows.csv}\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  send_and_close("127.0.0.1", port, "hello");
+  wait_for_lines(dir.file("rows.csv"), 3);
+  wait_for_lines(dir.file("notes.bin"), 2);
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::string bin = read_file(dir.file("notes.bin"));
+  ASSERT_GT(bin.size(), notes.size() + 1);
+  EXPECT_EQ(bin.substr(0, notes.size()), notes) << "every byte that was there is kept";
+  EXPECT_EQ(bin[notes.size()], '\n');
+  EXPECT_NE(bin.find("\"payload_hex\":\"68656c6c6f\""), std::string::npos);
+  const auto rows = read_lines(dir.file("rows.csv"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0], "kept,row,1");
+  EXPECT_EQ(rows[1], "kept,row,2 without its newline");
+  EXPECT_NE(rows[2].find("68656c6c6f"), std::string::npos);
+  const std::string log = read_file(dir.file("sink.log"));
+  EXPECT_EQ(log.find("half a record"), std::string::npos) << log;
+  EXPECT_NE(log.find("does not end with a newline and sink did not write its last line"), std::string::npos)
+      << log;
+  EXPECT_FALSE(std::filesystem::exists(dir.file(".notes.bin.sink-tail")))
+      << "a clean stop leaves no side file";
 }
 
 TEST(Journal, AnOutputNoLongerConfiguredHasItsPositionReleased) {

@@ -473,6 +473,38 @@ TEST(Tls, AConfiguredCertificateIsTheOnlyIdentity) {
   EXPECT_EQ(sink.stop().code, 0);
 }
 
+// A socket shared by a tcp and a tls group is logged as both; the
+// self-signed certificate notice comes once, not once per network thread.
+TEST(Tls, ASharedListenerNamesBothTransportsAndTheSelfSignedNoticeComesOnce) {
+  TempDir dir;
+  const std::string port = std::to_string(free_port());
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\nworkers: 3\nplugin_path: [\"" +
+                                     bundled_plugin_dir() +
+                                     "\"]\ngroups:\n"
+                                     "  - {name: plain, ports: " +
+                                     port +
+                                     ", timeout: 2s}\n"
+                                     "  - {name: tls, transport: tls, ports: " +
+                                     port +
+                                     ", redirect_from: \"443\", timeout: 5s}\n"
+                                     "outputs:\n  - plugin: jsonl\n    path: out.jsonl\n");
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  sink.wait_listening(1, dir.file("sink.log"));
+  EXPECT_EQ(sink.stop().code, 0);
+  const std::string log = read_file(dir.file("sink.log"));
+  // One line for the one socket (all addresses: redirected groups cannot listen on loopback).
+  const auto listening = log.find(" server is listening on ");
+  ASSERT_NE(listening, std::string::npos) << log;
+  const size_t line_start = log.rfind('\n', listening) + 1;
+  const std::string line = log.substr(line_start, log.find('\n', listening) - line_start);
+  EXPECT_NE(line.find(" TCP and TLS server is listening on "), std::string::npos) << line;
+  EXPECT_NE(line.find(":" + port + ", timeout value: 2s / 5s"), std::string::npos) << line;
+  EXPECT_EQ(log.find(" server is listening on ", listening + 1), std::string::npos) << log;
+  const auto first = log.find("self-signed");
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("self-signed", first + 1), std::string::npos) << log;
+}
+
 TEST(Tls, LegacyFlagsWithCertificateFiles) {
   TempDir dir;
   ASSERT_NO_FATAL_FAILURE(make_rsa_certificate(dir, "localhost"));

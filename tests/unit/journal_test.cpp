@@ -5,8 +5,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 
+#include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "Journal.h"
 #include "RecordCodec.h"
@@ -227,7 +230,7 @@ TEST(JournalFiles, AnotherFormatVersionIsRefusedNotOverwritten) {
     sink::Journal j(dir.file("j"), 1 << 20, log);
     FAIL() << "opened a journal of another format";
   } catch (const sink::JournalError &e) {
-    EXPECT_NE(std::string(e.what()).find("has format version 9; this sink reads version 1"),
+    EXPECT_NE(std::string(e.what()).find("has format version 9; this sink reads versions 1 and 2"),
               std::string::npos)
         << e.what();
   }
@@ -262,31 +265,214 @@ TEST(RecordJson, AJsonlLineRebuildsTheRecordItCameFrom) {
   EXPECT_EQ(why, "payload_hex is not hex");
 }
 
-TEST(JournalFiles, ADamagedEntryWithRecordsAfterItIsKeptAndNumberedPast) {
+namespace {
+
+// What a reader gets from `from` on: the records, and how many it was told
+// it cannot have (the gaps the output would count lost).
+struct ReadBack {
+  std::vector<uint64_t> seqs;
+  uint64_t missing = 0;
+};
+ReadBack read_counting(sink::Journal &j, uint64_t from) {
+  sink::JournalReader reader(j);
+  ReadBack back;
+  std::vector<sink::Record> part;
+  uint64_t seq = from;
+  while (seq < j.end_seq()) {
+    const uint64_t got = reader.read(seq, j.end_seq(), 1000, part);
+    back.missing += got - seq;
+    for (size_t i = 0; i < part.size(); ++i) {
+      EXPECT_EQ(part[i].total_bytes, 5000 + got + i) << "record " << got + i;
+      back.seqs.push_back(got + i);
+    }
+    if (part.empty() && got == seq) break;
+    seq = got + part.size();
+  }
+  return back;
+}
+
+std::vector<std::string> segment_files(const std::string &dir) {
+  std::vector<std::string> files;
+  for (const auto &e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".journal") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+uint64_t le(const std::string &b, size_t at, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i)
+    v |= uint64_t(static_cast<uint8_t>(b[at + i])) << (8 * i);
+  return v;
+}
+
+// Where each entry of a (version 2) segment starts, by record number.
+std::map<uint64_t, size_t> entry_offsets(const std::string &segment) {
+  const std::string b = read_text(segment);
+  std::map<uint64_t, size_t> at;
+  for (size_t off = 24; off + 24 <= b.size(); off += 24 + le(b, off + 4, 4))
+    at[le(b, off + 8, 8)] = off;
+  return at;
+}
+
+void overwrite(const std::string &path, size_t offset, const std::string &bytes) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// 2,000 records in several segments (128 KiB each), none confirmed.
+void write_2000(const std::string &dir, sink::Logger &log) {
+  sink::Journal j(dir, 1 << 20, log);
+  j.cursor("out");
+  for (int i = 0; i < 20; ++i)
+    append_all(j, i * 100 + 1, i * 100 + 101);
+}
+
+} // namespace
+
+TEST(JournalDamage, AZeroFilledTailLosesNothingAndSaysNothingIsLost) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  write_2000(dir.file("j"), log);
+  const auto segs = segment_files(dir.file("j"));
+  ASSERT_GE(segs.size(), 3u);
+  const auto size = std::filesystem::file_size(segs.back());
+  std::filesystem::resize_file(segs.back(), size + 65536); // blocks a power cut left unwritten
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(j.end_seq(), 2001u);
+  EXPECT_EQ(std::filesystem::file_size(segs.back()), size) << "only the zeros are cut";
+  const auto back = read_counting(j, 1);
+  EXPECT_EQ(back.seqs.size(), 2000u);
+  EXPECT_EQ(back.missing, 0u);
+  log.open();
+  const std::string text = read_text(dir.file("log"));
+  EXPECT_NE(text.find("cut 65536 bytes at the end of"), std::string::npos) << text;
+  EXPECT_EQ(text.find("lost"), std::string::npos) << text;
+}
+
+TEST(JournalDamage, OneFlippedByteInABodyLosesExactlyThatRecord) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  write_2000(dir.file("j"), log);
+  const auto segs = segment_files(dir.file("j"));
+  // In a finished segment and in the newest one (which recovery scans).
+  for (const auto &seg : {segs[1], segs.back()}) {
+    const auto at = entry_offsets(seg);
+    const auto victim = std::next(at.begin(), static_cast<long>(at.size() / 2));
+    overwrite(seg, victim->second + 24 + 40, "\x5a");
+  }
+  const uint64_t size = std::filesystem::file_size(segs.back());
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(j.end_seq(), 2001u) << "numbering goes on right after the last record";
+  EXPECT_EQ(std::filesystem::file_size(segs.back()), size) << "nothing is cut";
+  const auto back = read_counting(j, 1);
+  EXPECT_EQ(back.seqs.size(), 1998u);
+  EXPECT_EQ(back.missing, 2u) << "exactly the two damaged records";
+  log.open();
+  EXPECT_NE(read_text(dir.file("log")).find("1 record ("), std::string::npos);
+}
+
+TEST(JournalDamage, AFlippedBitInALengthFieldLosesOnlyThatRecord) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  write_2000(dir.file("j"), log);
+  const auto segs = segment_files(dir.file("j"));
+  for (const auto &seg : {segs[0], segs.back()}) {
+    const auto at = entry_offsets(seg);
+    const size_t off = std::next(at.begin(), 10)->second + 4;
+    std::string len = read_text(seg).substr(off, 4);
+    len[2] = static_cast<char>(len[2] ^ 0x04); // the entry now claims 256 KiB more
+    overwrite(seg, off, len);
+  }
+  const uint64_t size = std::filesystem::file_size(segs.back());
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(j.end_seq(), 2001u);
+  EXPECT_EQ(std::filesystem::file_size(segs.back()), size)
+      << "the records after it are not cut as a torn tail";
+  const auto back = read_counting(j, 1);
+  EXPECT_EQ(back.seqs.size(), 1998u);
+  EXPECT_EQ(back.missing, 2u);
+}
+
+TEST(JournalDamage, AZeroedSegmentHeaderKeepsEveryRecordOfTheSegment) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  write_2000(dir.file("j"), log);
+  const auto segs = segment_files(dir.file("j"));
+  overwrite(segs[0], 0, std::string(24, '\0'));
+  overwrite(segs.back(), 0, std::string(24, '\0'));
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  for (const auto &seg : segs)
+    EXPECT_TRUE(std::filesystem::exists(seg)) << seg << " was deleted";
+  EXPECT_EQ(j.end_seq(), 2001u);
+  const auto back = read_counting(j, 1);
+  EXPECT_EQ(back.seqs.size(), 2000u);
+  EXPECT_EQ(back.missing, 0u);
+}
+
+TEST(JournalDamage, ADamagedStretchOfManyEntriesCountsExactlyThoseRecords) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  write_2000(dir.file("j"), log);
+  const auto segs = segment_files(dir.file("j"));
+  const auto at = entry_offsets(segs[1]);
+  // From inside one entry to inside the 37th after it: 37 records gone.
+  const auto from = std::next(at.begin(), 20), to = std::next(at.begin(), 56);
+  overwrite(segs[1], from->second + 30, std::string(to->second + 30 - (from->second + 30), '\xff'));
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  const auto back = read_counting(j, 1);
+  EXPECT_EQ(back.missing, 37u);
+  EXPECT_EQ(back.seqs.size(), 2000u - 37u);
+}
+
+TEST(JournalFiles, SegmentsOfTheFormerFormatAreStillRead) {
+  // An upgrade during an outage: the backlog was written by the sink before
+  // (format version 1: [u32 length][u32 crc32 of seq+body][u64 seq][body])
+  // and must reach the outputs.
   TempDir dir;
   sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
   {
     sink::Journal j(dir.file("j"), 1 << 20, log);
-    j.cursor("out");
-    append_all(j, 0, 20);
+    j.cursor("out"); // at record 1; the old sink's segments are written below
   }
-  std::string seg;
-  for (const auto &e : std::filesystem::directory_iterator(dir.file("j")))
-    if (e.path().extension() == ".journal" && e.path().string() > seg) seg = e.path().string();
-  const auto size = std::filesystem::file_size(seg);
+  auto put = [](std::string &b, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i)
+      b.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  auto write_v1 = [&](uint64_t first, int count) {
+    std::string b("SINKJNL\0", 8);
+    put(b, 1, 4);
+    put(b, sink::kRecordCodecVersion, 4);
+    put(b, first, 8);
+    for (int i = 0; i < count; ++i) {
+      std::string body, seq;
+      sink::encode_record(make_record(static_cast<int>(first) + i), body);
+      put(seq, first + i, 8);
+      uLong c = crc32(0, reinterpret_cast<const Bytef *>(seq.data()), 8);
+      c = crc32(c, reinterpret_cast<const Bytef *>(body.data()), static_cast<uInt>(body.size()));
+      put(b, body.size(), 4);
+      put(b, c, 4);
+      b += seq + body;
+    }
+    char name[64];
+    std::snprintf(name, sizeof name, "j/seg-%020llu.journal", static_cast<unsigned long long>(first));
+    std::ofstream(dir.file(name), std::ios::binary) << b;
+  };
+  write_v1(1, 300);
+  write_v1(301, 200);
   {
-    std::fstream f(seg, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(size / 2));
-    f.put('\x5a'); // one bad byte in the middle, valid records after it
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    EXPECT_EQ(j.end_seq(), 501u);
+    EXPECT_EQ(j.cursor("out").position(), 1u);
+    append_all(j, 501, 601); // new records in the new format, after the old
+    const auto back = read_counting(j, 1);
+    EXPECT_EQ(back.seqs.size(), 600u);
+    EXPECT_EQ(back.missing, 0u);
   }
-  sink::Journal j(dir.file("j"), 1 << 20, log);
-  EXPECT_EQ(std::filesystem::file_size(seg), size) << "nothing is cut";
-  EXPECT_GT(j.end_seq(), 21u) << "new records are numbered past what the damaged part could hold";
-  uint64_t first = 0;
-  auto all = read_all(j, 1, &first);
-  EXPECT_LT(all.size(), 20u);
-  log.open();
-  EXPECT_NE(read_text(dir.file("log")).find("journal: damaged entry at record "), std::string::npos);
+  sink::Journal again(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(again.end_seq(), 601u);
+  EXPECT_EQ(read_counting(again, 1).seqs.size(), 600u);
 }
 
 TEST(JournalFiles, AnUnreadableCursorStartsAgainFromTheOldestRecord) {
@@ -300,4 +486,25 @@ TEST(JournalFiles, AnUnreadableCursorStartsAgainFromTheOldestRecord) {
   { std::ofstream(dir.file("j/cursors/out.cursor"), std::ios::trunc) << "garbage"; }
   sink::Journal j(dir.file("j"), 1 << 20, log);
   EXPECT_EQ(j.cursor("out").position(), 1u) << "every record again, none skipped";
+}
+
+TEST(JournalFiles, EveryFileItMakesIsForItsOwnerOnly) {
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  const mode_t old = ::umask(0);
+  {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    j.cursor("out");
+    append_all(j, 1, 10);
+  }
+  ::umask(old);
+  size_t files = 0;
+  for (const auto &e : std::filesystem::recursive_directory_iterator(dir.file("j"))) {
+    if (!e.is_regular_file()) continue;
+    ++files;
+    struct stat st {};
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << e.path();
+  }
+  EXPECT_EQ(files, 3u) << "lock, one segment, one cursor";
 }

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "LineOutput.h"
@@ -29,8 +31,28 @@ struct TempFile {
     ::close(fd);
     path = tmpl;
   }
-  ~TempFile() { ::unlink(path.c_str()); }
+  ~TempFile() {
+    ::unlink(path.c_str());
+    ::unlink(tail_note().c_str());
+  }
+  // The side file where OutputFile notes what it has not confirmed.
+  std::string tail_note() const {
+    const auto slash = path.rfind('/');
+    return path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".sink-tail";
+  }
 };
+// Runs body in a child process, which must end it with ::_exit so that no
+// destructor runs: what a kill -9 leaves.
+void in_a_process_that_dies(const std::function<void()> &body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    body();
+    ::_exit(2); // body returned: its destructors ran
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 } // namespace
 
 TEST(OutputFile, RollbackCutsBackToTheLastCommit) {
@@ -62,21 +84,96 @@ TEST(OutputFile, NeverTruncatesWhatWasThereBefore) {
   EXPECT_EQ(slurp(t.path), "old row\n");
 }
 
-TEST(OutputFile, ATornLastLineIsCutBeforeNewRecordsFollow) {
+TEST(OutputFile, ATornLineThisSinkWroteIsCutBeforeNewRecordsFollow) {
   TempFile t;
-  { std::ofstream(t.path) << "whole,1\nwhole,2\nhalf a rec"; }
+  in_a_process_that_dies([&] {
+    OutputFile f(t.path);
+    f.stage("whole,1\n");
+    if (!f.write_out()) ::_exit(1);
+    f.commit();
+    f.stage("whole,2\nwhole,3\n");
+    ::_exit(f.write_out() ? 0 : 1); // not confirmed: killed before the commit
+  });
+  ASSERT_EQ(::truncate(t.path.c_str(), 20), 0); // the write was torn: "whole,1\nwhole,2\nwhol"
   OutputFile f(t.path);
-  EXPECT_EQ(f.torn_bytes(), 10u);
+  EXPECT_EQ(f.torn_bytes(), 4u);
+  EXPECT_FALSE(f.ended_mid_line());
   EXPECT_FALSE(f.was_empty());
   f.stage("whole,3\n");
   ASSERT_TRUE(f.write_out());
   EXPECT_EQ(slurp(t.path), "whole,1\nwhole,2\nwhole,3\n");
-  // A file that is one torn line is empty afterwards (and gets a header).
-  { std::ofstream(t.path) << "no newline at all"; }
+}
+
+TEST(OutputFile, AFileSinkDidNotWriteIsNeverCut) {
+  TempFile t;
+  // A binary file without any newline (notes.bin in the report).
+  std::string binary(99614, 'x');
+  { std::ofstream(t.path, std::ios::binary) << binary; }
+  {
+    OutputFile f(t.path);
+    EXPECT_EQ(f.torn_bytes(), 0u);
+    EXPECT_TRUE(f.ended_mid_line());
+    EXPECT_FALSE(f.was_empty());
+    f.stage("rec\n");
+    ASSERT_TRUE(f.write_out());
+    f.commit();
+  }
+  EXPECT_EQ(slurp(t.path), binary + "\nrec\n");
+  // A CSV file whose last record lacks its newline keeps that record.
+  { std::ofstream(t.path, std::ios::trunc) << "a,b\n1,2"; }
   OutputFile g(t.path);
-  EXPECT_EQ(g.torn_bytes(), 17u);
-  EXPECT_TRUE(g.was_empty());
-  EXPECT_EQ(slurp(t.path), "");
+  EXPECT_EQ(g.torn_bytes(), 0u);
+  g.stage("3,4\n");
+  ASSERT_TRUE(g.write_out());
+  EXPECT_EQ(slurp(t.path), "a,b\n1,2\n3,4\n");
+}
+
+TEST(OutputFile, ANoteForAnotherFileCutsNothing) {
+  TempFile t;
+  in_a_process_that_dies([&] {
+    OutputFile f(t.path);
+    f.stage("ours,1\n");
+    ::_exit(f.write_out() ? 0 : 1); // unconfirmed when it is killed
+  });
+  // The file is replaced (a rotation, an operator) by one sink did not write.
+  ::unlink(t.path.c_str());
+  { std::ofstream(t.path) << "theirs"; }
+  OutputFile f(t.path);
+  EXPECT_EQ(f.torn_bytes(), 0u);
+  f.stage("ours,2\n");
+  ASSERT_TRUE(f.write_out());
+  EXPECT_EQ(slurp(t.path), "theirs\nours,2\n");
+}
+
+TEST(OutputFile, ATornLineAfterAForeignUnfinishedLineLeavesTheForeignBytes) {
+  TempFile t;
+  { std::ofstream(t.path) << "theirs"; }
+  in_a_process_that_dies([&] {
+    OutputFile f(t.path);
+    f.stage("ours,1\n");
+    ::_exit(f.write_out() ? 0 : 1);
+  });
+  ASSERT_EQ(::truncate(t.path.c_str(), 10), 0); // "theirs\nour": torn
+  {
+    OutputFile f(t.path);
+    EXPECT_EQ(f.torn_bytes(), 3u);
+    f.stage("ours,1\n");
+    ASSERT_TRUE(f.write_out());
+    f.commit();
+  }
+  EXPECT_EQ(slurp(t.path), "theirs\nours,1\n");
+  EXPECT_NE(::access(t.tail_note().c_str(), F_OK), 0) << "a clean close leaves no side file";
+}
+
+TEST(OutputFile, NewFilesAreNotReadableByOtherUsers) {
+  TempFile t;
+  ::unlink(t.path.c_str());
+  const mode_t old = ::umask(0);
+  { OutputFile f(t.path); }
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat(t.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
 }
 
 TEST(OutputFile, AFailedWriteKeepsItsBytesStaged) {
