@@ -1,11 +1,14 @@
 #include "Logger.h"
 
+#include "NoForeignLinks.h"
+
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace sink {
@@ -26,9 +29,9 @@ void write_all(int fd, const char *data, size_t len) {
 }
 
 // Appends to path, creating it readable by owner and group only: log lines
-// hold client addresses.
+// hold client addresses. As root no link a user could have made is followed.
 FILE *open_log_file(const std::string &path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  const int fd = plugin::open_without_foreign_links(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) return nullptr;
   FILE *f = ::fdopen(fd, "a");
   if (!f) {
@@ -83,7 +86,13 @@ void Logger::open() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (file_) return;
   file_ = open_log_file(path_);
-  if (!file_) throw std::runtime_error("cannot open log file \"" + path_ + "\": " + std::strerror(errno));
+  if (!file_) {
+    const int err = errno;
+    struct stat st {};
+    if (err == ELOOP && ::lstat(path_.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      throw std::runtime_error(plugin::foreign_link_message(path_));
+    throw std::runtime_error("cannot open log file \"" + path_ + "\": " + std::strerror(err));
+  }
   std::fwrite(held_.data(), 1, held_.size(), file_);
   std::fflush(file_);
   held_.clear();

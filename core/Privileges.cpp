@@ -107,16 +107,6 @@ void check_user_access(const std::string &user, const std::vector<UserAccess> &n
 
 // ---- FoundEntries ------------------------------------------------------------
 
-FoundEntries::FoundEntries(const std::string &dir) {
-  struct stat st {};
-  dir_found_ = ::lstat(dir.c_str(), &st) == 0;
-  if (!dir_found_) return;
-  remember(dir);
-  remember(dir + "/cursors");
-  remember_entries(dir);
-  remember_entries(dir + "/cursors");
-}
-
 namespace {
 
 // The journal's own names ("dir//lock") and a directory listing's ("dir/lock") alike.
@@ -130,6 +120,19 @@ std::string normal(const std::string &path) {
 constexpr off_t kPinnedSize = 64 << 10;
 
 } // namespace
+
+FoundEntries::FoundEntries(const std::string &dir) : dir_(dir) {
+  struct stat st {};
+  dir_found_ = ::lstat(dir.c_str(), &st) == 0;
+  if (!dir_found_) return;
+  remember(dir);
+  // A directory named through a link: what the link leads to was found too.
+  if (S_ISLNK(st.st_mode) && ::stat(dir.c_str(), &st) == 0)
+    found_.push_back({normal(dir), st.st_dev, st.st_ino});
+  remember(dir + "/cursors");
+  remember_entries(dir);
+  remember_entries(dir + "/cursors");
+}
 
 void FoundEntries::remember(const std::string &path) {
   struct stat st {};
@@ -150,7 +153,10 @@ void FoundEntries::remember_entries(const std::string &dir) {
 
 bool FoundEntries::found(const std::string &path) const {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) return false;
+  return ::lstat(path.c_str(), &st) == 0 && found(path, st);
+}
+
+bool FoundEntries::found(const std::string &path, const struct stat &st) const {
   return std::find(found_.begin(), found_.end(), Identity{normal(path), st.st_dev, st.st_ino}) !=
          found_.end();
 }
@@ -202,6 +208,27 @@ std::vector<UserAccess> found_journal_needs(const Config &config) {
   return needs;
 }
 
+// Root opens and creates files in a found journal directory: only root
+// and the user may control it. Throws UserAccessError naming the owner or
+// the mode otherwise.
+void refuse_journal_others_control(const Config &config) {
+  const std::string dir = plain_dir(config.journal.dir);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return;
+  const passwd *pw = ::getpwnam(config.user.c_str());
+  std::string why;
+  if ((st.st_mode & S_IWOTH) != 0)
+    why = "every user may write it";
+  else if (st.st_uid != 0 && (!pw || st.st_uid != pw->pw_uid))
+    why = "it belongs to uid " + std::to_string(st.st_uid);
+  if (!why.empty())
+    throw UserAccessError(
+        journal_where(config) + ": " + dir + ": " + why +
+        ", and sink running as root opens files there (whoever controls the directory could "
+        "point it at any file): use a directory of root's or of " +
+        config.user + "'s that no one else may write");
+}
+
 bool is_segment(const std::string &path) {
   const std::string name = std::filesystem::path(path).filename().string();
   return name.rfind("seg-", 0) == 0 && std::filesystem::path(name).extension() == ".journal";
@@ -213,7 +240,10 @@ std::vector<UserAccess> planned_writes(const Config &config, const FoundEntries 
   const std::string &user = config.user;
   // The journal first: a directory sink will not take over says the most.
   std::vector<UserAccess> needs;
-  if (config.journal.enabled && journal_found.dir_found()) needs = found_journal_needs(config);
+  if (config.journal.enabled && journal_found.dir_found()) {
+    refuse_journal_others_control(config);
+    needs = found_journal_needs(config);
+  }
   if (!config.log.path.empty())
     needs.push_back(remake_in_directory_of(config.log.path, config.source + ": log.path", user,
                                            "sink makes the log file again there after a rotation",
@@ -262,14 +292,49 @@ std::vector<UserAccess> journal_needs(const Config &config, const std::vector<st
 
 // ---- the switch --------------------------------------------------------------
 
+namespace {
+
+// What relative names below the directory `top`, reached without following
+// a link on the way (a link is itself what is returned): an O_PATH
+// descriptor, or -1.
+int open_below(int top, const std::filesystem::path &relative) {
+  OwnedFd at(::fcntl(top, F_DUPFD_CLOEXEC, 0));
+  for (const auto &part : relative) {
+    if (at.fd < 0) break;
+    if (part == ".") continue;
+    OwnedFd next(::openat(at.fd, part.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    std::swap(at.fd, next.fd);
+  }
+  return at.release();
+}
+
+// The journal directory as found, or as this start created it (then
+// root's and no link): -1 when something else is there now.
+int open_handed_dir(const FoundEntries &found) {
+  const std::string &dir = found.dir();
+  OwnedFd fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | (found.dir_found() ? 0 : O_NOFOLLOW)));
+  struct stat st {};
+  if (fd.fd < 0 || ::fstat(fd.fd, &st) != 0) return -1;
+  const bool same = found.dir_found() ? found.found(dir, st) : st.st_uid == geteuid();
+  return same ? fd.release() : -1;
+}
+
+} // namespace
+
 void hand_over(const std::vector<std::string> &paths, const FoundEntries &found, const std::string &user) {
   const UserIds ids = look_up(user);
+  const OwnedFd dir(open_handed_dir(found));
+  if (dir.fd < 0) return;
+  const std::filesystem::path top = normal(found.dir());
   for (const auto &p : paths) {
+    const std::filesystem::path relative = std::filesystem::path(normal(p)).lexically_relative(top);
+    if (relative.empty() || *relative.begin() == "..") continue;
+    const OwnedFd fd(open_below(dir.fd, relative));
     struct stat st {};
-    if (found.found(p) || ::lstat(p.c_str(), &st) != 0 || st.st_uid != geteuid()) continue;
+    if (fd.fd < 0 || ::fstat(fd.fd, &st) != 0 || found.found(p, st) || st.st_uid != geteuid()) continue;
     // A hard link could be a file sink never made; a link or a device never is sink's.
     const bool ours = S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink == 1);
-    if (ours && ::lchown(p.c_str(), ids.uid, ids.gid) != 0)
+    if (ours && ::fchownat(fd.fd, "", ids.uid, ids.gid, AT_EMPTY_PATH) != 0)
       throw PrivilegeError("cannot give " + p + " to user " + user + ": " + std::strerror(errno));
   }
 }

@@ -9,6 +9,7 @@
 // that user; then only what this start created is given to the user. A
 // directory sink found is never taken over: whoever can write it could
 // replace what else lives there (the config, a plugin).
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <memory>
@@ -58,8 +59,11 @@ public:
   // Whether path is an entry that existed (the same file, not one made
   // since under the same name).
   bool found(const std::string &path) const;
+  // The same, for what an O_PATH descriptor of path refers to.
+  bool found(const std::string &path, const struct stat &st) const;
   // Whether the directory itself existed.
   bool dir_found() const { return dir_found_; }
+  const std::string &dir() const { return dir_; }
 
 private:
   struct Identity {
@@ -72,13 +76,16 @@ private:
   void remember_entries(const std::string &dir);
   std::vector<Identity> found_;
   std::vector<std::unique_ptr<OwnedFd>> held_; // pins small found inodes (see remember)
+  std::string dir_;
   bool dir_found_ = false;
 };
 
 // What the config makes the user write after the drop: the directory of
 // the log, of each output's `path` and of each analyzer's `state_path`
 // (files are made there again after a rotation or at each save), and the
-// journal directory when it exists already (never taken over).
+// journal directory when it exists already (never taken over). Throws
+// UserAccessError for a found journal directory someone other than root
+// and the user controls (another owner, or writable by every user).
 std::vector<UserAccess> planned_writes(const Config &config, const FoundEntries &journal_found);
 
 // Once the journal has opened its directory (own_paths): a directory it
@@ -87,9 +94,10 @@ std::vector<UserAccess> planned_writes(const Config &config, const FoundEntries 
 std::vector<UserAccess> journal_needs(const Config &config, const std::vector<std::string> &own_paths,
                                       const FoundEntries &found);
 
-// Gives `user` those of paths this start created (not in found): only a
-// directory or a regular file with one link, owned by this process, never
-// following a symbolic link. Throws PrivilegeError.
+// Gives `user` those of paths (in found.dir()) this start created (not in
+// found): only a directory or a regular file with one link, owned by this
+// process, reached without following a link below the directory (the user
+// may write a found one while sink starts). Throws PrivilegeError.
 void hand_over(const std::vector<std::string> &paths, const FoundEntries &found, const std::string &user);
 
 // Switches uid, gid and supplementary groups to `user`'s and checks that

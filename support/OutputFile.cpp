@@ -1,5 +1,7 @@
 #include "OutputFile.h"
 
+#include "NoForeignLinks.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,14 +18,20 @@ namespace {
 // ENXIO at once instead of hanging start-up; writes block again afterwards.
 int open_append(const std::string &path) {
   if (path == "-") return STDOUT_FILENO;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
+  // As root no link a user could have made is followed (NoForeignLinks.h).
+  const int fd =
+      open_without_foreign_links(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0640);
   if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
 
 std::string open_error(const std::string &path) {
-  if (errno == ENXIO) return "\"" + path + "\" is a FIFO with no reader (start the reader first)";
-  return "cannot open \"" + path + "\": " + std::strerror(errno);
+  const int err = errno;
+  if (err == ENXIO) return "\"" + path + "\" is a FIFO with no reader (start the reader first)";
+  struct stat st {};
+  if (err == ELOOP && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+    return foreign_link_message(path);
+  return "cannot open \"" + path + "\": " + std::strerror(err);
 }
 } // namespace
 
@@ -93,14 +101,14 @@ void OutputFile::adopt(int fd) {
 void OutputFile::handle_unfinished_line() {
   // Our descriptor is write-only (so a FIFO still needs a reader): read the
   // tail through a second one.
-  ScopedFd r{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
+  ScopedFd r{open_without_foreign_links(path_, O_RDONLY | O_CLOEXEC)};
   if (r.fd < 0) return;
   char last = '\n';
   if (pread(r.fd, &last, 1, end_ - 1) != 1 || last == '\n') return;
   // What this sink had written and not confirmed when it stopped.
   TailNote note{};
   long long ours_from = end_;
-  if (ScopedFd t{::open(tail_path_.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (ScopedFd t{open_without_foreign_links(tail_path_, O_RDONLY | O_CLOEXEC)};
       t.fd >= 0 && ::pread(t.fd, &note, sizeof note, 0) == static_cast<ssize_t>(sizeof note) &&
       std::memcmp(note.magic, kTailMagic, sizeof kTailMagic) == 0 && note.dev == dev_ && note.ino == ino_ &&
       note.start >= 0 && note.start < end_ && end_ <= note.end && starts_as_noted(r.fd, note, end_))
@@ -135,7 +143,7 @@ void OutputFile::handle_unfinished_line() {
 
 void OutputFile::note_pending(long long start, const std::string &first_bytes) {
   if (!seekable_) return;
-  if (tail_fd_ < 0) tail_fd_ = ::open(tail_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (tail_fd_ < 0) tail_fd_ = open_without_foreign_links(tail_path_, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (tail_fd_ < 0) return; // no side file (a read-only directory): nothing is ever cut at open
   TailNote note{};
   std::memcpy(note.magic, kTailMagic, sizeof kTailMagic);

@@ -5,11 +5,13 @@
 
 #include "Duration.h"
 #include "FirstPacket.h"
+#include "NoForeignLinks.h"
 #include "PluginOptions.h"
 #include "RecordFormat.h"
 #include "ReplayTable.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -48,6 +50,26 @@ File create_private(const std::string &path) {
     const int err = errno;
     ::close(fd);
     errno = err;
+  }
+  return f;
+}
+
+// The saved table, or null with *why set (empty when there is none). As
+// root it follows no link and waits for no FIFO: the directory is one the
+// user of a privilege drop writes, who could point root at any file.
+File open_state(const std::string &path, std::string *why) {
+  const int fd = sink::plugin::open_without_foreign_links(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    *why = errno == ENOENT  ? ""
+           : errno == ELOOP ? "a symbolic link root does not follow (it is not root's own)"
+                            : os_error(errno);
+    return nullptr;
+  }
+  struct stat st {};
+  File f(::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? ::fdopen(fd, "rb") : nullptr);
+  if (!f) {
+    *why = S_ISREG(st.st_mode) ? os_error(errno) : "not a regular file";
+    ::close(fd);
   }
   return f;
 }
@@ -152,7 +174,8 @@ int replay_create(const sink_create_args *args, void **instance) noexcept try {
       throw OptionError("option \"state_path\": cannot write " + r->state_path + " (creating " + tmp + ": " +
                         os_error(errno) + ")");
     ::unlink(tmp.c_str());
-    File f(std::fopen(r->state_path.c_str(), "rb"));
+    std::string unreadable;
+    File f = open_state(r->state_path, &unreadable);
     if (f) {
       std::string why;
       sink::replay::Salt salt;
@@ -164,8 +187,8 @@ int replay_create(const sink_create_args *args, void **instance) noexcept try {
         r->log(SINK_LOG_WARN, "state file " + r->state_path + " is corrupt or unusable (" + why +
                                   "); starting with an empty table");
       }
-    } else if (errno != ENOENT) {
-      r->log(SINK_LOG_WARN, "cannot read state file " + r->state_path + ": " + os_error(errno) +
+    } else if (!unreadable.empty()) {
+      r->log(SINK_LOG_WARN, "cannot read state file " + r->state_path + ": " + unreadable +
                                 "; starting with an empty table");
     }
   }
