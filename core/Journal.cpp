@@ -208,8 +208,14 @@ Journal::Journal(const std::string &dir, uint64_t max_bytes, Logger &logger)
   std::error_code ec;
   std::filesystem::create_directories(dir_ + "/cursors", ec);
   if (ec) throw JournalError("journal.dir: cannot create \"" + dir_ + "/cursors\": " + ec.message());
+  // The user of a privilege drop may write this directory while root runs:
+  // hold cursors/ by descriptor, and follow no link to any file in here.
+  cursors_fd_ = OwnedFd(::open((dir_ + "/cursors").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (cursors_fd_.fd < 0)
+    throw JournalError("journal.dir: \"" + dir_ + "/cursors\" is not a directory sink can use (" +
+                       errno_text() + "; a symbolic link there is refused)");
   const std::string lock = dir_ + "/lock";
-  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (lock_fd_ < 0) throw JournalError("journal.dir: cannot write in \"" + dir_ + "\": " + errno_text());
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
     throw JournalError("journal.dir: \"" + dir_ +
@@ -364,6 +370,11 @@ void Journal::recover() {
   for (const auto &e : std::filesystem::directory_iterator(dir_)) {
     const std::string name = e.path().filename().string();
     if (name.size() != 32 || name.rfind("seg-", 0) != 0 || name.substr(24) != ".journal") continue;
+    if (!e.is_regular_file() || e.is_symlink()) {
+      // sink writes only regular files here; a link or FIFO is not its own.
+      logger_.warn("journal: ignoring \"" + e.path().string() + "\": not a regular file");
+      continue;
+    }
     const std::string digits = name.substr(4, 20);
     if (digits.find_first_not_of("0123456789") != std::string::npos || digits > "18446744073709551615") {
       logger_.warn("journal: ignoring \"" + e.path().string() + "\": not a segment name this sink writes");
@@ -375,7 +386,7 @@ void Journal::recover() {
   uint64_t next = 1;
   for (size_t i = 0; i < found.size(); ++i) {
     const auto &[first, path] = found[i];
-    const OwnedFd owned(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    const OwnedFd owned(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
     const int fd = owned.fd;
     if (fd < 0) throw JournalError("journal.dir: cannot open \"" + path + "\": " + errno_text());
     const uint32_t version = segment_version(fd, first, path);
@@ -401,7 +412,7 @@ void Journal::recover() {
   for (const auto &e : std::filesystem::directory_iterator(dir_ + "/cursors")) {
     if (e.path().extension() != ".cursor") continue;
     uint8_t b[kCursorSize];
-    const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(e.path().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) continue;
     const bool ok = ::pread(fd, b, sizeof b, 0) == static_cast<ssize_t>(sizeof b) &&
                     std::memcmp(b, kCursorMagic, 8) == 0 && crc(b, 28) == get_le(b + 28, 4);
@@ -459,7 +470,7 @@ void Journal::open_active(uint64_t first_seq) {
   // The new segment is made before the old one is closed: when it cannot be
   // (a full disk), appends go on in the old one.
   const std::string path = segment_path(first_seq);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) throw JournalError("journal.dir: cannot create \"" + path + "\": " + errno_text());
   char h[kSegmentHeader] = {};
   std::memcpy(h, kSegmentMagic, 8);
@@ -491,7 +502,7 @@ void Journal::open_active(uint64_t first_seq) {
 bool Journal::continue_last_segment() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (segments_.empty() || segments_.back().version != kFormatVersion) return false;
-  const int fd = ::open(segments_.back().path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  const int fd = ::open(segments_.back().path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return false;
   active_fd_ = fd;
   active_bytes_ = segments_.back().bytes;
@@ -500,7 +511,8 @@ bool Journal::continue_last_segment() {
 
 JournalCursor &Journal::cursor(const std::string &name) {
   const std::string path = dir_ + "/cursors/" + name + ".cursor";
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int fd =
+      ::openat(cursors_fd_.fd, (name + ".cursor").c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) throw JournalError("journal.dir: cannot open \"" + path + "\": " + errno_text());
   uint8_t b[kCursorSize];
   uint64_t position = end_seq_, crash_seq = 0;
@@ -539,7 +551,7 @@ void Journal::release_cursors_except(const std::vector<std::string> &names) {
     if (std::find(names.begin(), names.end(), name) != names.end()) continue;
     uint8_t b[kCursorSize];
     std::string pending = "an unknown number of";
-    if (const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    if (const int fd = ::open(e.path().c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC); fd >= 0) {
       if (::pread(fd, b, sizeof b, 0) == static_cast<ssize_t>(sizeof b) &&
           std::memcmp(b, kCursorMagic, 8) == 0 && crc(b, 28) == get_le(b + 28, 4))
         pending = std::to_string(end_seq_ > get_le(b + 8, 8) ? end_seq_ - get_le(b + 8, 8) : 0);
@@ -748,7 +760,7 @@ JournalReader::~JournalReader() {
 bool JournalReader::open_segment(const Journal::SegmentRef &seg) {
   if (fd_ >= 0 && seg_first_ == seg.first_seq) return true;
   if (fd_ >= 0) ::close(fd_);
-  fd_ = ::open(seg.path.c_str(), O_RDONLY | O_CLOEXEC);
+  fd_ = ::open(seg.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd_ < 0) return false; // deleted meanwhile
   seg_first_ = seg.first_seq;
   next_seq_ = seg.first_seq;

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "Logger.h"
+#include "OwnedFd.h"
 #include "Record.h"
 #include "StringInterner.h"
 
@@ -181,6 +182,7 @@ private:
   uint64_t max_bytes_, segment_bytes_;
   Logger &logger_;
   int lock_fd_ = -1;
+  OwnedFd cursors_fd_; // dir_/cursors, opened without following a link
   int active_fd_ = -1;
   uint64_t active_bytes_ = 0;
   bool unsynced_ = false;

@@ -15,6 +15,14 @@ struct OwnedFd {
   }
   OwnedFd(const OwnedFd &) = delete;
   OwnedFd &operator=(const OwnedFd &) = delete;
+  OwnedFd(OwnedFd &&o) noexcept : fd(o.release()) {}
+  OwnedFd &operator=(OwnedFd &&o) noexcept {
+    if (this != &o) {
+      if (fd >= 0) ::close(fd);
+      fd = o.release();
+    }
+    return *this;
+  }
   int release() { return std::exchange(fd, -1); }
 };
 

@@ -448,25 +448,32 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
         self.assertIn(b"running as user nobody", lines, err)
         self.assertEqual(owner(theirs), (0, 0), "a file sink did not create was given to nobody")
 
-    # Journal.cpp opens the lock, segments and cursors in a found journal
-    # directory (which must be the user's) without O_NOFOLLOW: as root,
-    # Journal::cursor writes its 32 bytes through the link. Left to the
-    # journal's rewrite; remove this marker with the fix.
-    @unittest.expectedFailure
+    # A found journal directory is the user's: root opens every file in it
+    # without following a link (and holds cursors/ by descriptor).
     def test_root_follows_no_link_the_user_planted_in_the_journal(self):
-        journal = self.path("data", "journal")
+        for planted in ("cursor", "newest segment", "lock"):
+            with self.subTest(planted=planted):
+                self.assert_link_in_the_journal_is_not_followed(planted)
+
+    def assert_link_in_the_journal_is_not_followed(self, planted):
+        journal = self.path("data", "journal-" + planted.replace(" ", "-"))
         self.run_as_root_once(journal, [b"one"])
         for root, dirs, files in os.walk(journal):
             for entry in [root] + [os.path.join(root, f) for f in dirs + files]:
                 give_to_nobody(entry)  # what the refusal message tells the operator to do
-        victim = self.path("victim")
+        victim = self.path("victim-" + planted.replace(" ", "-"))
         with open(victim, "wb") as f:
             f.write(b"root's file")
         os.chmod(victim, 0o600)
-        cursor = os.path.join(journal, "cursors", "out.cursor")
-        os.unlink(cursor)
-        os.symlink(victim, cursor)
-        os.lchown(cursor, NOBODY.pw_uid, NOBODY.pw_gid)
+        if planted == "cursor":
+            link = os.path.join(journal, "cursors", "out.cursor")
+        elif planted == "lock":
+            link = os.path.join(journal, "lock")
+        else:
+            link = os.path.join(journal, sorted(n for n in os.listdir(journal) if n.startswith("seg-"))[-1])
+        os.unlink(link)
+        os.symlink(victim, link)
+        os.lchown(link, NOBODY.pw_uid, NOBODY.pw_gid)
         self.config(f"""
 user: nobody
 log: {{path: {self.path('data', 'sink.log')}}}
@@ -475,7 +482,8 @@ groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
 outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
 """)
         try:
-            self.start()
+            port = self.start()
+            self.send(port, [b"two"])
             self.stop()
         except AssertionError:
             pass  # refusing to start is fine; writing the victim is not
