@@ -57,6 +57,19 @@ std::string tail_path_of(const std::string &path) {
   return dir + "." + path.substr(slash == std::string::npos ? 0 : slash + 1) + ".sink-tail";
 }
 
+// Opens the side file for writing, only when it is a plain file of its own:
+// whoever can write the directory could plant its name as a link to a file
+// sink (often root) must not overwrite. -1 when it is not.
+int open_side_file(const std::string &path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  struct stat st {};
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // A descriptor closed when it goes out of scope.
 struct ScopedFd {
   int fd;
@@ -100,7 +113,7 @@ void OutputFile::handle_unfinished_line() {
   // What this sink had written and not confirmed when it stopped.
   TailNote note{};
   long long ours_from = end_;
-  if (ScopedFd t{::open(tail_path_.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (ScopedFd t{::open(tail_path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
       t.fd >= 0 && ::pread(t.fd, &note, sizeof note, 0) == static_cast<ssize_t>(sizeof note) &&
       std::memcmp(note.magic, kTailMagic, sizeof kTailMagic) == 0 && note.dev == dev_ && note.ino == ino_ &&
       note.start >= 0 && note.start < end_ && end_ <= note.end && starts_as_noted(r.fd, note, end_))
@@ -135,7 +148,7 @@ void OutputFile::handle_unfinished_line() {
 
 void OutputFile::note_pending(long long start, const std::string &first_bytes) {
   if (!seekable_) return;
-  if (tail_fd_ < 0) tail_fd_ = ::open(tail_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (tail_fd_ < 0) tail_fd_ = open_side_file(tail_path_);
   if (tail_fd_ < 0) return; // no side file (a read-only directory): nothing is ever cut at open
   TailNote note{};
   std::memcpy(note.magic, kTailMagic, sizeof kTailMagic);
