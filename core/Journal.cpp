@@ -135,6 +135,18 @@ bool next_entry_v2(const ByteSource &bytes, uint64_t offset, const EntryV2 &bad,
   }
 }
 
+// True when a format 1 entry numbered first follows the segment header.
+bool first_entry_is_v1(int fd, uint64_t first) {
+  uint8_t eh[kEntryHeaderV1];
+  if (::pread(fd, eh, sizeof eh, kSegmentHeader) != static_cast<ssize_t>(sizeof eh) ||
+      get_le(eh + 8, 8) != first || get_le(eh, 4) > kMaxEntry)
+    return false;
+  std::string body(get_le(eh, 4), '\0');
+  return ::pread(fd, body.data(), body.size(), kSegmentHeader + kEntryHeaderV1) ==
+             static_cast<ssize_t>(body.size()) &&
+         entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), body.size()) == get_le(eh + 4, 4);
+}
+
 // Reads a whole file through pread, a block at a time.
 class FileBytes {
 public:
@@ -272,28 +284,23 @@ uint32_t Journal::segment_version(int fd, uint64_t first, const std::string &pat
     if (get_le(h + 16, 8) == first) return version;
   }
   // A damaged header: the entries tell the version (the name tells the
-  // first record), so nothing still readable is given up.
+  // first record), so nothing still readable is given up. The entry right
+  // after the header is tried in both formats before the segment is
+  // searched for a later entry of format 2: a search can find one inside a
+  // format 1 record's captured payload.
   FileBytes file(fd);
   const ByteSource bytes = std::ref(file);
   EntryV2 e, bad;
-  if (entry_v2_at(bytes, kSegmentHeader, first, UINT64_MAX, bad) == EntryCheck::kValid ||
-      next_entry_v2(bytes, kSegmentHeader, bad, first, UINT64_MAX, e)) {
+  uint32_t version = 0;
+  if (entry_v2_at(bytes, kSegmentHeader, first, UINT64_MAX, bad) == EntryCheck::kValid)
+    version = kFormatVersion;
+  else if (first_entry_is_v1(fd, first))
+    version = kFormatVersionV1;
+  else if (next_entry_v2(bytes, kSegmentHeader, bad, first, UINT64_MAX, e))
+    version = kFormatVersion;
+  if (version)
     logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
-    return kFormatVersion;
-  }
-  uint8_t eh[kEntryHeaderV1];
-  std::string body;
-  if (::pread(fd, eh, sizeof eh, kSegmentHeader) == static_cast<ssize_t>(sizeof eh) &&
-      get_le(eh + 8, 8) == first && get_le(eh, 4) <= kMaxEntry) {
-    body.resize(get_le(eh, 4));
-    if (::pread(fd, body.data(), body.size(), kSegmentHeader + kEntryHeaderV1) ==
-            static_cast<ssize_t>(body.size()) &&
-        entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), body.size()) == get_le(eh + 4, 4)) {
-      logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
-      return kFormatVersionV1;
-    }
-  }
-  return 0;
+  return version;
 }
 
 uint64_t Journal::recover_last_v2(int fd, uint64_t first, uint64_t size, const std::string &path,

@@ -601,3 +601,54 @@ TEST(JournalDamage, ATornLastEntryCarryingAForgedEntryIsCutWhole) {
     EXPECT_EQ(back.missing, 0u);
   }
 }
+
+namespace {
+
+// A segment as the sink before entry format 2 wrote it: [u32 length][u32
+// crc32 of seq+body][u64 seq][body].
+std::string v1_segment(uint64_t first, const std::vector<sink::Record> &records) {
+  auto put = [](std::string &b, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i)
+      b.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  std::string b("SINKJNL\0", 8);
+  put(b, 1, 4);
+  put(b, sink::kRecordCodecVersion, 4);
+  put(b, first, 8);
+  for (size_t i = 0; i < records.size(); ++i) {
+    std::string body, seq;
+    sink::encode_record(records[i], body);
+    put(seq, first + i, 8);
+    uLong c = crc32(0, reinterpret_cast<const Bytef *>(seq.data()), 8);
+    c = crc32(c, reinterpret_cast<const Bytef *>(body.data()), static_cast<uInt>(body.size()));
+    put(b, body.size(), 4);
+    put(b, c, 4);
+    b += seq + body;
+  }
+  return b;
+}
+
+} // namespace
+
+TEST(JournalDamage, AFormerFormatSegmentWithADamagedHeaderIsNotTakenForTheNewFormat) {
+  // Its first record's payload holds a well-formed entry of the new format:
+  // the segment must still be read as what it is, record by record.
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    j.cursor("out");
+  }
+  std::vector<sink::Record> records{record_carrying_forged_entry(1, 2)};
+  records.front().total_bytes = 5001;
+  for (int i = 2; i <= 100; ++i)
+    records.push_back(make_record(i));
+  std::string seg = v1_segment(1, records);
+  std::fill(seg.begin(), seg.begin() + 24, '\0'); // the header is damaged
+  std::ofstream(dir.file("j/seg-00000000000000000001.journal"), std::ios::binary) << seg;
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(j.end_seq(), 101u);
+  const auto back = read_counting(j, 1); // checks each record is the one written
+  EXPECT_EQ(back.seqs.size(), 100u);
+  EXPECT_EQ(back.missing, 0u);
+}
