@@ -177,6 +177,16 @@ OutputFile::~OutputFile() {
 bool OutputFile::cut_back_to(long long offset) {
   if (!seekable_) return false;
   const int saved = errno;
+  // Someone else shortened the file (emptied it, copytruncate): our offsets
+  // no longer hold, and ftruncate would grow it with NUL bytes. Left as it
+  // is; what was rolled back is written again (a repeated record, not a
+  // hole).
+  struct stat st {};
+  if (fstat(fd_, &st) != 0 || st.st_size < offset) {
+    end_ = committed_ = fstat(fd_, &st) == 0 ? st.st_size : end_;
+    errno = saved;
+    return false;
+  }
   const bool ok = ::ftruncate(fd_, offset) == 0;
   if (ok) end_ = offset;
   errno = saved;
@@ -200,7 +210,10 @@ bool OutputFile::write_out() {
     if (n == 0) errno = EIO;
     // Some bytes may have landed: take them back so the file ends on a
     // whole record and the staged bytes can be written again later.
-    if (done) cut_back_to(end_);
+    // They are the file's last `done` bytes (appended), wherever it ends now.
+    struct stat st {};
+    if (done && fstat(fd_, &st) == 0 && st.st_size >= static_cast<off_t>(done))
+      cut_back_to(st.st_size - static_cast<off_t>(done));
     if (end_ == unfinished_at_ && seekable_) staged_.erase(0, 1); // added again at the retry
     return false;
   }

@@ -269,3 +269,19 @@ TEST(OutputFile, ASymlinkPlantedAsTheSideFileIsNotWrittenThrough) {
   EXPECT_EQ(slurp(victim.path), "root:x:0:0:root:/root:/bin/bash\n");
   EXPECT_EQ(slurp(t.path), "rec\n");
 }
+
+TEST(OutputFile, ARollbackAfterTheFileWasEmptiedElsewhereNeverFillsItWithZeros) {
+  // An operator empties the file while sink runs (`: > FILE`, logrotate's
+  // copytruncate): cutting back to an offset the file no longer reaches
+  // would grow it with NUL bytes.
+  TempFile t;
+  OutputFile f(t.path);
+  f.stage("0123456789\n");
+  ASSERT_TRUE(f.write_out());
+  f.commit();
+  ASSERT_EQ(::truncate(t.path.c_str(), 0), 0);
+  f.stage("new\n");
+  ASSERT_TRUE(f.write_out());
+  f.rollback(); // a failed flush
+  EXPECT_EQ(slurp(t.path).find('\0'), std::string::npos) << "file holds " << slurp(t.path).size() << " bytes";
+}
