@@ -64,14 +64,6 @@ struct CollectSettings {
   std::string dead_letter; // messages and records set aside
 };
 
-// Beside the service's state (systemd's StateDirectory=), else here.
-std::string default_dead_letter() {
-  const char *state = std::getenv("STATE_DIRECTORY");
-  const std::string dir = state && *state ? std::string(state).substr(0, std::string(state).find(':'))
-                                          : std::filesystem::current_path().string();
-  return dir + "/sink-dead-letter.jsonl";
-}
-
 CollectSettings parse_collect(const nlohmann::json &o, const std::string &config_dir) {
   std::vector<const char *> known = nats::nats_option_names();
   for (const char *k : {"durable", "subject", "batch", "ack_wait", "max_in_flight", "dead_letter"})
@@ -98,7 +90,8 @@ CollectSettings parse_collect(const nlohmann::json &o, const std::string &config
   s.max_in_flight =
       static_cast<size_t>(number("max_in_flight", static_cast<int64_t>(s.max_in_flight), 1, 1000000));
   s.dead_letter = opts.string("dead_letter", "");
-  s.dead_letter = s.dead_letter.empty() ? default_dead_letter() : resolve_path(config_dir, s.dead_letter);
+  s.dead_letter =
+      s.dead_letter.empty() ? default_dead_letter_path() : resolve_path(config_dir, s.dead_letter);
   const std::string dir = std::filesystem::path(s.dead_letter).parent_path().string();
   if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
     throw plugin::OptionError("option \"dead_letter\": cannot create files in \"" + dir +

@@ -7,7 +7,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "RecordFormat.h"
@@ -81,6 +83,14 @@ std::string dead_letter_message_line(std::string_view body, const std::string &s
       {"message_base64", text::base64(reinterpret_cast<const uint8_t *>(body.data()), body.size())}};
   // Invalid UTF-8 in a reason or subject must not make the line unreadable.
   return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string default_dead_letter_path() {
+  const char *state = std::getenv("STATE_DIRECTORY");
+  // STATE_DIRECTORY may list several directories, ':'-separated.
+  const std::string dir = state && *state ? std::string(state).substr(0, std::string(state).find(':'))
+                                          : std::filesystem::current_path().string();
+  return dir + "/sink-dead-letter.jsonl";
 }
 
 int64_t unix_now_ns() {

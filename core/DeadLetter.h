@@ -45,6 +45,11 @@ std::string dead_letter_record_line(const sink_record &r, const std::string &out
 std::string dead_letter_message_line(std::string_view body, const std::string &subject,
                                      const std::string &why, int64_t at_unix_ns);
 
+// Where records are set aside when nothing else is said: beside the
+// service's state (systemd's StateDirectory=), else in the working
+// directory (which a service running in "/" cannot write).
+std::string default_dead_letter_path();
+
 int64_t unix_now_ns();
 
 } // namespace sink

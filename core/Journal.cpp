@@ -92,6 +92,9 @@ struct EntryV2 {
   uint64_t offset = 0, seq = 0;
   uint32_t len = 0;
   const uint8_t *body = nullptr; // valid until the source is read again
+  // Magic and header crc hold: offset, len and seq are what was written
+  // there, even when the entry is out of range or its body is damaged.
+  bool header_ok = false;
   uint64_t end() const { return offset + kEntryHeader + len; }
 };
 
@@ -100,6 +103,7 @@ enum class EntryCheck { kValid, kShort, kBad };
 // The version 2 entry at offset, numbered in [min_seq, max_seq).
 EntryCheck entry_v2_at(const ByteSource &bytes, uint64_t offset, uint64_t min_seq, uint64_t max_seq,
                        EntryV2 &e) {
+  e.header_ok = false;
   const uint8_t *h = bytes(offset, kEntryHeader);
   if (!h) return EntryCheck::kShort;
   if (std::memcmp(h, kEntryMagic, 4) != 0 || crc(h, 16) != get_le(h + 16, 4)) return EntryCheck::kBad;
@@ -107,21 +111,40 @@ EntryCheck entry_v2_at(const ByteSource &bytes, uint64_t offset, uint64_t min_se
   e.len = static_cast<uint32_t>(get_le(h + 4, 4));
   e.seq = get_le(h + 8, 8);
   const uint32_t body_crc = static_cast<uint32_t>(get_le(h + 20, 4));
-  if (e.len > kMaxEntry || e.seq < min_seq || e.seq >= max_seq) return EntryCheck::kBad;
+  if (e.len > kMaxEntry) return EntryCheck::kBad;
+  e.header_ok = true;
+  if (e.seq < min_seq || e.seq >= max_seq) return EntryCheck::kBad;
   e.body = bytes(offset + kEntryHeader, e.len);
   if (!e.body) return EntryCheck::kShort;
   return crc(e.body, e.len) == body_crc ? EntryCheck::kValid : EntryCheck::kBad;
 }
 
-// The first valid entry after offset (damage before it), or none.
-bool next_entry_v2(const ByteSource &bytes, uint64_t offset, uint64_t min_seq, uint64_t max_seq, EntryV2 &e) {
-  for (uint64_t at = offset + 1;; ++at) {
+// The first valid entry after the bad one at offset, or none. When the bad
+// entry's own header holds, the search starts past its body: a body is a
+// captured payload and may hold anything, a well-formed entry too, which
+// must never be taken for a record. bad is what entry_v2_at left there.
+bool next_entry_v2(const ByteSource &bytes, uint64_t offset, const EntryV2 &bad, uint64_t min_seq,
+                   uint64_t max_seq, EntryV2 &e) {
+  const uint64_t from = bad.header_ok && bad.offset == offset ? bad.end() : offset + 1;
+  for (uint64_t at = from;; ++at) {
     // Look for the magic's first byte a block at a time.
     const uint8_t *p = bytes(at, 1);
     if (!p) return false;
     if (*p != kEntryMagic[0]) continue;
     if (entry_v2_at(bytes, at, min_seq, max_seq, e) == EntryCheck::kValid) return true;
   }
+}
+
+// True when a format 1 entry numbered first follows the segment header.
+bool first_entry_is_v1(int fd, uint64_t first) {
+  uint8_t eh[kEntryHeaderV1];
+  if (::pread(fd, eh, sizeof eh, kSegmentHeader) != static_cast<ssize_t>(sizeof eh) ||
+      get_le(eh + 8, 8) != first || get_le(eh, 4) > kMaxEntry)
+    return false;
+  std::string body(get_le(eh, 4), '\0');
+  return ::pread(fd, body.data(), body.size(), kSegmentHeader + kEntryHeaderV1) ==
+             static_cast<ssize_t>(body.size()) &&
+         entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), body.size()) == get_le(eh + 4, 4);
 }
 
 // Reads a whole file through pread, a block at a time.
@@ -267,28 +290,23 @@ uint32_t Journal::segment_version(int fd, uint64_t first, const std::string &pat
     if (get_le(h + 16, 8) == first) return version;
   }
   // A damaged header: the entries tell the version (the name tells the
-  // first record), so nothing still readable is given up.
+  // first record), so nothing still readable is given up. The entry right
+  // after the header is tried in both formats before the segment is
+  // searched for a later entry of format 2: a search can find one inside a
+  // format 1 record's captured payload.
   FileBytes file(fd);
   const ByteSource bytes = std::ref(file);
-  EntryV2 e;
-  if (entry_v2_at(bytes, kSegmentHeader, first, UINT64_MAX, e) == EntryCheck::kValid ||
-      next_entry_v2(bytes, kSegmentHeader, first, UINT64_MAX, e)) {
+  EntryV2 e, bad;
+  uint32_t version = 0;
+  if (entry_v2_at(bytes, kSegmentHeader, first, UINT64_MAX, bad) == EntryCheck::kValid)
+    version = kFormatVersion;
+  else if (first_entry_is_v1(fd, first))
+    version = kFormatVersionV1;
+  else if (next_entry_v2(bytes, kSegmentHeader, bad, first, UINT64_MAX, e))
+    version = kFormatVersion;
+  if (version)
     logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
-    return kFormatVersion;
-  }
-  uint8_t eh[kEntryHeaderV1];
-  std::string body;
-  if (::pread(fd, eh, sizeof eh, kSegmentHeader) == static_cast<ssize_t>(sizeof eh) &&
-      get_le(eh + 8, 8) == first && get_le(eh, 4) <= kMaxEntry) {
-    body.resize(get_le(eh, 4));
-    if (::pread(fd, body.data(), body.size(), kSegmentHeader + kEntryHeaderV1) ==
-            static_cast<ssize_t>(body.size()) &&
-        entry_crc(eh + 8, reinterpret_cast<const uint8_t *>(body.data()), body.size()) == get_le(eh + 4, 4)) {
-      logger_.error("journal: the header of \"" + path + "\" is damaged; its entries are read without it");
-      return kFormatVersionV1;
-    }
-  }
-  return 0;
+  return version;
 }
 
 uint64_t Journal::recover_last_v2(int fd, uint64_t first, uint64_t size, const std::string &path,
@@ -296,11 +314,20 @@ uint64_t Journal::recover_last_v2(int fd, uint64_t first, uint64_t size, const s
   FileBytes file(fd);
   const ByteSource bytes = std::ref(file);
   uint64_t offset = kSegmentHeader, seq = first;
-  EntryV2 e;
+  // No segment holds more entries than its size allows: a number past that
+  // was never written here.
+  const uint64_t max_seq = first + (size > kSegmentHeader ? (size - kSegmentHeader) / kEntryHeader : 0);
+  EntryV2 e, bad;
   for (;;) {
-    if (entry_v2_at(bytes, offset, seq, UINT64_MAX, e) != EntryCheck::kValid) {
+    const EntryCheck check = entry_v2_at(bytes, offset, seq, max_seq, bad);
+    if (check == EntryCheck::kValid) {
+      e = bad;
+    } else {
+      // An entry whose header holds but whose body runs past the end is a
+      // torn append: nothing after it was written.
+      if (check == EntryCheck::kShort && bad.header_ok) break;
       // Damage, or the end: go on at the next valid entry if there is one.
-      if (!next_entry_v2(bytes, offset, seq, UINT64_MAX, e)) break;
+      if (!next_entry_v2(bytes, offset, bad, seq, max_seq, e)) break;
       logger_.error("journal: " + std::to_string(e.offset - offset) + " damaged bytes in \"" + path + "\"; " +
                     missing_records(seq, e.seq) + (e.seq == seq ? "" : "; outputs count them lost") +
                     ", the records after them are kept");
@@ -808,12 +835,15 @@ JournalReader::Step JournalReader::next_v2(const Journal::SegmentRef &seg, Entry
   // next segment's first record belongs here.
   const uint64_t max_seq = active ? journal_.end_seq() : seg.end_seq;
   const ByteSource bytes = [this](uint64_t offset, size_t n) { return bytes_at(offset, n); };
-  EntryV2 e;
-  const EntryCheck check = entry_v2_at(bytes, next_offset_, next_seq_, max_seq, e);
+  EntryV2 e, bad;
+  const EntryCheck check = entry_v2_at(bytes, next_offset_, next_seq_, max_seq, bad);
   if (check == EntryCheck::kShort && active) return Step::kWait;
+  if (check == EntryCheck::kValid) e = bad;
   if (check != EntryCheck::kValid) {
-    // Damage (or the end of a finished segment): go on at the next entry.
-    const bool found = next_entry_v2(bytes, next_offset_, next_seq_, max_seq, e);
+    // Damage (or the end of a finished segment): go on at the next entry;
+    // none follows an entry cut short.
+    const bool found = !(check == EntryCheck::kShort && bad.header_ok) &&
+                       next_entry_v2(bytes, next_offset_, bad, next_seq_, max_seq, e);
     const uint64_t resume = found ? e.seq : seg.end_seq;
     // In the active segment nothing found yet may be an append under way.
     if (found || (!active && resume > next_seq_))

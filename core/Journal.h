@@ -13,16 +13,15 @@
 // segments, [u32 length][u32 crc32 of seq+body][u64 seq][body], written by
 // earlier sinks, are still read). The magic and the header's own crc let a
 // reader find the next entry after damage, so exactly the damaged records
-// are lost; `cursors/<output name>.cursor` (32 bytes: "SINKCUR1",
-// position, crash seq, crash count, crc32); `lock` (flock: one sink per
-// journal). Appends are written with write(2) once per batch (the OS has
-// them: a process crash loses nothing); fdatasync runs at most once a
-// second and at every segment change, so a power cut loses at most the last
-// second. Size is bounded by max_bytes, and by the disk's free space (less
-// a reserve; ENOSPC counts as full too): segments every cursor has passed
-// are deleted; when the journal is full, the oldest segment is deleted only
-// if some output has passed it (outputs still inside lose its records: lost
-// for them alone), otherwise append() reports full and the caller pauses.
+// are lost (an entry whose header holds is skipped whole, never searched:
+// its body is a captured payload and may hold a well-formed entry); `cursors/<output name>.cursor` (32 bytes:
+// "SINKCUR1", position, crash seq, crash count, crc32); `lock` (flock: one sink per journal). Appends are
+// written with write(2) once per batch (the OS has them: a process crash loses nothing); fdatasync runs at
+// most once a second and at every segment change, so a power cut loses at most the last second. Size is
+// bounded by max_bytes, and by the disk's free space (less a reserve; ENOSPC counts as full too): segments
+// every cursor has passed are deleted; when the journal is full, the oldest segment is deleted only if some
+// output has passed it (outputs still inside lose its records: lost for them alone), otherwise append()
+// reports full and the caller pauses.
 #include <atomic>
 #include <chrono>
 #include <cstdint>

@@ -52,7 +52,7 @@ OutputWorker::OutputWorker(std::string label, const sink_output_ops *ops, Logger
     confirmed_seq_ = next_seq_;
   }
   last_progress_ns_ = steady_ns();
-  set_dead_letter(journal_ ? journal_->dir() + "/dead-letter.jsonl" : "sink-dead-letter.jsonl");
+  set_dead_letter(journal_ ? journal_->dir() + "/dead-letter.jsonl" : default_dead_letter_path());
 }
 
 OutputWorker::~OutputWorker() {

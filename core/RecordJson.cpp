@@ -52,6 +52,15 @@ uint64_t unsigned_field(const Json &v, const char *key) {
   return v.get<uint64_t>();
 }
 
+// A count no sensor exceeds; the stores keep it in a signed column, which
+// would clamp a larger one silently.
+uint64_t count_up_to(const Json &v, const char *key, uint64_t max) {
+  const uint64_t n = unsigned_field(v, key);
+  if (n > max)
+    throw SchemaError(std::string(key) + " is " + std::to_string(n) + ", more than " + std::to_string(max));
+  return n;
+}
+
 uint16_t port_field(const Json &v, const char *key) {
   return static_cast<uint16_t>(integer_in(v, key, 0, 65535));
 }
@@ -134,7 +143,7 @@ void times(const Json &j, Record &r) {
 
 void payload(const Json &j, Record &r) {
   r.payload = hex_field(required(j, "payload_hex"), "payload_hex");
-  r.total_bytes = unsigned_field(required(j, "payload_len"), "payload_len");
+  r.total_bytes = count_up_to(required(j, "payload_len"), "payload_len", INT64_MAX);
   if (r.total_bytes < r.payload.size())
     throw SchemaError("payload_len is less than the bytes in payload_hex");
   if (j.contains("captured_len") && unsigned_field(j["captured_len"], "captured_len") != r.payload.size())
@@ -142,7 +151,9 @@ void payload(const Json &j, Record &r) {
   if (j.contains("truncated") &&
       (!j["truncated"].is_boolean() || j["truncated"].get<bool>() != (r.total_bytes > r.payload.size())))
     throw SchemaError("truncated is not a boolean saying payload_len > captured_len");
-  if (j.contains("first_read_len")) r.first_read_len = unsigned_field(j["first_read_len"], "first_read_len");
+  // One read(2) returns less than 2 GiB.
+  if (j.contains("first_read_len"))
+    r.first_read_len = count_up_to(j["first_read_len"], "first_read_len", INT32_MAX);
   if (j.contains("wire_hex")) r.wire = hex_field(j["wire_hex"], "wire_hex");
 }
 

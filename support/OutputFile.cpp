@@ -65,6 +65,20 @@ std::string tail_path_of(const std::string &path) {
   return dir + "." + path.substr(slash == std::string::npos ? 0 : slash + 1) + ".sink-tail";
 }
 
+// Opens the side file for writing, only when it is a plain file of its own:
+// whoever can write the directory could plant its name as a link to a file
+// sink (often root) must not overwrite. -1 when it is not.
+int open_side_file(const std::string &path) {
+  // O_NONBLOCK: a FIFO planted under this name must not hold the start.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  struct stat st {};
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // A descriptor closed when it goes out of scope.
 struct ScopedFd {
   int fd;
@@ -108,7 +122,7 @@ void OutputFile::handle_unfinished_line() {
   // What this sink had written and not confirmed when it stopped.
   TailNote note{};
   long long ours_from = end_;
-  if (ScopedFd t{open_without_foreign_links(tail_path_, O_RDONLY | O_CLOEXEC)};
+  if (ScopedFd t{::open(tail_path_.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
       t.fd >= 0 && ::pread(t.fd, &note, sizeof note, 0) == static_cast<ssize_t>(sizeof note) &&
       std::memcmp(note.magic, kTailMagic, sizeof kTailMagic) == 0 && note.dev == dev_ && note.ino == ino_ &&
       note.start >= 0 && note.start < end_ && end_ <= note.end && starts_as_noted(r.fd, note, end_))
@@ -143,7 +157,7 @@ void OutputFile::handle_unfinished_line() {
 
 void OutputFile::note_pending(long long start, const std::string &first_bytes) {
   if (!seekable_) return;
-  if (tail_fd_ < 0) tail_fd_ = open_without_foreign_links(tail_path_, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (tail_fd_ < 0) tail_fd_ = open_side_file(tail_path_);
   if (tail_fd_ < 0) return; // no side file (a read-only directory): nothing is ever cut at open
   TailNote note{};
   std::memcpy(note.magic, kTailMagic, sizeof kTailMagic);
@@ -172,6 +186,16 @@ OutputFile::~OutputFile() {
 bool OutputFile::cut_back_to(long long offset) {
   if (!seekable_) return false;
   const int saved = errno;
+  // Someone else shortened the file (emptied it, copytruncate): our offsets
+  // no longer hold, and ftruncate would grow it with NUL bytes. Left as it
+  // is; what was rolled back is written again (a repeated record, not a
+  // hole).
+  struct stat st {};
+  if (fstat(fd_, &st) != 0 || st.st_size < offset) {
+    end_ = committed_ = fstat(fd_, &st) == 0 ? st.st_size : end_;
+    errno = saved;
+    return false;
+  }
   const bool ok = ::ftruncate(fd_, offset) == 0;
   if (ok) end_ = offset;
   errno = saved;
@@ -195,7 +219,10 @@ bool OutputFile::write_out() {
     if (n == 0) errno = EIO;
     // Some bytes may have landed: take them back so the file ends on a
     // whole record and the staged bytes can be written again later.
-    if (done) cut_back_to(end_);
+    // They are the file's last `done` bytes (appended), wherever it ends now.
+    struct stat st {};
+    if (done && fstat(fd_, &st) == 0 && st.st_size >= static_cast<off_t>(done))
+      cut_back_to(st.st_size - static_cast<off_t>(done));
     if (end_ == unfinished_at_ && seekable_) staged_.erase(0, 1); // added again at the retry
     return false;
   }

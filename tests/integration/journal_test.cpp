@@ -629,3 +629,29 @@ TEST(Metrics, ABadOrTakenMetricsAddressStopsTheStart) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("metrics.listen: cannot listen on 127.0.0.1:"), std::string::npos) << r.err;
 }
+
+TEST(DeadLetter, WithoutAJournalARefusedRecordGoesBesideTheServiceStateAndTheOutputGoesOn) {
+  // The packaged service runs as user sink in "/", which it cannot write:
+  // without a journal the dead-letter file must go to its state directory
+  // (STATE_DIRECTORY), or one refused record blocks the output for good.
+  TempDir dir;
+  std::filesystem::create_directory(dir.file("state"));
+  std::filesystem::create_directory(dir.file("sink-dead-letter.jsonl")); // the working directory's: unusable
+  write_file(dir.file("c.yaml"), "log: {path: sink.log}\nsensor: test\njournal: false\n"
+                                 "groups: [{name: g, listen: 127.0.0.1, ports: 0, timeout: 1m}]\noutputs:\n" +
+                                     test_output("main", "a.txt", "    refuse_payload: bad\n"));
+  ::setenv("STATE_DIRECTORY", dir.file("state").c_str(), 1);
+  SinkProcess sink(dir, {"--config", "c.yaml"});
+  ::unsetenv("STATE_DIRECTORY");
+  const uint16_t port = sink.wait_listening(1, dir.file("sink.log"))[0];
+  send_and_close("127.0.0.1", port, "bad");
+  ASSERT_EQ(wait_for_lines(dir.file("state/sink-dead-letter.jsonl"), 1).size(), 1u)
+      << read_file(dir.file("sink.log"));
+  for (int i = 0; i < 5; ++i)
+    send_and_close("127.0.0.1", port, "good" + std::to_string(i));
+  EXPECT_EQ(wait_lines(dir.file("a.txt"), 5), 5u) << read_file(dir.file("sink.log"));
+  EXPECT_EQ(sink.stop().code, 0);
+  const auto aside = nlohmann::json::parse(read_lines(dir.file("state/sink-dead-letter.jsonl")).at(0));
+  EXPECT_EQ(aside["payload_hex"], "626164");
+  EXPECT_EQ(aside["set_aside"]["output"], "main");
+}

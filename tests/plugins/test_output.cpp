@@ -3,6 +3,7 @@
 //   crash_at: N            segfaults on its Nth write in this process
 //   crash_on_payload: S    segfaults on a record whose payload contains S
 //   fail_while_exists: P   write fails (SINK_ERR_IO) while file P exists
+//   refuse_payload: S      refuses for good (SINK_ERR_REFUSED) a record whose payload contains S
 #include <sink/plugin.h>
 
 #include <nlohmann/json.hpp>
@@ -20,7 +21,7 @@ namespace {
 struct TestOutput {
   FILE *file = nullptr;
   long crash_at = 0, writes = 0;
-  std::string crash_on_payload, fail_while_exists;
+  std::string crash_on_payload, fail_while_exists, refuse_payload;
   std::string pending;
 };
 
@@ -42,6 +43,7 @@ int create(const sink_create_args *args, void **instance) noexcept try {
   t->crash_at = opts.value("crash_at", 0L);
   t->crash_on_payload = opts.value("crash_on_payload", "");
   t->fail_while_exists = opts.value("fail_while_exists", "");
+  t->refuse_payload = opts.value("refuse_payload", "");
   *instance = t.release();
   return SINK_OK;
 } catch (...) {
@@ -56,6 +58,8 @@ int write(void *instance, const sink_record *r) noexcept try {
   ++t->writes;
   if (t->crash_at && t->writes == t->crash_at) crash();
   if (!t->crash_on_payload.empty() && payload.find(t->crash_on_payload) != std::string::npos) crash();
+  if (!t->refuse_payload.empty() && payload.find(t->refuse_payload) != std::string::npos)
+    return SINK_ERR_REFUSED;
   t->pending += std::string(r->id) + " " + payload + "\n";
   return SINK_OK;
 } catch (...) {

@@ -2,6 +2,7 @@
 // restarts, cursors, the size bound, torn tails and the record encoding.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -507,4 +508,147 @@ TEST(JournalFiles, EveryFileItMakesIsForItsOwnerOnly) {
     EXPECT_EQ(st.st_mode & 0777, 0600u) << e.path();
   }
   EXPECT_EQ(files, 3u) << "lock, one segment, one cursor";
+}
+
+namespace {
+
+// A captured payload may hold anything, even a well-formed journal entry
+// (the attacker chooses the bytes): a record whose payload carries a forged
+// entry numbered `forged_seq` that claims to be record 999999.
+sink::Record record_carrying_forged_entry(int i, uint64_t forged_seq) {
+  std::string body;
+  sink::Record fake = make_record(999999 - 5000);
+  fake.total_bytes = 999999;
+  sink::encode_record(fake, body);
+  std::string h(24, '\0');
+  std::memcpy(h.data(), "SJE\xb7", 4);
+  for (int k = 0; k < 4; ++k)
+    h[4 + k] = static_cast<char>(body.size() >> (8 * k));
+  for (int k = 0; k < 8; ++k)
+    h[8 + k] = static_cast<char>(forged_seq >> (8 * k));
+  const uint32_t hcrc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef *>(h.data()), 16));
+  const uint32_t bcrc =
+      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef *>(body.data()), body.size()));
+  for (int k = 0; k < 4; ++k) {
+    h[16 + k] = static_cast<char>(hcrc >> (8 * k));
+    h[20 + k] = static_cast<char>(bcrc >> (8 * k));
+  }
+  sink::Record r = make_record(i);
+  const std::string forged = std::string(64, 'x') + h + body + std::string(64, 'y');
+  r.payload.assign(forged.begin(), forged.end());
+  return r;
+}
+
+// Records 1..100, record 50 carrying a forged entry numbered forged_seq.
+void write_with_forged_entry(const std::string &dir, sink::Logger &log, uint64_t forged_seq) {
+  sink::Journal j(dir, 1 << 20, log);
+  j.cursor("out");
+  append_all(j, 1, 50);
+  std::vector<sink::Record> batch{record_carrying_forged_entry(50, forged_seq)};
+  size_t count = 0;
+  uint64_t first = 0;
+  std::string error;
+  ASSERT_EQ(j.append(batch, &count, &first, false, &error), sink::Journal::Append::kDone) << error;
+  append_all(j, 51, 101);
+}
+
+} // namespace
+
+TEST(JournalDamage, AForgedEntryInsideADamagedBodyIsNeitherDeliveredNorSkipsGoodRecords) {
+  for (const uint64_t forged_seq : {50, 60}) {
+    TempDir dir;
+    sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+    write_with_forged_entry(dir.file("j"), log, forged_seq);
+    const auto seg = segment_files(dir.file("j")).back();
+    const auto at = entry_offsets(seg);
+    // One flipped byte at the end of record 50's body, past the forged entry.
+    const size_t end_of_50 = at.at(51) - 1;
+    std::string byte = read_text(seg).substr(end_of_50, 1);
+    byte[0] = static_cast<char>(byte[0] ^ 0x01);
+    overwrite(seg, end_of_50, byte);
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    EXPECT_EQ(j.end_seq(), 101u) << "forged " << forged_seq;
+    const auto back = read_counting(j, 1); // checks each record is the one written
+    EXPECT_EQ(back.seqs.size(), 99u) << "forged " << forged_seq;
+    EXPECT_EQ(back.missing, 1u) << "only record 50, forged " << forged_seq;
+  }
+}
+
+TEST(JournalDamage, ATornLastEntryCarryingAForgedEntryIsCutWhole) {
+  // A crash mid-append (or a power cut) leaves the last entry short; what
+  // its payload holds must not be taken for a record.
+  for (const uint64_t forged_seq : {50, 1000000}) {
+    TempDir dir;
+    sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+    {
+      sink::Journal j(dir.file("j"), 1 << 20, log);
+      j.cursor("out");
+      append_all(j, 1, 50);
+      std::vector<sink::Record> batch{record_carrying_forged_entry(50, forged_seq)};
+      size_t count = 0;
+      uint64_t first = 0;
+      std::string error;
+      ASSERT_EQ(j.append(batch, &count, &first, false, &error), sink::Journal::Append::kDone);
+    }
+    const auto seg = segment_files(dir.file("j")).back();
+    const auto at = entry_offsets(seg);
+    std::filesystem::resize_file(seg, std::filesystem::file_size(seg) - 10); // torn
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    EXPECT_EQ(j.end_seq(), 50u) << "forged " << forged_seq;
+    EXPECT_EQ(std::filesystem::file_size(seg), at.at(50)) << "the torn entry is cut whole";
+    const auto back = read_counting(j, 1);
+    EXPECT_EQ(back.seqs.size(), 49u);
+    EXPECT_EQ(back.missing, 0u);
+  }
+}
+
+namespace {
+
+// A segment as the sink before entry format 2 wrote it: [u32 length][u32
+// crc32 of seq+body][u64 seq][body].
+std::string v1_segment(uint64_t first, const std::vector<sink::Record> &records) {
+  auto put = [](std::string &b, uint64_t v, int n) {
+    for (int i = 0; i < n; ++i)
+      b.push_back(static_cast<char>(v >> (8 * i)));
+  };
+  std::string b("SINKJNL\0", 8);
+  put(b, 1, 4);
+  put(b, sink::kRecordCodecVersion, 4);
+  put(b, first, 8);
+  for (size_t i = 0; i < records.size(); ++i) {
+    std::string body, seq;
+    sink::encode_record(records[i], body);
+    put(seq, first + i, 8);
+    uLong c = crc32(0, reinterpret_cast<const Bytef *>(seq.data()), 8);
+    c = crc32(c, reinterpret_cast<const Bytef *>(body.data()), static_cast<uInt>(body.size()));
+    put(b, body.size(), 4);
+    put(b, c, 4);
+    b += seq + body;
+  }
+  return b;
+}
+
+} // namespace
+
+TEST(JournalDamage, AFormerFormatSegmentWithADamagedHeaderIsNotTakenForTheNewFormat) {
+  // Its first record's payload holds a well-formed entry of the new format:
+  // the segment must still be read as what it is, record by record.
+  TempDir dir;
+  sink::Logger log(dir.file("log"), SINK_LOG_DEBUG);
+  {
+    sink::Journal j(dir.file("j"), 1 << 20, log);
+    j.cursor("out");
+  }
+  std::vector<sink::Record> records{record_carrying_forged_entry(1, 2)};
+  records.front().total_bytes = 5001;
+  for (int i = 2; i <= 100; ++i)
+    records.push_back(make_record(i));
+  std::string seg = v1_segment(1, records);
+  std::fill(seg.begin(), seg.begin() + 24, '\0'); // the header is damaged
+  std::ofstream(dir.file("j/seg-00000000000000000001.journal"), std::ios::binary) << seg;
+  sink::Journal j(dir.file("j"), 1 << 20, log);
+  EXPECT_EQ(j.end_seq(), 101u);
+  const auto back = read_counting(j, 1); // checks each record is the one written
+  EXPECT_EQ(back.seqs.size(), 100u);
+  EXPECT_EQ(back.missing, 0u);
 }

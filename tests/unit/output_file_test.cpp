@@ -251,3 +251,37 @@ TEST(LineOutput, FailuresOnAFullDeviceAreReported) {
   EXPECT_EQ(buffered.write("a"), SINK_OK);
   EXPECT_EQ(sink::plugin::line_output_flush(buffered.out), SINK_ERR_IO) << "a failed flush is not success";
 }
+
+TEST(OutputFile, ASymlinkPlantedAsTheSideFileIsNotWrittenThrough) {
+  // Whoever can write the file's directory can plant the side file's name
+  // as a link to a file they cannot write; sink (often root) must not
+  // overwrite that file's first bytes with its note.
+  TempFile t, victim;
+  { std::ofstream(victim.path) << "root:x:0:0:root:/root:/bin/bash\n"; }
+  ::unlink(t.tail_note().c_str());
+  ASSERT_EQ(::symlink(victim.path.c_str(), t.tail_note().c_str()), 0);
+  {
+    OutputFile f(t.path);
+    f.stage("rec\n");
+    ASSERT_TRUE(f.write_out());
+    f.commit();
+  }
+  EXPECT_EQ(slurp(victim.path), "root:x:0:0:root:/root:/bin/bash\n");
+  EXPECT_EQ(slurp(t.path), "rec\n");
+}
+
+TEST(OutputFile, ARollbackAfterTheFileWasEmptiedElsewhereNeverFillsItWithZeros) {
+  // An operator empties the file while sink runs (`: > FILE`, logrotate's
+  // copytruncate): cutting back to an offset the file no longer reaches
+  // would grow it with NUL bytes.
+  TempFile t;
+  OutputFile f(t.path);
+  f.stage("0123456789\n");
+  ASSERT_TRUE(f.write_out());
+  f.commit();
+  ASSERT_EQ(::truncate(t.path.c_str(), 0), 0);
+  f.stage("new\n");
+  ASSERT_TRUE(f.write_out());
+  f.rollback(); // a failed flush
+  EXPECT_EQ(slurp(t.path).find('\0'), std::string::npos) << "file holds " << slurp(t.path).size() << " bytes";
+}

@@ -49,6 +49,13 @@ TEST(RecordJsonSchema, RangesTypesAndSizesAreChecked) {
   EXPECT_EQ(why_refused(with("listen_port", "80")), "listen_port is not a whole number");
   EXPECT_EQ(why_refused(with("payload_len", -5)), "payload_len is not a whole number >= 0");
   EXPECT_EQ(why_refused(with("payload_len", 1)), "payload_len is less than the bytes in payload_hex");
+  // Beyond what a sensor can count: a store's bigint would clamp it silently.
+  auto huge = with("payload_len", 18446744073709551615u);
+  huge["truncated"] = true;
+  EXPECT_EQ(why_refused(huge), "payload_len is 18446744073709551615, more than 9223372036854775807");
+  // One read(2) returns less than 2 GiB; the store keeps it in an integer.
+  EXPECT_EQ(why_refused(with("first_read_len", 4294967296u)),
+            "first_read_len is 4294967296, more than 2147483647");
   EXPECT_EQ(why_refused(with("captured_len", 3)), "captured_len is not the number of bytes in payload_hex");
   EXPECT_EQ(why_refused(with("close_detail", std::string("a\0b", 3))), "close_detail holds a NUL byte");
   EXPECT_EQ(why_refused(with("group", std::string(1025, 'g'))), "group has 1025 bytes, more than 1024");
