@@ -362,8 +362,9 @@ bool Collector::run() {
       ++st.acknowledged;
     }
   };
-  st.logger.info("collect: consuming stream " + s.nats.stream + " (subjects " + s.subject + ") as durable " +
-                 s.durable + " from " + conn->servers_text());
+  // Said once the stream exists and the consumer is subscribed: from then
+  // on a sensor's publish is stored (tests and operators wait for it).
+  bool consuming_logged = false;
 
   while (!g_stop) {
     if (g_reopen.exchange(false)) st.reopen_files();
@@ -393,7 +394,12 @@ bool Collector::run() {
         if (rc != NATS_OK) throw nats::NatsError(nats::status_text("cannot subscribe", rc, jerr), rc);
         sub.reset(raw);
         st.subscribed = true;
-        if (setup_error_logged) st.logger.info("collect: subscribed again");
+        if (!consuming_logged)
+          st.logger.info("collect: consuming stream " + s.nats.stream + " (subjects " + s.subject +
+                         ") as durable " + s.durable + " from " + conn->servers_text());
+        else if (setup_error_logged)
+          st.logger.info("collect: subscribed again");
+        consuming_logged = true;
         setup_error_logged = false;
         // Messages held from the old connection are delivered again anyway.
         pending.clear();

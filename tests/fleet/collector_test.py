@@ -297,7 +297,12 @@ collect:
                  and read(out).count("\n") >= 2, 60, "every message handled")
         grown = self.rss(collector.proc.pid) - rss_before
         print(f"\n  RSS after 100 messages with unique 500 KB groups: {grown / 1e6:+.1f} MB", file=sys.stderr)
-        self.assertLess(grown, 15e6, "the groups are not kept")
+        if "libasan" in read(f"/proc/{collector.proc.pid}/maps"):
+            # AddressSanitizer's allocator quarantines and keeps what is
+            # freed, so RSS says nothing there; the plain build checks it.
+            print("  (AddressSanitizer build: RSS not compared)", file=sys.stderr)
+        else:
+            self.assertLess(grown, 15e6, "the groups are not kept")
         dead = read(os.path.join(d, "sink-dead-letter.jsonl")).splitlines()
         self.assertEqual(len(dead), 100)
         self.assertIn("group has 500000 bytes, more than 1024", dead[-1])
