@@ -72,7 +72,7 @@ CollectSettings parse_collect(const nlohmann::json &o, const std::string &config
   opts.only(known);
   CollectSettings s;
   s.nats = nats::parse_nats_settings(o, config_dir);
-  s.nats.client_name = "sink-collector";
+  if (!o.contains("client_name")) s.nats.client_name = "sink-collector"; // the sensors' default is theirs
   s.durable = opts.string("durable", s.durable);
   if (s.durable.empty() || s.durable.find_first_of(" \t\r\n.*>/\\") != std::string::npos)
     throw plugin::OptionError(

@@ -315,6 +315,13 @@ collect:
                 return int(line.split()[1]) * 1024
         raise AssertionError("no VmRSS")
 
+    def test_the_connection_carries_the_configured_client_name(self):
+        self.nats = NatsServer(self.dir, "nats", http_port=free_port())
+        self.nats.start()
+        self.jsonl_collector(free_port(), extra="  client_name: central-1\n")
+        names = [c.get("name") for c in self.nats.connections()]
+        self.assertIn("central-1", names, names)
+
     def test_sighup_reopens_the_log_and_output_files(self):
         self.nats = NatsServer(self.dir, "nats")
         self.nats.start()
