@@ -56,6 +56,12 @@ def give_to_nobody(*paths):
         os.chown(p, NOBODY.pw_uid, NOBODY.pw_gid)
 
 
+def give_tree_to_nobody(top):
+    """What the refusal message tells an operator to do: chown -R nobody."""
+    for root, dirs, files in os.walk(top):
+        give_to_nobody(root, *[os.path.join(root, f) for f in dirs + files])
+
+
 class PrivilegesTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="sink-privileges-")
@@ -126,14 +132,18 @@ class PrivilegesTest(unittest.TestCase):
             time.sleep(0.05)
         return [json.loads(l) for l in read(out).splitlines()]
 
-    def run_as_root_once(self, journal, payloads):
-        """A run without user: (as before the operator added it)."""
-        self.config(f"""
+    def journal_config(self, journal, user=None):
+        """One group, a jsonl output named out, the log and the journal in data/."""
+        self.config((f"user: {user}\n" if user else "") + f"""
 log: {{path: {self.path('data', 'sink.log')}}}
 journal: {{dir: {journal}}}
 groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
 outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
 """)
+
+    def run_as_root_once(self, journal, payloads):
+        """A run without user: (as before the operator added it)."""
+        self.journal_config(journal)
         port = self.start()
         self.send(port, payloads)
         self.records(len(payloads))
@@ -179,9 +189,7 @@ outputs: [{{plugin: jsonl, path: {self.path('data', 'out.jsonl')}}}]
         for name, (journal_dir, message) in cases.items():
             with self.subTest(name):
                 if name == "nobody's journal":
-                    for root, dirs, files in os.walk(journal):
-                        for entry in [root] + [os.path.join(root, f) for f in dirs + files]:
-                            give_to_nobody(entry)
+                    give_tree_to_nobody(journal)
                 output = closed if name == "nobody's journal" else self.data
                 self.config(f"""
 user: nobody
@@ -208,13 +216,7 @@ outputs: [{{plugin: jsonl, path: {output}/out.jsonl}}]
         give_to_nobody(journal, os.path.join(journal, "cursors"))
         found = {p: owner(p) for p in (os.path.join(journal, "lock"), os.path.join(journal, "cursors", "out.cursor"))}
         self.assertEqual(set(found.values()), {(0, 0)})
-        self.config(f"""
-user: nobody
-log: {{path: {self.path('data', 'sink.log')}}}
-journal: {{dir: {journal}}}
-groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
-outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
-""")
+        self.journal_config(journal, user="nobody")
         port = self.start()
         self.send(port, [b"three"])
         recs = self.records(3)
@@ -266,13 +268,7 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
             os.unlink(os.path.join(journal, "cursors", c))
         give_to_nobody(journal, os.path.join(journal, "cursors"))
         segment = [os.path.join(journal, e) for e in os.listdir(journal) if e.startswith("seg-")][0]
-        self.config(f"""
-user: nobody
-log: {{path: {self.path('data', 'sink.log')}}}
-journal: {{dir: {journal}}}
-groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
-outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
-""")
+        self.journal_config(journal, user="nobody")
         code, err = self.refused()
         self.assertEqual(code, 2, err)
         self.assertIn(f"journal.dir: user nobody cannot read the journal segment {segment}: Permission denied; "
@@ -370,13 +366,7 @@ outputs: [{{plugin: jsonl, path: {self.path('data', 'out.jsonl')}}}]
         os.mkdir(closed, 0o700)
         os.symlink(closed, os.path.join(journal, "cursors"))
         os.lchown(os.path.join(journal, "cursors"), NOBODY.pw_uid, NOBODY.pw_gid)
-        self.config(f"""
-user: nobody
-log: {{path: {self.path('data', 'sink.log')}}}
-journal: {{dir: {journal}}}
-groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
-outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
-""")
+        self.journal_config(journal, user="nobody")
         code, err = self.refused()
         self.assertEqual(code, 2, err)
         self.assertIn(f"journal.dir: user nobody cannot write directory {journal}/cursors: Permission denied", err)
@@ -391,9 +381,7 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
         # holds a file of the same name (another root sink's cursor).
         journal = self.path("data", "journal")
         self.run_as_root_once(journal, [b"one"])
-        for root, dirs, files in os.walk(journal):
-            for entry in [root] + [os.path.join(root, f) for f in dirs + files]:
-                give_to_nobody(entry)
+        give_tree_to_nobody(journal)
         closed = self.path("closed")
         os.mkdir(closed, 0o700)
         theirs = os.path.join(closed, "out.cursor")
@@ -458,9 +446,7 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
     def assert_link_in_the_journal_is_not_followed(self, planted):
         journal = self.path("data", "journal-" + planted.replace(" ", "-"))
         self.run_as_root_once(journal, [b"one"])
-        for root, dirs, files in os.walk(journal):
-            for entry in [root] + [os.path.join(root, f) for f in dirs + files]:
-                give_to_nobody(entry)  # what the refusal message tells the operator to do
+        give_tree_to_nobody(journal)  # what the refusal message tells the operator to do
         victim = self.path("victim-" + planted.replace(" ", "-"))
         with open(victim, "wb") as f:
             f.write(b"root's file")
@@ -474,13 +460,7 @@ outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
         os.unlink(link)
         os.symlink(victim, link)
         os.lchown(link, NOBODY.pw_uid, NOBODY.pw_gid)
-        self.config(f"""
-user: nobody
-log: {{path: {self.path('data', 'sink.log')}}}
-journal: {{dir: {journal}}}
-groups: [{{name: g, listen: 127.0.0.1, ports: 0}}]
-outputs: [{{plugin: jsonl, name: out, path: {self.path('data', 'out.jsonl')}}}]
-""")
+        self.journal_config(journal, user="nobody")
         try:
             port = self.start()
             self.send(port, [b"two"])
